@@ -1,0 +1,5 @@
+import sys
+
+from tfsuite.run import main
+
+sys.exit(main())

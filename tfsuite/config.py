@@ -1,0 +1,417 @@
+"""Experiment configuration: nested dataclasses, YAML, strict dotted overrides.
+
+Order of precedence (each step strict, unknown keys are errors that list the
+valid ones): dataclass defaults -> experiment YAML -> `--config FILE` ->
+`--set a.b=v` -> type checks -> `validate()` -> frozen `ExperimentConfig`.
+"""
+
+import dataclasses
+import difflib
+import os
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import List, Optional, Union
+
+import yaml
+
+from tfsuite.errors import UserError, user_error
+
+EXPERIMENTS_PACKAGE = "tfsuite.experiments"
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """ImageDataGenerator-style augmentation; keys and units as in Keras 2."""
+
+    rotation_range: float = 0.0  # degrees, uniform in [-r, r]
+    width_shift_range: float = 0.0  # fraction of width (< 1) or pixels (>= 1)
+    height_shift_range: float = 0.0  # fraction of height (< 1) or pixels (>= 1)
+    shear_range: float = 0.0  # shear angle in degrees, counter-clockwise
+    zoom_range: Union[float, List[float]] = 0.0  # z -> [1 - z, 1 + z], or [lo, hi]
+    horizontal_flip: bool = False
+    vertical_flip: bool = False
+    fill_mode: str = "nearest"  # nearest, reflect, wrap, constant
+    cval: float = 0.0  # fill value for fill_mode=constant
+    interpolation: str = "bilinear"  # bilinear (legacy default) or nearest (faster)
+    brightness_range: Optional[List[float]] = None  # [lo, hi] multiplicative factor
+    channel_shift_range: float = 0.0  # intensity added to all channels, in [-r, r]
+    rescale: Optional[float] = None  # multiply inputs by this (inside the model)
+    featurewise_center: bool = False  # subtract the training-set mean (inside the model)
+    featurewise_std_normalization: bool = False  # divide by the training-set std
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where images come from and how they are split and batched."""
+
+    source: str = "digits"  # digits, folder, npz, tfds, synthetic
+    path: Optional[str] = None  # image folder or .npz file
+    tfds_name: Optional[str] = None  # TFDS dataset name, e.g. "mnist"
+    data_dir: Optional[str] = None  # TFDS data_dir (prepared locally)
+    image_size: List[int] = field(default_factory=lambda: [32, 32])  # [height, width]
+    color_mode: str = "rgb"  # grayscale, rgb, rgba
+    validation_split: float = 0.1
+    test_split: float = 0.2
+    cache: bool = True  # cache decoded images in memory
+    num_classes: int = 10  # synthetic data only
+    num_examples: int = 512  # synthetic data only
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network to build; preprocessing is added to match it."""
+
+    name: str = "cnn"  # mlp, cnn, resnet, resnet50
+    weights: Optional[str] = None  # None, "imagenet" or a local .h5/.weights.h5 file
+    width: int = 32  # base number of filters (cnn, resnet)
+    dropout: float = 0.0
+    l2: float = 0.0  # L2 penalty on kernels
+    freeze_base: bool = False  # train only the head first (transfer learning)
+    fine_tune_layers: int = 0  # after train.epochs, unfreeze the top N base layers
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimizer, schedule, regularization and run control."""
+
+    epochs: int = 10
+    batch_size: int = 64  # global batch size, split over replicas
+    optimizer: str = "adam"  # sgd, momentum, nesterov, adam, adamw, rmsprop, lion
+    learning_rate: float = 1e-3
+    momentum: float = 0.9  # sgd/momentum/nesterov/rmsprop
+    weight_decay: float = 0.0  # decoupled weight decay (adamw, lion, sgd, ...)
+    schedule: str = "constant"  # constant, step, cosine, warmup_cosine
+    warmup_epochs: int = 0
+    step_epochs: int = 10  # step schedule: decay every N epochs
+    step_gamma: float = 0.1  # step schedule: multiply the rate by this
+    label_smoothing: float = 0.0
+    clipnorm: Optional[float] = None  # global gradient-norm clipping
+    gradient_accumulation_steps: Optional[int] = None
+    ema: bool = False  # keep an exponential moving average of the weights
+    ema_momentum: float = 0.99
+    early_stopping_patience: int = 0  # 0 disables early stopping
+    monitor: str = "val_accuracy"
+    fine_tune_epochs: int = 0  # epochs after unfreezing model.fine_tune_layers
+    fine_tune_learning_rate: float = 1e-5
+    steps_per_execution: int = 1
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Backend, devices, distribution, precision and reproducibility."""
+
+    backend: str = "auto"  # auto (KERAS_BACKEND or tensorflow), tensorflow, jax, torch
+    strategy: str = "auto"  # auto, none, mirrored
+    cpu_devices: int = 0  # > 1 splits the CPU into logical devices (TensorFlow)
+    precision: str = "float32"  # float32, mixed_float16, mixed_bfloat16
+    seed: int = 42
+    deterministic: bool = False  # op determinism, at some speed cost
+    gpu_memory_growth: bool = True
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment: what to train, on what, and how."""
+
+    name: str = "digits"
+    description: str = ""
+    task: str = "image_classification"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    "task": ("image_classification",),
+    "data.source": ("digits", "folder", "npz", "tfds", "synthetic"),
+    "data.color_mode": ("grayscale", "rgb", "rgba"),
+    "data.augment.fill_mode": ("nearest", "reflect", "wrap", "constant"),
+    "data.augment.interpolation": ("bilinear", "nearest"),
+    "model.name": ("mlp", "cnn", "resnet", "resnet50"),
+    "train.optimizer": ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "lion"),
+    "train.schedule": ("constant", "step", "cosine", "warmup_cosine"),
+    "runtime.backend": ("auto", "tensorflow", "jax", "torch"),
+    "runtime.strategy": ("auto", "none", "mirrored"),
+    "runtime.precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+}
+
+
+# ---------------------------------------------------------------- experiments
+
+
+def list_experiments():
+    """Returns {name: description} for the experiments shipped in the package."""
+    found = {}
+    for entry in sorted(resources.files(EXPERIMENTS_PACKAGE).iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            raw = yaml.safe_load(entry.read_text()) or {}
+            found[entry.name[: -len(".yaml")]] = raw.get("description", "")
+    return found
+
+
+def _experiment_dict(name):
+    available = list_experiments()
+    if name not in available:
+        close = difflib.get_close_matches(name, available, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise user_error(
+            "Unknown experiment",
+            f"one of {sorted(available)}",
+            f"experiment={name!r}",
+            f"Run `python -m tfsuite.run list` to see them.{hint}",
+        )
+    text = resources.files(EXPERIMENTS_PACKAGE).joinpath(f"{name}.yaml").read_text()
+    raw = yaml.safe_load(text) or {}
+    raw["name"] = name
+    return raw
+
+
+def _read_yaml_file(path):
+    if not os.path.isfile(path):
+        raise user_error("Config file not found", "an existing YAML file", f"config={path!r}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"Config file {path!r} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise user_error("Config file must hold a mapping", "`key: value` pairs",
+                         f"config={path!r} (a {type(raw).__name__})")
+    return raw
+
+
+# ---------------------------------------------------------------- merging
+
+
+def _merge(base, update, prefix=""):
+    """Deep-merges `update` into `base` (both dicts), in place."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, prefix + key + ".")
+        else:
+            base[key] = value
+    return base
+
+
+def parse_override(text):
+    """Parses one `a.b.c=value` string into a nested dict; the value is YAML."""
+    if "=" not in text:
+        raise user_error("Malformed override", "`key=value`, e.g. train.epochs=5",
+                         f"--set {text!r}")
+    key, _, raw_value = text.partition("=")
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else None
+    except yaml.YAMLError:
+        value = raw_value
+    nested = value
+    for part in reversed(key.split(".")):
+        nested = {part: nested}
+    return nested
+
+
+# ---------------------------------------------------------------- typed build
+
+
+def _valid_keys(cls, prefix=""):
+    keys = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(f.type if isinstance(f.type, type) else None):
+            keys.extend(_valid_keys(f.type, prefix + f.name + "."))
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _check_value(value, hint, key):
+    """Checks `value` against a type hint; returns it normalized (ints to floats)."""
+    origin = typing.get_origin(hint)
+    if origin is Union:
+        errors = []
+        for option in typing.get_args(hint):
+            try:
+                return _check_value(value, option, key)
+            except UserError as e:
+                errors.append(e)
+        raise _type_error(key, hint, value)
+    if hint is type(None):
+        if value is None:
+            return None
+        raise _type_error(key, hint, value)
+    if origin in (list, List):
+        if not isinstance(value, (list, tuple)):
+            raise _type_error(key, hint, value)
+        (item_hint,) = typing.get_args(hint)
+        return [_check_value(v, item_hint, key) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _type_error(key, hint, value)
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _type_error(key, hint, value)
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _type_error(key, hint, value)
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise _type_error(key, hint, value)
+    raise TypeError(f"Unsupported config type {hint} for {key}")
+
+
+def _type_name(hint):
+    origin = typing.get_origin(hint)
+    if origin is Union:
+        return " or ".join(_type_name(h) for h in typing.get_args(hint))
+    if origin in (list, List):
+        return f"a list of {_type_name(typing.get_args(hint)[0])}"
+    if hint is type(None):
+        return "null"
+    return hint.__name__
+
+
+def _type_error(key, hint, value):
+    return user_error(f"Wrong type for config key `{key}`", _type_name(hint),
+                      f"{key}={value!r}")
+
+
+def _build(cls, raw, prefix=""):
+    if not isinstance(raw, dict):
+        raise user_error(f"Config section `{prefix.rstrip('.') or 'root'}` must be a mapping",
+                         "`key: value` pairs", f"{prefix.rstrip('.')}={raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            valid = _valid_keys(cls, prefix)
+            close = difflib.get_close_matches(prefix + str(key), valid, n=1)
+            hint = f"Did you mean `{close[0]}`? " if close else ""
+            raise user_error(f"Unknown config key `{prefix}{key}`",
+                             "one of: " + ", ".join(valid), f"{prefix}{key}={raw[key]!r}",
+                             hint + "Fix the key name.")
+    kwargs = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, prefix + name + ".")
+        else:
+            kwargs[name] = _check_value(value, hint, prefix + name)
+    return cls(**kwargs)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _require(condition, key, expected, value, fix=None):
+    if not condition:
+        raise user_error(f"Invalid value for `{key}`", expected, f"{key}={value!r}", fix)
+
+
+def validate(config):
+    """Checks value ranges and cross-field rules; raises `UserError`."""
+    flat = _flatten(config.to_dict())
+    for key, choices in CHOICES.items():
+        _require(flat[key] in choices, key, f"one of {list(choices)}", flat[key])
+    data, train, aug = config.data, config.train, config.data.augment
+    _require(len(data.image_size) == 2 and all(s >= 8 for s in data.image_size),
+             "data.image_size", "[height, width], each >= 8", list(data.image_size))
+    _require(0 <= data.validation_split < 1, "data.validation_split", "a fraction in [0, 1)",
+             data.validation_split)
+    _require(0 <= data.test_split < 1 and data.validation_split + data.test_split < 1,
+             "data.test_split", "a fraction in [0, 1), with validation_split + test_split < 1",
+             data.test_split)
+    if data.source in ("folder", "npz"):
+        _require(bool(data.path), "data.path", f"a path (data.source={data.source})", data.path,
+                 "Pass it with --set data.path=/path/to/your/data.")
+    if data.source == "tfds":
+        _require(bool(data.tfds_name), "data.tfds_name", "a TFDS dataset name, e.g. mnist",
+                 data.tfds_name)
+    _require(data.num_classes >= 2, "data.num_classes", "an int >= 2", data.num_classes)
+    _require(train.epochs >= 1, "train.epochs", "an int >= 1", train.epochs)
+    _require(train.batch_size >= 1, "train.batch_size", "an int >= 1", train.batch_size)
+    _require(train.learning_rate > 0, "train.learning_rate", "a float > 0", train.learning_rate)
+    _require(0 <= train.label_smoothing < 1, "train.label_smoothing", "a float in [0, 1)",
+             train.label_smoothing)
+    _require(train.warmup_epochs >= 0, "train.warmup_epochs", "an int >= 0", train.warmup_epochs)
+    _require(aug.rotation_range >= 0, "data.augment.rotation_range", "degrees >= 0",
+             aug.rotation_range)
+    zoom = aug.zoom_range
+    _require((isinstance(zoom, float) and 0 <= zoom < 1)
+             or (isinstance(zoom, list) and len(zoom) == 2 and 0 < zoom[0] <= zoom[1]),
+             "data.augment.zoom_range", "a float in [0, 1) or [lo, hi] with 0 < lo <= hi", zoom)
+    if aug.brightness_range is not None:
+        b = aug.brightness_range
+        _require(len(b) == 2 and 0 <= b[0] <= b[1], "data.augment.brightness_range",
+                 "[lo, hi] with 0 <= lo <= hi", b)
+    _require(config.runtime.cpu_devices >= 0, "runtime.cpu_devices", "an int >= 0",
+             config.runtime.cpu_devices)
+    _require(config.model.fine_tune_layers >= 0, "model.fine_tune_layers", "an int >= 0",
+             config.model.fine_tune_layers)
+    if config.model.weights not in (None, "imagenet"):
+        _require(os.path.isfile(config.model.weights), "model.weights",
+                 "null, 'imagenet' or an existing weights file", config.model.weights)
+    return config
+
+
+def _flatten(d, prefix=""):
+    flat = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, prefix + key + "."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+# ---------------------------------------------------------------- public API
+
+
+def load_config(experiment="digits", config_file=None, overrides=()):
+    """Resolves an experiment into a validated, frozen `ExperimentConfig`.
+
+    Args:
+        experiment: name of a shipped experiment (see `list_experiments()`).
+        config_file: optional YAML file merged over the experiment.
+        overrides: `a.b=value` strings (values parsed as YAML), applied last.
+
+    Returns:
+        A frozen `ExperimentConfig`.
+
+    Example:
+        >>> cfg = load_config("digits", overrides=["train.epochs=2"])
+    """
+    raw = _experiment_dict(experiment)
+    if config_file:
+        _merge(raw, _read_yaml_file(config_file))
+    for text in overrides:
+        _merge(raw, parse_override(text))
+    return validate(_build(ExperimentConfig, raw))
+
+
+def config_from_dict(raw):
+    """Builds and validates a config from a plain dict (e.g. a run's config.yaml)."""
+    return validate(_build(ExperimentConfig, raw))
+
+
+def write_config(config, path):
+    """Writes the resolved config as YAML (the run directory's config.yaml)."""
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config.to_dict(), f, sort_keys=False)
+
+
+def read_run_config(run_dir):
+    """Loads `RUN_DIR/config.yaml`, with a clear error when it is not a run directory."""
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        raise user_error("Not a tfsuite run directory", "a folder holding config.yaml "
+                         "(made by `python -m tfsuite.run train`)", f"run_dir={run_dir!r}")
+    return config_from_dict(_read_yaml_file(path))

@@ -1,0 +1,1 @@
+"""Data: image sources, ImageDataGenerator-style augmentation, tf.data pipelines."""

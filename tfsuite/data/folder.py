@@ -1,0 +1,113 @@
+"""Image folders in the `flow_from_directory` layout, scanned robustly.
+
+`root/<class>/.../<image>`: one sub-folder per class, nested folders allowed,
+png/jpg/jpeg/bmp/gif in any letter case. Every candidate is opened with PIL
+before training, so empty, truncated and non-image files are skipped with a
+warning and counted instead of failing an epoch halfway.
+"""
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from tfsuite.errors import user_error
+
+logger = logging.getLogger("tfsuite")
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# PIL modes TensorFlow's decoders read directly; other images (CMYK JPEG,
+# 16-bit PNG, ...) are decoded through PIL instead.
+TF_DECODABLE_MODES = ("1", "L", "LA", "P", "RGB", "RGBA")
+
+
+@dataclass
+class FolderScan:
+    """What was found under an image folder."""
+
+    paths: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+    needs_pil: list = field(default_factory=list)  # True where TF cannot decode the file
+    class_names: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)  # (path, reason)
+
+
+def _check_image(path):
+    """Returns (ok, needs_pil, reason) after decoding the file with PIL."""
+    try:
+        if os.path.getsize(path) == 0:
+            return False, False, "empty file"
+        with Image.open(path) as image:
+            image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still reads all data
+            mode = image.mode
+            image.load()
+        return True, mode not in TF_DECODABLE_MODES, ""
+    except Exception as e:  # PIL raises many types for broken files
+        return False, False, f"{type(e).__name__}: {e}"
+
+
+def scan_image_folder(root, num_threads=8):
+    """Lists the images of an image folder, checking each one.
+
+    Args:
+        root: folder with one sub-folder per class.
+        num_threads: threads used to check the files. Defaults to `8`.
+
+    Returns:
+        A `FolderScan`.
+    """
+    if not os.path.isdir(root):
+        raise user_error("Image folder not found", "a folder with one sub-folder per class",
+                         f"data.path={root!r}", "Check the path (relative paths start "
+                         f"from {os.getcwd()!r}).")
+    class_names = sorted(d for d in os.listdir(root)
+                         if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    if len(class_names) < 2:
+        raise user_error("An image folder needs at least two class sub-folders",
+                         "root/<class_name>/<images>", f"data.path={root!r} with class "
+                         f"folders {class_names}", "Put each class's images in its own folder.")
+    scan = FolderScan(class_names=class_names)
+    candidates = []
+    for label, name in enumerate(class_names):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, name), followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                path = os.path.join(dirpath, filename)
+                if filename.startswith("."):
+                    continue
+                if not filename.lower().endswith(IMAGE_EXTENSIONS):
+                    scan.skipped.append((path, "not an image file extension"))
+                    continue
+                candidates.append((path, label))
+    with ThreadPoolExecutor(num_threads) as pool:
+        checks = list(pool.map(lambda c: _check_image(c[0]), candidates))
+    for (path, label), (ok, needs_pil, reason) in zip(candidates, checks):
+        if ok:
+            scan.paths.append(path)
+            scan.labels.append(label)
+            scan.needs_pil.append(needs_pil)
+        else:
+            scan.skipped.append((path, reason))
+    for path, reason in scan.skipped:
+        logger.warning("Skipped %s (%s)", path, reason)
+    if not scan.paths:
+        raise user_error("No readable images in the image folder",
+                         f"files ending in {', '.join(IMAGE_EXTENSIONS)} (any case)",
+                         f"data.path={root!r} ({len(scan.skipped)} files skipped)")
+    return scan
+
+
+def decode_with_pil(path, channels):
+    """Decodes any PIL-readable image to uint8 [h, w, channels] (first frame)."""
+    import numpy as np
+
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    with Image.open(path) as image:
+        if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+            array = np.asarray(image, dtype=np.float32)
+            scale = 255.0 / max(float(array.max()), 1.0) if image.mode != "I;16" else 255 / 65535
+            image = Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8))
+        array = np.asarray(image.convert(mode), dtype=np.uint8)
+    return array.reshape(array.shape[0], array.shape[1], channels)

@@ -1,0 +1,199 @@
+"""tf.data pipelines for image classification: decode, resize, cache, augment, batch.
+
+TensorFlow is the data engine on every Keras backend. Images stay uint8 at the
+configured size until batching; augmentation runs on batches, one Keras layer
+per `map`, in parallel; models receive float32 values in 0..255.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tfsuite.data.augment import build_augmentation
+from tfsuite.data.sources import load_images
+
+CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
+
+
+@dataclass
+class ImageData:
+    """Batched datasets of (float32 images in 0..255, int32 labels) and what they hold."""
+
+    train: object
+    val: object
+    test: object
+    class_names: list
+    num_train: int
+    num_val: int
+    num_test: int
+    image_shape: tuple
+    skipped: list = field(default_factory=list)
+    feature_mean: np.ndarray = None  # per channel, after rescale (featurewise_center)
+    feature_variance: np.ndarray = None
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+
+def _convert_channels(tf, image, channels):
+    """Converts a decoded image with 1-4 channels to `channels` channels."""
+    have = image.shape[-1]
+    if have == channels:
+        return image
+    if have in (2, 4):  # drop alpha
+        image = image[..., : have - 1]
+        have -= 1
+    if channels == 1:
+        return image if have == 1 else tf.cast(tf.round(tf.image.rgb_to_grayscale(
+            tf.cast(image, tf.float32))), tf.uint8)
+    if have == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    if channels == 4:
+        image = tf.concat([image, tf.fill(tf.concat([tf.shape(image)[:2], [1]], 0),
+                                          tf.constant(255, tf.uint8))], axis=-1)
+    return image
+
+
+def _decode_file(tf, path, needs_pil, channels):
+    """Reads one image file as uint8 [h, w, channels]; PIL for what TF cannot decode."""
+    from tfsuite.data.folder import decode_with_pil
+
+    def with_tf():
+        data = tf.io.read_file(path)
+        image = tf.io.decode_image(data, channels=0, expand_animations=False)
+        image = tf.ensure_shape(image, [None, None, None])
+        return image
+
+    def with_pil():
+        image = tf.numpy_function(lambda p: decode_with_pil(p.decode(), channels), [path],
+                                  tf.uint8)
+        return tf.reshape(image, tf.concat([tf.shape(image)[:2], [channels]], 0))
+
+    if needs_pil:  # rare files: keep them out of the TF decoder
+        return with_pil()
+    decoded = with_tf()
+    # decode_image can return 1-4 channels; normalize each case to `channels`.
+    return tf.switch_case(tf.shape(decoded)[-1] - 1, [
+        lambda: _convert_channels(tf, tf.ensure_shape(decoded, [None, None, c]), channels)
+        for c in (1, 2, 3, 4)])
+
+
+def _resize(tf, image, size):
+    image = tf.image.resize(image, size, method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def _split_dataset(tf, split, size, channels):
+    """An unbatched dataset of (uint8 [h, w, c], int32 label) for one split."""
+    autotune = tf.data.AUTOTUNE
+    if split.images is not None:
+        images = split.images
+        if images.shape[-1] != channels:
+            images = np.stack([_convert_channels(tf, tf.constant(im), channels).numpy()
+                               for im in images]) if len(images) else images
+        dataset = tf.data.Dataset.from_tensor_slices((images, split.labels))
+        if tuple(images.shape[1:3]) != tuple(size):
+            dataset = dataset.map(lambda x, y: (_resize(tf, x, size), y),
+                                  num_parallel_calls=autotune)
+        return dataset
+    if split.dataset is not None:  # TFDS
+        return split.dataset.map(
+            lambda x, y: (_resize(tf, _convert_channels(tf, x, channels), size),
+                          tf.cast(y, tf.int32)), num_parallel_calls=autotune)
+    pil_flags = np.array(split.needs_pil, dtype=bool)
+    paths = np.array(split.paths, dtype=object).astype(str)
+    datasets = []
+    for flag in (False, True):
+        chosen = pil_flags == flag
+        if chosen.any():
+            part = tf.data.Dataset.from_tensor_slices((paths[chosen], split.labels[chosen]))
+            datasets.append(part.map(
+                lambda p, y, flag=flag: (_resize(tf, _decode_file(tf, p, flag, channels), size), y),
+                num_parallel_calls=autotune, deterministic=True))
+    if not datasets:
+        return tf.data.Dataset.from_tensor_slices(
+            (np.zeros((0, *size, channels), np.uint8), np.zeros((0,), np.int32)))
+    dataset = datasets[0]
+    for other in datasets[1:]:
+        dataset = dataset.concatenate(other)
+    return dataset
+
+
+def _feature_stats(tf, dataset, rescale, limit=20000):
+    """Per-channel mean and variance of (rescaled) training images, as ImageDataGenerator.fit."""
+    total, total_sq, count = 0.0, 0.0, 0
+    for images, _ in dataset.take(limit).batch(1024):
+        x = images.numpy().astype(np.float64) * (rescale or 1.0)
+        total = total + x.sum(axis=(0, 1, 2))
+        total_sq = total_sq + (x ** 2).sum(axis=(0, 1, 2))
+        count += x.shape[0] * x.shape[1] * x.shape[2]
+    mean = total / count
+    return mean.astype(np.float32), (total_sq / count - mean ** 2).astype(np.float32)
+
+
+def build_image_data(data_config, batch_size, seed, augment=True):
+    """Builds the batched train/validation/test datasets for an experiment.
+
+    Args:
+        data_config: `tfsuite.config.DataConfig`.
+        batch_size: global batch size.
+        seed: seeds the split, the shuffle and the augmentation.
+        augment: apply `data_config.augment` to the training set. Defaults to `True`.
+
+    Returns:
+        An `ImageData`.
+    """
+    import tensorflow as tf
+
+    raw = load_images(data_config, seed)
+    size = tuple(data_config.image_size)
+    channels = CHANNELS[data_config.color_mode]
+    autotune = tf.data.AUTOTUNE
+    splits = {}
+    for name in ("train", "val", "test"):
+        dataset = _split_dataset(tf, getattr(raw, name), size, channels)
+        splits[name] = dataset.cache() if data_config.cache else dataset
+    aug = data_config.augment
+    mean = variance = None
+    if aug.featurewise_center or aug.featurewise_std_normalization:
+        mean, variance = _feature_stats(tf, splits["train"], aug.rescale)
+    layers = build_augmentation(aug, seed) if augment else []
+
+    def finish(dataset, training):
+        if training:
+            dataset = dataset.shuffle(min(len(raw.train), 20000), seed=seed,
+                                      reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size, num_parallel_calls=autotune)
+        dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y),
+                              num_parallel_calls=autotune)
+        if training:
+            for layer in layers:  # one layer per map: no Sequential inside tf.data
+                dataset = dataset.map(lambda x, y, layer=layer: (layer(x), y),
+                                      num_parallel_calls=autotune)
+        return dataset.prefetch(autotune)
+
+    return ImageData(
+        train=finish(splits["train"], True),
+        val=finish(splits["val"], False) if len(raw.val) else None,
+        test=finish(splits["test"], False) if len(raw.test) else None,
+        class_names=list(raw.class_names), num_train=len(raw.train), num_val=len(raw.val),
+        num_test=len(raw.test), image_shape=(*size, channels), skipped=list(raw.skipped),
+        feature_mean=mean, feature_variance=variance)
+
+
+def load_image_file(path, data_config):
+    """Reads one image file for prediction: uint8 [h, w, c] at the configured size."""
+    import tensorflow as tf
+
+    from tfsuite.data.folder import _check_image
+
+    ok, needs_pil, reason = _check_image(path)
+    if not ok:
+        from tfsuite.errors import user_error
+
+        raise user_error("Cannot read image", "a png/jpg/jpeg/bmp/gif file",
+                         f"image={path!r} ({reason})")
+    channels = CHANNELS[data_config.color_mode]
+    image = _decode_file(tf, tf.constant(path), needs_pil, channels)
+    return _resize(tf, image, tuple(data_config.image_size)).numpy()

@@ -1,0 +1,27 @@
+"""The one exception type for mistakes a user can cause (bad config, bad data path, ...).
+
+The CLI prints its message alone and exits 2; everything else is a bug and keeps
+its traceback.
+"""
+
+
+class UserError(ValueError):
+    """A problem the user can fix: what happened, what was expected, how to fix it."""
+
+
+def user_error(what, expected, received, fix=None):
+    """Builds a `UserError` with the standard message layout.
+
+    Args:
+        what: what went wrong, e.g. "Unknown optimizer".
+        expected: what would have been accepted.
+        received: `name=value` text of what was given.
+        fix: optional hint on how to fix it.
+
+    Returns:
+        A `UserError` (raise it).
+    """
+    message = f"{what}. Expected {expected}. Received: {received}."
+    if fix:
+        message += f" {fix}"
+    return UserError(message)

@@ -1,0 +1,25 @@
+"""Small file helpers: atomic writes, so a killed run never leaves half a file."""
+
+import json
+import os
+
+
+def write_json(path, data):
+    """Writes JSON atomically (temporary file, then rename)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=_to_builtin)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _to_builtin(value):
+    """numpy scalars and arrays to Python values for JSON."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"Cannot write {type(value).__name__} to JSON")

@@ -1,0 +1,156 @@
+"""Image classifiers: the classic MLP, a small CNN, a small ResNet, ResNet-50.
+
+Every model takes raw images (float 0..255) of the configured size, applies its
+own preprocessing, and ends in a float32 softmax, so mixed precision never
+computes the loss in half precision.
+"""
+
+import os
+
+import keras
+from keras import layers
+
+from tfsuite.errors import user_error
+from tfsuite.models.preprocessing import build_preprocessing
+
+RESNET50_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+RESNET50_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+                + RESNET50_NOTOP)
+
+
+def _regularizer(l2):
+    return keras.regularizers.L2(l2) if l2 > 0 else None
+
+
+def _conv_bn_relu(x, filters, l2, strides=1, name=None):
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
+                      kernel_regularizer=_regularizer(l2), name=name and name + "_conv")(x)
+    # momentum 0.9: small datasets take few steps, and 0.99 leaves the moving
+    # statistics far from the data after a short run.
+    x = layers.BatchNormalization(momentum=0.9, name=name and name + "_bn")(x)
+    return layers.ReLU(name=name and name + "_relu")(x)
+
+
+def build_mlp_base(x, config):
+    """The classic MLP: Flatten, Dense 512, Dense 256 (ReLU, dropout)."""
+    x = layers.Flatten(name="flatten")(x)
+    for units in (512, 256):
+        x = layers.Dense(units, activation="relu", kernel_regularizer=_regularizer(config.l2),
+                         name=f"dense_{units}")(x)
+        if config.dropout:
+            x = layers.Dropout(config.dropout, name=f"dropout_{units}")(x)
+    return x
+
+
+def build_cnn_base(x, config):
+    """Two VGG-style blocks (two 3x3 convs + max-pool), then global average pooling."""
+    for block, filters in enumerate((config.width, 2 * config.width), start=1):
+        x = _conv_bn_relu(x, filters, config.l2, name=f"block{block}a")
+        x = _conv_bn_relu(x, filters, config.l2, name=f"block{block}b")
+        x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
+    x = _conv_bn_relu(x, 4 * config.width, config.l2, name="block3")
+    return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+
+
+def _basic_block(x, filters, strides, l2, name):
+    shortcut = x
+    y = _conv_bn_relu(x, filters, l2, strides=strides, name=name + "_1")
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                      kernel_regularizer=_regularizer(l2), name=name + "_2_conv")(y)
+    y = layers.BatchNormalization(momentum=0.9, name=name + "_2_bn")(y)
+    if strides != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False,
+                                 kernel_regularizer=_regularizer(l2), name=name + "_proj")(x)
+        shortcut = layers.BatchNormalization(momentum=0.9, name=name + "_proj_bn")(shortcut)
+    return layers.ReLU(name=name + "_out")(layers.Add(name=name + "_add")([shortcut, y]))
+
+
+def build_resnet_base(x, config):
+    """A small ResNet for small images: 3x3 stem, three stages of two basic blocks."""
+    x = _conv_bn_relu(x, config.width, config.l2, name="stem")
+    for stage, filters in enumerate((config.width, 2 * config.width, 4 * config.width)):
+        for block in range(2):
+            strides = 2 if stage > 0 and block == 0 else 1
+            x = _basic_block(x, filters, strides, config.l2, name=f"stage{stage + 1}_{block + 1}")
+    return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+
+
+def resolve_resnet50_weights(weights):
+    """None, a local file, or "imagenet" from the Keras cache (never downloads)."""
+    if weights is None or weights != "imagenet":
+        return weights
+    cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models")
+    path = os.path.join(cache, RESNET50_NOTOP)
+    if not os.path.isfile(path):
+        raise user_error("ImageNet weights for ResNet-50 are not in the Keras cache",
+                         f"the file {path}", "model.weights='imagenet'",
+                         f"Download {RESNET50_URL} where there is network and put it there, "
+                         "or pass a local file with --set model.weights=/path/to/file.h5.")
+    return path
+
+
+def build_resnet50_base(x, config):
+    """keras.applications.ResNet50 without its top, as one sub-model named "backbone"."""
+    backbone = keras.applications.ResNet50(
+        include_top=False, weights=resolve_resnet50_weights(config.weights),
+        input_shape=tuple(x.shape[1:]), pooling="avg")
+    backbone.name = "backbone"
+    return backbone(x)
+
+
+BASES = {"mlp": build_mlp_base, "cnn": build_cnn_base, "resnet": build_resnet_base,
+         "resnet50": build_resnet50_base}
+
+
+def build_classifier(model_config, augment_config, image_shape, num_classes,
+                     feature_mean=None, feature_variance=None):
+    """Builds an image classifier that takes raw 0..255 images.
+
+    Args:
+        model_config: `tfsuite.config.ModelConfig`.
+        augment_config: `tfsuite.config.AugmentConfig` (rescale and feature-wise
+            normalization go into the model).
+        image_shape: (height, width, channels).
+        num_classes: number of classes.
+        feature_mean, feature_variance: training-set statistics for
+            feature-wise normalization. Defaults to `None`.
+
+    Returns:
+        A functional `keras.Model` ending in a float32 softmax named "predictions".
+    """
+    if model_config.name == "resnet50" and image_shape[-1] != 3:
+        raise user_error("ResNet-50 needs RGB images", "data.color_mode='rgb'",
+                         f"data.color_mode with {image_shape[-1]} channel(s)")
+    inputs = keras.Input(shape=tuple(image_shape), name="image")
+    x = inputs
+    for layer in build_preprocessing(model_config.name, augment_config, feature_mean,
+                                     feature_variance):
+        x = layer(x)
+    x = BASES[model_config.name](x, model_config)
+    if model_config.dropout and model_config.name != "mlp":
+        x = layers.Dropout(model_config.dropout, name="head_dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
+                           kernel_regularizer=_regularizer(model_config.l2),
+                           name="predictions")(x)
+    return keras.Model(inputs, outputs, name=model_config.name)
+
+
+def set_trainable_layers(model, num_layers):
+    """Freezes the network body, then unfreezes its top `num_layers` layers.
+
+    Batch normalization layers stay frozen (inference mode), as recommended for
+    fine-tuning. `num_layers=None` makes everything trainable.
+    """
+    body = model.get_layer("backbone") if "backbone" in [l.name for l in model.layers] else model
+    candidates = [l for l in body.layers if l.weights and l.name != "predictions"
+                  and not isinstance(l, (layers.Rescaling, layers.Normalization))]
+    if num_layers is None:
+        for layer in candidates:
+            layer.trainable = True
+        body.trainable = True
+        return
+    body.trainable = True
+    unfrozen = candidates[len(candidates) - num_layers:] if num_layers else []
+    for layer in candidates:
+        layer.trainable = layer in unfrozen and not isinstance(layer,
+                                                               layers.BatchNormalization)

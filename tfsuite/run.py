@@ -1,0 +1,204 @@
+"""The tfsuite command line: `python -m tfsuite.run [COMMAND] ...`.
+
+Argument parsing and dispatch only; the work is in `tfsuite.stages`. With no
+command it trains the default experiment (`digits`) into `runs/digits`.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+DEFAULT_EXPERIMENT = "digits"
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m tfsuite.run",
+        description="tfsuite: train, evaluate and use Keras 3 models. With no command, trains "
+                    f"the default experiment '{DEFAULT_EXPERIMENT}' into runs/{DEFAULT_EXPERIMENT}.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="print only the final result")
+    common.add_argument("--debug", action="store_true",
+                        help="show TensorFlow logs and full tracebacks")
+    parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser("train", parents=[common], help="train an experiment")
+    train.add_argument("experiment", nargs="?", default=DEFAULT_EXPERIMENT,
+                       help=f"experiment name (see `list`). Default: {DEFAULT_EXPERIMENT}")
+    train.add_argument("--run-dir", help="where to write the run (default runs/EXPERIMENT; "
+                       "an unfinished run there is resumed)")
+    train.add_argument("--config", help="YAML file merged over the experiment")
+    train.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5 "
+                       "or data.image_size=[32,32] (repeatable; values are YAML)")
+
+    commands.add_parser("list", parents=[common], help="list the experiments")
+
+    evaluate = commands.add_parser("evaluate", parents=[common],
+                                   help="evaluate a run's model on its test split")
+    evaluate.add_argument("run_dir")
+
+    predict = commands.add_parser("predict", parents=[common],
+                                  help="classify image files with a run's model")
+    predict.add_argument("run_dir")
+    predict.add_argument("--image", action="append", required=True, metavar="FILE",
+                         help="image file (repeatable)")
+    predict.add_argument("--top-k", type=int, default=5, help="classes to show (default 5)")
+
+    digits = commands.add_parser("write-digits", parents=[common],
+                                 help="write the bundled digits as an image folder")
+    digits.add_argument("out", nargs="?", default=os.path.join("data", "digits"))
+
+    show = commands.add_parser("config", parents=[common],
+                               help="print an experiment's resolved config as YAML")
+    show.add_argument("experiment", nargs="?", default=DEFAULT_EXPERIMENT)
+    show.add_argument("--config")
+    show.add_argument("--set", dest="overrides", action="append", default=[])
+    return parser
+
+
+def _configure_logging(debug):
+    if not debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import warnings
+
+        warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    if not debug:
+        _import_tensorflow_quietly()
+    logging.basicConfig(format="%(levelname)s: %(message)s",
+                        level=logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("tfsuite").setLevel(logging.INFO if debug else logging.WARNING)
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with its C++ start-up chatter (CUDA probing) sent to /dev/null.
+
+    Those lines are printed before TF_CPP_MIN_LOG_LEVEL applies; errors still
+    surface as Python exceptions. `--debug` shows everything.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            except ImportError:
+                pass  # JAX/torch machines without TensorFlow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def cmd_train(args):
+    from tfsuite import stages
+    from tfsuite.config import load_config
+
+    config = load_config(args.experiment, args.config, args.overrides)
+    summary = stages.train(config, args.run_dir, quiet=args.quiet)
+    print_summary(summary)
+
+
+def print_summary(summary):
+    metrics = summary["metrics"]
+    line = f"test accuracy {metrics['test_accuracy']:.2%}"
+    if "test_top5_accuracy" in metrics:
+        line += f", top-5 {metrics['test_top5_accuracy']:.2%}"
+    resumed = summary["resumed_from_epoch"]
+    print(f"Done: {summary['experiment']} - {line} - {summary['epochs_completed']} epochs"
+          + (f" (resumed after epoch {resumed})" if resumed else "")
+          + f" - {summary['wall_seconds']:.0f}s - {summary['images_per_second'] or 0:.0f} img/s")
+    print(f"  model: {summary['model']['path']}")
+    print(f"  summary: {os.path.join(os.path.dirname(summary['model']['path']), 'summary.json')}")
+
+
+def cmd_list(args):
+    from tfsuite.config import list_experiments
+
+    experiments = list_experiments()
+    width = max(map(len, experiments))
+    for name, description in experiments.items():
+        marker = " (default)" if name == DEFAULT_EXPERIMENT else ""
+        print(f"{name:<{width}}  {description}{marker}")
+
+
+def cmd_evaluate(args):
+    from tfsuite import stages
+
+    metrics, per_class, out_dir = stages.evaluate(args.run_dir, quiet=args.quiet)
+    print(f"test accuracy {metrics['test_accuracy']:.2%} on {metrics['num_evaluated']} images"
+          + (f", top-5 {metrics['test_top5_accuracy']:.2%}" if "test_top5_accuracy" in metrics
+             else ""))
+    if not args.quiet:
+        print(f"{'class':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
+        for row in per_class:
+            print(f"{row['class'][:15]:<16}{row['precision']:>10.3f}{row['recall']:>10.3f}"
+                  f"{row['f1']:>10.3f}{row['support']:>9d}")
+    print(f"  confusion matrix: {os.path.join(out_dir, 'confusion_matrix.png')}")
+    print(f"  per-class report: {os.path.join(out_dir, 'per_class.csv')}")
+
+
+def cmd_predict(args):
+    from tfsuite import stages
+
+    if args.top_k < 1:
+        from tfsuite.errors import user_error
+
+        raise user_error("--top-k must be positive", "an int >= 1", f"top_k={args.top_k}")
+    for path, ranked in stages.predict(args.run_dir, args.image, args.top_k):
+        print(f"{path}:")
+        for rank, (name, probability) in enumerate(ranked, start=1):
+            print(f"  {rank}. {name:<20} {probability:.4f}")
+
+
+def cmd_write_digits(args):
+    from tfsuite.data.sources import write_digits_folder
+
+    count = write_digits_folder(args.out)
+    print(f"Wrote {count} digit images to {args.out} (one folder per class). Train on them "
+          f"with: python -m tfsuite.run train image_folder --set data.path={args.out}")
+
+
+def cmd_config(args):
+    import yaml
+
+    from tfsuite.config import load_config
+
+    config = load_config(args.experiment, args.config, args.overrides)
+    print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+
+
+COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate,
+            "predict": cmd_predict, "write-digits": cmd_write_digits, "config": cmd_config}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        args = build_parser().parse_args(["train", DEFAULT_EXPERIMENT]
+                                         + (["--quiet"] if args.quiet else [])
+                                         + (["--debug"] if args.debug else []))
+    _configure_logging(args.debug)
+    from tfsuite.errors import UserError
+
+    try:
+        COMMANDS[args.command](args)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from the last completed "
+              "epoch", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The stages a user runs: train, evaluate, predict. Each is a plain function of
+(config, artifacts of the previous stage), so `evaluate` and `predict` work on
+any finished run directory without retraining.
+"""
+
+import logging
+import os
+import time
+
+from tfsuite.config import read_run_config, write_config
+from tfsuite.errors import user_error
+from tfsuite.io import read_json, write_json
+
+logger = logging.getLogger("tfsuite")
+
+SUMMARY = "summary.json"
+MODEL = "model.keras"
+
+
+# ---------------------------------------------------------------- run directories
+
+
+def _differences(old, new, prefix=""):
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys.extend(_differences(a, b, prefix + key + "."))
+        elif a != b:
+            keys.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return keys
+
+
+def _is_completed(run_dir):
+    path = os.path.join(run_dir, SUMMARY)
+    return os.path.isfile(path) and read_json(path).get("status") == "completed"
+
+
+def prepare_run_dir(config, run_dir=None):
+    """Chooses the run directory; returns (run_dir, resuming).
+
+    Without `run_dir`, runs go to `runs/<experiment>`, or `runs/<experiment>-2`,
+    `-3`, ... when earlier ones completed. An unfinished run with the same
+    config is resumed. Nothing a user has is overwritten: a completed run, a
+    run with another config, or a folder that is not a run is an error.
+    """
+    if run_dir is None:
+        base = os.path.join("runs", config.name)
+        run_dir, n = base, 1
+        while _is_completed(run_dir):
+            n += 1
+            run_dir = f"{base}-{n}"
+    if os.path.isdir(run_dir) and os.listdir(run_dir):
+        config_path = os.path.join(run_dir, "config.yaml")
+        if not os.path.isfile(config_path):
+            raise user_error("The run directory exists and is not a tfsuite run",
+                             "a new or empty folder", f"run_dir={run_dir!r}",
+                             "Choose another --run-dir; nothing was changed.")
+        if _is_completed(run_dir):
+            raise user_error("The run directory holds a completed run", "a new folder",
+                             f"run_dir={run_dir!r}", "Choose another --run-dir (or leave it "
+                             "out to get a fresh one); the finished run was left as it is.")
+        old = read_run_config(run_dir).to_dict()
+        changed = _differences(old, config.to_dict())
+        if changed:
+            raise user_error("The unfinished run in this directory used another config",
+                             "the same settings to resume it", f"run_dir={run_dir!r} with "
+                             + "; ".join(changed), "Resume with the original settings, or "
+                             "choose another --run-dir.")
+        return run_dir, True
+    os.makedirs(run_dir, exist_ok=True)
+    return run_dir, False
+
+
+# ---------------------------------------------------------------- train
+
+
+def train(config, run_dir=None, quiet=False):
+    """Trains an experiment end to end; returns the summary dict.
+
+    Writes config.yaml first, then checkpoints every epoch, and at the end
+    model.keras, summary.json, training_curves.png and evaluation/.
+    """
+    from tfsuite.training.runtime import select_backend
+
+    select_backend(config.runtime)
+    from tfsuite.plots import plot_history
+    from tfsuite.tasks import get_task
+    from tfsuite.training.runtime import setup_runtime
+    from tfsuite.training.trainer import Trainer
+
+    started = time.perf_counter()
+    run_dir, resuming = prepare_run_dir(config, run_dir)
+    write_config(config, os.path.join(run_dir, "config.yaml"))
+    runtime = setup_runtime(config.runtime)
+    task = get_task(config)
+    data = task.build_inputs()
+    if not quiet:
+        _print_start(config, run_dir, runtime, data, resuming)
+    trainer = Trainer(config, run_dir, runtime, quiet=quiet)
+    model = trainer.fit(task, data)
+    _save_model(model, os.path.join(run_dir, MODEL))
+    history = trainer.history()
+    if history:
+        plot_history(history, os.path.join(run_dir, "training_curves.png"), title=config.name)
+    metrics, _ = task.evaluate(model, data, os.path.join(run_dir, "evaluation"))
+    info = trainer.info()
+    summary = {
+        "experiment": config.name,
+        "status": "completed",
+        "epochs_completed": info["epochs_completed"],
+        "epochs_planned": trainer.total_epochs,
+        "resumed_from_epoch": info["resumed_from_epoch"],
+        "early_stopped": info["early_stopped"],
+        "best_epoch": info["best_epoch"],
+        # This process plus the training time of earlier, interrupted processes.
+        "wall_seconds": round(info["earlier_wall_seconds"] + time.perf_counter() - started, 2),
+        "metrics": {**metrics, **_final_history(history)},
+        "data": _data_report(config, data),
+        "runtime": {**runtime.report(),
+                    "per_replica_batch_size": config.train.batch_size // runtime.num_replicas},
+        "images_per_second": _round(info["images_per_second"]),
+        "model": {"name": config.model.name, "num_params": int(model.count_params()),
+                  "path": os.path.join(run_dir, MODEL)},
+    }
+    write_json(os.path.join(run_dir, SUMMARY), summary)
+    return summary
+
+
+def _round(value):
+    return None if value is None else round(float(value), 1)
+
+
+def _final_history(history):
+    return {f"final_{k}": round(v[-1], 6) for k, v in history.items() if v}
+
+
+def _data_report(config, data):
+    return {"source": config.data.source, "num_classes": data.num_classes,
+            "class_names": data.class_names, "num_train": data.num_train,
+            "num_val": data.num_val, "num_test": data.num_test,
+            "skipped_files": len(data.skipped), "image_shape": list(data.image_shape),
+            "skipped": [{"path": p, "reason": r} for p, r in data.skipped[:100]]}
+
+
+def _save_model(model, path):
+    tmp = path[: -len(".keras")] + ".tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _print_start(config, run_dir, runtime, data, resuming):
+    report = runtime.report()
+    print(f"tfsuite: experiment '{config.name}' -> {run_dir}"
+          + (" (resuming)" if resuming else ""))
+    print(f"  data: {config.data.source}, {data.num_classes} classes, "
+          f"{data.num_train} train / {data.num_val} val / {data.num_test} test images "
+          f"{tuple(data.image_shape)}" + (f", {len(data.skipped)} files skipped"
+                                          if data.skipped else ""))
+    print(f"  model: {config.model.name}; runtime: backend {report['backend']}, strategy "
+          f"{report['strategy']} ({report['num_replicas']} replica(s)), {report['precision']}")
+
+
+# ---------------------------------------------------------------- evaluate / predict
+
+
+def load_run_model(run_dir):
+    import keras
+
+    import tfsuite.data.augment  # noqa: F401  registers custom objects
+    import tfsuite.models.preprocessing  # noqa: F401
+    import tfsuite.training.losses  # noqa: F401
+
+    path = os.path.join(run_dir, MODEL)
+    if not os.path.isfile(path):
+        raise user_error("The run has no trained model", f"{path} (written when training "
+                         "completes)", f"run_dir={run_dir!r}", "Finish training first: "
+                         "run the same train command again to resume it.")
+    return keras.saving.load_model(path)
+
+
+def evaluate(run_dir, quiet=False):
+    """Evaluates a run's model on its test split; writes evaluation/ and returns metrics."""
+    config = read_run_config(run_dir)
+    from tfsuite.training.runtime import select_backend
+
+    select_backend(config.runtime)
+    from tfsuite.tasks import get_task
+
+    model = load_run_model(run_dir)
+    task = get_task(config)
+    data = task.build_inputs(augment=False)
+    out_dir = os.path.join(run_dir, "evaluation")
+    metrics, per_class = task.evaluate(model, data, out_dir)
+    write_json(os.path.join(out_dir, "metrics.json"), {"metrics": metrics,
+                                                       "per_class": per_class})
+    return metrics, per_class, out_dir
+
+
+def predict(run_dir, images, top_k=5):
+    """Top-k class names and probabilities for image files, from a run's model."""
+    config = read_run_config(run_dir)
+    from tfsuite.training.runtime import select_backend
+
+    select_backend(config.runtime)
+    from tfsuite.tasks import get_task
+
+    for path in images:
+        if not os.path.isfile(path):
+            raise user_error("Image file not found", "an existing image file",
+                             f"image={path!r}")
+    summary_path = os.path.join(run_dir, SUMMARY)
+    model = load_run_model(run_dir)
+    class_names = read_json(summary_path)["data"]["class_names"] if os.path.isfile(
+        summary_path) else [str(i) for i in range(model.output_shape[-1])]
+    top_k = max(1, min(top_k, len(class_names)))
+    return get_task(config).predict_files(model, class_names, images, top_k)

@@ -1,0 +1,14 @@
+"""Tasks: each builds inputs, model, loss and metrics from an experiment config."""
+
+from tfsuite.errors import user_error
+
+TASKS = ("image_classification",)
+
+
+def get_task(config):
+    """Returns the task object for `config.task`."""
+    if config.task == "image_classification":
+        from tfsuite.tasks.image_classification import ImageClassificationTask
+
+        return ImageClassificationTask(config)
+    raise user_error("Unknown task", f"one of {list(TASKS)}", f"task={config.task!r}")

@@ -1,0 +1,103 @@
+"""Image classification: inputs, model, loss, metrics, evaluation and prediction."""
+
+import csv
+import os
+
+import keras
+import numpy as np
+
+from tfsuite.data.pipeline import build_image_data, load_image_file
+from tfsuite.models.vision import build_classifier, set_trainable_layers
+from tfsuite.plots import plot_confusion_matrix
+from tfsuite.training.losses import SparseCategoricalCrossentropy
+
+
+class ImageClassificationTask:
+    """Wires data, model and metrics for one experiment config."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def build_inputs(self, augment=True):
+        return build_image_data(self.config.data, self.config.train.batch_size,
+                                self.config.runtime.seed, augment=augment)
+
+    def build_model(self, data):
+        model = build_classifier(self.config.model, self.config.data.augment, data.image_shape,
+                                 data.num_classes, data.feature_mean, data.feature_variance)
+        if self.config.model.freeze_base:
+            set_trainable_layers(model, 0)
+        return model
+
+    def start_fine_tuning(self, model):
+        """Unfreezes the top `model.fine_tune_layers` layers for the fine-tuning phase."""
+        set_trainable_layers(model, self.config.model.fine_tune_layers or None)
+
+    def loss(self):
+        return SparseCategoricalCrossentropy(label_smoothing=self.config.train.label_smoothing)
+
+    def metrics(self, num_classes):
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        if num_classes > 5:
+            metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"))
+        return metrics
+
+    def evaluate(self, model, data, out_dir):
+        """Test-set metrics, a confusion matrix PNG and a per-class report in `out_dir`."""
+        os.makedirs(out_dir, exist_ok=True)
+        dataset = data.test if data.test is not None else data.val
+        labels, probabilities = [], []
+        for images, batch_labels in dataset:
+            probabilities.append(keras.ops.convert_to_numpy(model(images, training=False)))
+            labels.append(np.asarray(batch_labels))
+        labels = np.concatenate(labels).astype(int)
+        probabilities = np.concatenate(probabilities).astype(np.float32)
+        predicted = probabilities.argmax(axis=1)
+        k = data.num_classes
+        matrix = np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
+        metrics = {"test_accuracy": float((predicted == labels).mean()),
+                   "num_evaluated": int(len(labels))}
+        if k > 5:
+            top5 = np.argsort(-probabilities, axis=1)[:, :5]
+            metrics["test_top5_accuracy"] = float((top5 == labels[:, None]).any(axis=1).mean())
+        per_class = per_class_report(matrix, data.class_names)
+        write_per_class_csv(per_class, os.path.join(out_dir, "per_class.csv"))
+        plot_confusion_matrix(matrix, data.class_names, os.path.join(out_dir,
+                              "confusion_matrix.png"),
+                              title=f"Test accuracy {metrics['test_accuracy']:.2%}")
+        np.savetxt(os.path.join(out_dir, "confusion_matrix.csv"), matrix, fmt="%d",
+                   delimiter=",")
+        return metrics, per_class
+
+    def predict_files(self, model, class_names, paths, top_k=5):
+        """Top-k (class name, probability) for each image file."""
+        images = np.stack([load_image_file(p, self.config.data) for p in paths])
+        probabilities = keras.ops.convert_to_numpy(model.predict(images.astype(np.float32),
+                                                                 verbose=0))
+        results = []
+        for path, row in zip(paths, probabilities):
+            best = np.argsort(-row)[:top_k]
+            results.append((path, [(class_names[i], float(row[i])) for i in best]))
+        return results
+
+
+def per_class_report(matrix, class_names):
+    """Precision, recall, F1 and support per class from a confusion matrix."""
+    report = []
+    for i, name in enumerate(class_names):
+        true_positive = matrix[i, i]
+        support = matrix[i].sum()
+        predicted = matrix[:, i].sum()
+        precision = true_positive / predicted if predicted else 0.0
+        recall = true_positive / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        report.append({"class": name, "precision": float(precision), "recall": float(recall),
+                       "f1": float(f1), "support": int(support)})
+    return report
+
+
+def write_per_class_csv(report, path):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["class", "precision", "recall", "f1", "support"])
+        writer.writeheader()
+        writer.writerows(report)

@@ -1,0 +1,1 @@
+"""Training layer: runtime (backend, devices, strategy, precision), trainer, callbacks."""

@@ -1,0 +1,147 @@
+"""Callbacks for the trainer: progress lines, resumable checkpoints, NaN guard."""
+
+import math
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+
+from tfsuite.io import read_json, write_json
+
+STATE_FILE = "state.json"
+
+
+def _log_order(key):
+    base = key[4:] if key.startswith("val_") else key
+    return (key == "learning_rate", key.startswith("val_"), base != "loss", base)
+
+
+def _format_logs(logs):
+    parts = []
+    for key, value in sorted(logs.items(), key=lambda item: _log_order(item[0])):
+        if key == "learning_rate":
+            parts.append(f"lr: {value:.3g}")
+        else:
+            parts.append(f"{key}: {value:.4f}")
+    return " - ".join(parts)
+
+
+def current_learning_rate(optimizer):
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+class ProgressLogger(keras.callbacks.Callback):
+    """One Keras-style line per epoch: `Epoch 3/20 - 1.2s - 950 img/s - loss: ...`.
+
+    Also records epoch times and throughput for the summary.
+    """
+
+    def __init__(self, total_epochs, num_examples, stream=None, quiet=False):
+        super().__init__()
+        self.total_epochs = total_epochs
+        self.num_examples = num_examples
+        self.stream = stream or sys.stdout
+        self.quiet = quiet
+        self.epoch_seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        self.epoch_seconds.append(seconds)
+        if self.quiet:
+            return
+        logs = dict(logs or {})
+        logs["learning_rate"] = current_learning_rate(self.model.optimizer)
+        rate = self.num_examples / seconds if seconds > 0 else float("nan")
+        print(f"Epoch {epoch + 1}/{self.total_epochs} - {seconds:.1f}s - {rate:.0f} img/s - "
+              f"{_format_logs(logs)}", file=self.stream, flush=True)
+
+    def images_per_second(self):
+        """Median throughput over epochs after the first (which includes tracing)."""
+        timed = self.epoch_seconds[1:] or self.epoch_seconds
+        return float(self.num_examples / np.median(timed)) if timed else None
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss and remembers where it happened."""
+
+    def __init__(self):
+        super().__init__()
+        self.triggered = None  # (epoch, batch, loss)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.triggered = (self._epoch + 1, batch + 1, float(loss))
+            self.model.stop_training = True
+
+
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Saves weights and optimizer state after every epoch, plus the best weights.
+
+    Files in `checkpoint_dir`: `epoch-NNNN.weights.h5` (the last completed
+    epoch; older ones are removed once the state points past them),
+    `best.weights.h5`, and `state.json` with the epoch, history and best value,
+    written last so it only ever names a complete weights file.
+    """
+
+    def __init__(self, checkpoint_dir, monitor="val_accuracy", nan_guard=None, state=None,
+                 extra_state=None):
+        super().__init__()
+        self.checkpoint_dir = checkpoint_dir
+        self.monitor = monitor
+        self.nan_guard = nan_guard
+        self.state = state or {"epochs_completed": 0, "history": {}, "best": None,
+                               "best_epoch": None}
+        self.extra_state = extra_state or (lambda: {})
+        os.makedirs(checkpoint_dir, exist_ok=True)
+
+    def _better(self, value):
+        best = self.state["best"]
+        if best is None:
+            return True
+        return value < best if "loss" in self.monitor else value > best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self.nan_guard is not None and self.nan_guard.triggered:
+            return  # never checkpoint a diverged model
+        weights = os.path.join(self.checkpoint_dir, f"epoch-{epoch + 1:04d}.weights.h5")
+        self.model.save_weights(weights)
+        for key, value in logs.items():
+            self.state["history"].setdefault(key, []).append(float(value))
+        value = logs.get(self.monitor)
+        if value is not None and self._better(value):
+            self.state["best"], self.state["best_epoch"] = float(value), epoch + 1
+            best_tmp = os.path.join(self.checkpoint_dir, "best-tmp.weights.h5")
+            self.model.save_weights(best_tmp)
+            os.replace(best_tmp, os.path.join(self.checkpoint_dir, "best.weights.h5"))
+        previous = self.state.get("weights")
+        self.state.update(self.extra_state())
+        self.state["epochs_completed"] = epoch + 1
+        self.state["weights"] = os.path.basename(weights)
+        write_json(os.path.join(self.checkpoint_dir, STATE_FILE), self.state)
+        if previous and previous != self.state["weights"]:
+            try:
+                os.remove(os.path.join(self.checkpoint_dir, previous))
+            except FileNotFoundError:
+                pass
+
+
+def read_state(checkpoint_dir):
+    """The saved training state, or None when there is no complete epoch yet."""
+    path = os.path.join(checkpoint_dir, STATE_FILE)
+    if not os.path.isfile(path):
+        return None
+    state = read_json(path)
+    if not os.path.isfile(os.path.join(checkpoint_dir, state.get("weights", ""))):
+        return None
+    return state

@@ -1,0 +1,145 @@
+"""The trainer: compile and fit inside the strategy scope, with checkpoints and resume.
+
+A run writes `checkpoints/` after every epoch (weights with optimizer state,
+then `state.json`). Started again with the same command after a crash or a
+SIGKILL, it rebuilds the model, restores weights and optimizer state from the
+last completed epoch and continues from there.
+"""
+
+import math
+import os
+import time
+
+import keras
+
+from tfsuite.errors import UserError
+from tfsuite.training.callbacks import NanGuard, ProgressLogger, ResumableCheckpoint, read_state
+from tfsuite.training.optimizers import get_optimizer
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Trainer:
+    """Fits a task's model on its data for a config, resuming where a run stopped.
+
+    Args:
+        config: `ExperimentConfig`.
+        run_dir: the run directory (checkpoints, logs, curves go there).
+        runtime: `tfsuite.training.runtime.Runtime`.
+        quiet: no per-epoch lines. Defaults to `False`.
+    """
+
+    def __init__(self, config, run_dir, runtime, quiet=False):
+        self.config = config
+        self.run_dir = run_dir
+        self.runtime = runtime
+        self.quiet = quiet
+        self.checkpoint_dir = os.path.join(run_dir, "checkpoints")
+        self.state = None
+        self.progress = None
+
+    @property
+    def total_epochs(self):
+        return self.config.train.epochs + self.config.train.fine_tune_epochs
+
+    def _phases(self):
+        train = self.config.train
+        phases = [("train", 0, train.epochs, train.learning_rate)]
+        if train.fine_tune_epochs:
+            phases.append(("fine_tune", train.epochs, self.total_epochs,
+                           train.fine_tune_learning_rate))
+        return phases
+
+    def _compile(self, task, model, steps_per_epoch, phase_epochs, learning_rate, num_classes):
+        optimizer = get_optimizer(self.config.train, steps_per_epoch, phase_epochs,
+                                  learning_rate=learning_rate)
+        model.compile(optimizer=optimizer, loss=task.loss(), metrics=task.metrics(num_classes),
+                      steps_per_execution=self.config.train.steps_per_execution)
+
+    def _callbacks(self, data, wall_offset):
+        started = time.perf_counter()
+        self.nan_guard = NanGuard()
+        self.progress = ProgressLogger(self.total_epochs, data.num_train, quiet=self.quiet)
+        checkpoint = ResumableCheckpoint(
+            self.checkpoint_dir, monitor=self._monitor(data), nan_guard=self.nan_guard,
+            state=self.state, extra_state=lambda: {
+                "wall_seconds": wall_offset + time.perf_counter() - started})
+        self.state = checkpoint.state
+        callbacks = [self.nan_guard, checkpoint, self.progress,
+                     keras.callbacks.CSVLogger(os.path.join(self.run_dir, "history.csv"),
+                                               append=True)]
+        if self.runtime.backend == "tensorflow":
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs")))
+        if self.config.train.early_stopping_patience:
+            self.early_stopping = keras.callbacks.EarlyStopping(
+                monitor=self._monitor(data), patience=self.config.train.early_stopping_patience,
+                mode="min" if "loss" in self._monitor(data) else "max")
+            callbacks.append(self.early_stopping)
+        else:
+            self.early_stopping = None
+        return callbacks
+
+    def _monitor(self, data):
+        monitor = self.config.train.monitor
+        return monitor if data.val is not None else monitor.replace("val_", "")
+
+    def fit(self, task, data):
+        """Trains (or resumes) and returns the model with its final weights."""
+        self.state = read_state(self.checkpoint_dir)
+        start = self.state["epochs_completed"] if self.state else 0
+        self.resumed_from_epoch = start or None
+        self.earlier_wall_seconds = (self.state or {}).get("wall_seconds", 0.0)
+        batch = self.config.train.batch_size
+        steps_per_epoch = max(1, math.ceil(data.num_train / batch))
+        with self.runtime.scope():
+            model = task.build_model(data)
+        restore = self.state is not None
+        weights_file = restore and self.state["weights"]
+        callbacks = self._callbacks(data, self.earlier_wall_seconds)
+        phases = self._phases()
+        pending = [p for p in phases if start < p[2]] or phases[-1:]
+        for name, begin, end, learning_rate in pending:
+            with self.runtime.scope():
+                if name == "fine_tune":
+                    task.start_fine_tuning(model)
+                self._compile(task, model, steps_per_epoch, end - begin, learning_rate,
+                              data.num_classes)
+                if restore:  # optimizer variables must exist before loading their state
+                    model.optimizer.build(model.trainable_variables)
+                    model.load_weights(os.path.join(self.checkpoint_dir, weights_file))
+                    restore = False
+            if start >= end:
+                break  # every epoch finished before an interruption: nothing to fit
+            model.fit(data.train, validation_data=data.val, epochs=end,
+                      initial_epoch=max(start, begin), callbacks=callbacks, verbose=0)
+            self._check_diverged()
+            if self.early_stopping is not None and self.early_stopping.stopped_epoch:
+                break
+        return model
+
+    def _check_diverged(self):
+        if not self.nan_guard.triggered:
+            return
+        epoch, batch, loss = self.nan_guard.triggered
+        kept = self.state.get("epochs_completed", 0)
+        raise TrainingDiverged(
+            f"Training stopped: the loss became {loss} at epoch {epoch}, batch {batch}. "
+            f"Expected a finite loss. Received: loss={loss} with "
+            f"train.learning_rate={self.config.train.learning_rate}. Lower "
+            "train.learning_rate, set train.clipnorm=1.0, or use runtime.precision=float32. "
+            f"The checkpoint of the last good epoch ({kept}) is kept in {self.checkpoint_dir}.")
+
+    def history(self):
+        return dict((self.state or {}).get("history", {}))
+
+    def info(self):
+        """Facts about the fit for the summary."""
+        state = self.state or {}
+        return {"epochs_completed": state.get("epochs_completed", 0),
+                "resumed_from_epoch": self.resumed_from_epoch,
+                "best_epoch": state.get("best_epoch"), "best_value": state.get("best"),
+                "earlier_wall_seconds": getattr(self, "earlier_wall_seconds", 0.0),
+                "images_per_second": self.progress.images_per_second() if self.progress else None,
+                "early_stopped": bool(self.early_stopping and self.early_stopping.stopped_epoch)}
