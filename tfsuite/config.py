@@ -96,6 +96,7 @@ class TrainConfig:
     fine_tune_epochs: int = 0  # epochs after unfreezing model.fine_tune_layers
     fine_tune_learning_rate: float = 1e-5
     steps_per_execution: int = 1
+    jit_compile: Optional[bool] = None  # XLA; null = on with a GPU, off on CPU (slow compiles)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ parameters (`get_random_transformation`) from *applying* them
 (`transform_images`), like Keras' own augmentation layers.
 
 The geometric keys (rotation, shifts, shear, zoom, flips) are fused into one
-affine matrix per image and applied with one gather per batch: that is what
-makes the pipeline several times faster than the legacy generator (see
-benchmarks/augment_throughput.py). The layers are `DataLayer`s, so inside
+affine matrix per image and applied with gathers over the whole batch, which
+the tf.data pipeline compiles with XLA: together that makes it more than ten
+times faster than the legacy generator (see benchmarks/augment_throughput.py). The layers are `DataLayer`s, so inside
 tf.data they run TensorFlow ops on any Keras backend, one layer per `map`.
 
 The legacy tf_keras generator passes `height_shift_range` to its `tx` (a
@@ -35,6 +35,22 @@ def _pair(value, name):
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return [float(value[0]), float(value[1])]
     raise ValueError(f"`{name}` must be a float or [lo, hi]. Received: {name}={value!r}")
+
+
+def _uniform(layer, shape, low, high, seed, draw):
+    """Uniform numbers: stateless from a per-batch `seed` tensor, else the layer's generator.
+
+    The tf.data pipeline passes a per-batch seed (from `Dataset.random`), because
+    a shared generator variable updated by parallel `map` calls would make the
+    augmentation depend on thread timing; `draw` keeps each draw distinct.
+    """
+    if seed is not None:
+        import tensorflow as tf  # only tf.data passes seeds, so TensorFlow is there
+
+        seed = tf.cast(seed, tf.int64) + tf.constant([0, draw], tf.int64) * 7919
+        return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high)
+    generator = layer._get_seed_generator(layer.backend._backend)
+    return layer.backend.random.uniform(shape, minval=low, maxval=high, seed=generator)
 
 
 @keras.saving.register_keras_serializable(package="tfsuite")
@@ -84,15 +100,15 @@ class RandomAffine(DataLayer):
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 
-    def get_random_transformation(self, images):
+    def get_random_transformation(self, images, seed=None):
         """Draws per-image parameters: degrees, pixels, zoom factors and flips."""
         ops = self.backend
         shape = ops.shape(images)
         batch, height, width = shape[0], shape[1], shape[2]
-        seed = self._get_seed_generator(ops._backend)
+        draws = iter(range(100))
 
         def uniform(low, high):
-            return ops.random.uniform((batch,), minval=low, maxval=high, seed=seed)
+            return _uniform(self, (batch,), low, high, seed, next(draws))
 
         def shift(shift_range, size):
             pixels = uniform(-shift_range, shift_range)
@@ -121,14 +137,15 @@ class RandomAffine(DataLayer):
         ops = self.backend
         shape = ops.shape(images)
         height, width = shape[1], shape[2]
-        xs, ys = affine_source_coordinates(ops, transformation, height, width)
+        matrices = affine_matrices(ops, transformation, height, width)
+        xs, ys = affine_source_coordinates(ops, matrices, height, width)
         return sample(ops, images, xs, ys, self.interpolation, self.fill_mode, self.cval)
 
-    def call(self, images):
+    def call(self, images, seed=None):
         unbatched = len(images.shape) == 3
         if unbatched:
             images = self.backend.numpy.expand_dims(images, 0)
-        outputs = self.transform_images(images, self.get_random_transformation(images))
+        outputs = self.transform_images(images, self.get_random_transformation(images, seed))
         if unbatched:
             outputs = self.backend.numpy.squeeze(outputs, 0)
         return outputs
@@ -154,20 +171,16 @@ class RandomAffine(DataLayer):
         return config
 
 
-def affine_source_coordinates(ops, params, height, width):
-    """For every output pixel, the input (x, y) it samples, shape [n, h * w] each.
+def _legacy_chain(ops, params, x, y, height, width):
+    """Maps output coordinates x, y [1, p] to input coordinates [n, p].
 
-    The matrix is the legacy one, M = rotation @ shift @ shear @ zoom about the
-    image centre, mapping output to input coordinates; flips are applied to the
-    output afterwards, as the legacy generator does.
+    The legacy matrix, M = rotation @ shift @ shear @ zoom about the image
+    centre (output to input coordinates), with flips applied to the output
+    afterwards, as the legacy generator does.
     """
     n = ops.shape(params["theta"])[0]
     h = ops.cast(height, "float32")
     w = ops.cast(width, "float32")
-    rows, cols = ops.numpy.meshgrid(ops.numpy.arange(height, dtype="float32"),
-                                    ops.numpy.arange(width, dtype="float32"), indexing="ij")
-    x = ops.numpy.reshape(cols, (1, -1))
-    y = ops.numpy.reshape(rows, (1, -1))
 
     def column(name):
         return ops.numpy.reshape(params[name], (n, 1))
@@ -189,30 +202,59 @@ def affine_source_coordinates(ops, params, height, width):
     return x + (w - 1.0) / 2.0, y + (h - 1.0) / 2.0
 
 
+def affine_matrices(ops, params, height, width):
+    """Per-image [a0, a1, a2, b0, b1, b2, 0, 0]: input x = a0 x + a1 y + a2, y likewise.
+
+    The chain is affine, so evaluating it at (0, 0), (1, 0) and (0, 1) gives
+    its coefficients; the per-pixel work is then two multiply-adds.
+    """
+    basis_x = ops.numpy.array([[0.0, 1.0, 0.0]], dtype="float32")
+    basis_y = ops.numpy.array([[0.0, 0.0, 1.0]], dtype="float32")
+    xs, ys = _legacy_chain(ops, params, basis_x, basis_y, height, width)
+    zeros = ops.numpy.zeros_like(xs[:, 0])
+    return ops.numpy.stack([xs[:, 1] - xs[:, 0], xs[:, 2] - xs[:, 0], xs[:, 0],
+                            ys[:, 1] - ys[:, 0], ys[:, 2] - ys[:, 0], ys[:, 0],
+                            zeros, zeros], axis=1)
+
+
+def affine_source_coordinates(ops, matrices, height, width):
+    """For every output pixel, the input (x, y) it samples, shape [n, h * w] each."""
+    rows, cols = ops.numpy.meshgrid(ops.numpy.arange(height, dtype="float32"),
+                                    ops.numpy.arange(width, dtype="float32"), indexing="ij")
+    x = ops.numpy.reshape(cols, (1, -1))
+    y = ops.numpy.reshape(rows, (1, -1))
+    m = [matrices[:, i: i + 1] for i in range(6)]
+    return m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]
+
+
 def _fill_index(ops, index, size, fill_mode):
-    """Maps integer indices outside [0, size) by the fill mode; returns (index, inside)."""
-    inside = ops.numpy.logical_and(ops.numpy.greater_equal(index, 0),
-                                   ops.numpy.less(index, size))
+    """Maps integer indices outside [0, size) into the image by the fill mode."""
     if fill_mode == "wrap":
-        index = ops.numpy.mod(index, size)
-    elif fill_mode == "reflect":  # half-sample symmetric: d c b a | a b c d | d c b a
+        return ops.numpy.mod(index, size)
+    if fill_mode == "reflect":  # half-sample symmetric: d c b a | a b c d | d c b a
         period = ops.numpy.mod(index, 2 * size)
-        index = ops.numpy.where(ops.numpy.less(period, size), period, 2 * size - 1 - period)
-    else:  # nearest, and constant (whose outside pixels are masked afterwards)
-        index = ops.numpy.clip(index, 0, size - 1)
-    return index, inside
+        return ops.numpy.where(ops.numpy.less(period, size), period, 2 * size - 1 - period)
+    # nearest, and constant (whose outside pixels are replaced by cval afterwards)
+    return ops.numpy.clip(index, 0, size - 1)
 
 
 def _gather(ops, flat_images, ix, iy, height, width, fill_mode):
-    """Pixels at integer (ix, iy) [n, p] from flat images [n * h * w, c]; and an inside mask."""
-    ix, inside_x = _fill_index(ops, ix, width, fill_mode)
-    iy, inside_y = _fill_index(ops, iy, height, fill_mode)
+    """Pixels at integer (ix, iy) [n, p] from flat images [n * h * w, c]; and an inside mask.
+
+    The mask is only computed for fill_mode="constant" (None otherwise).
+    """
+    inside = None
+    if fill_mode == "constant":
+        inside = ops.numpy.reshape(ops.numpy.logical_and(
+            ops.numpy.logical_and(ops.numpy.greater_equal(ix, 0), ops.numpy.less(ix, width)),
+            ops.numpy.logical_and(ops.numpy.greater_equal(iy, 0), ops.numpy.less(iy, height))),
+            (-1, 1))
+    ix = _fill_index(ops, ix, width, fill_mode)
+    iy = _fill_index(ops, iy, height, fill_mode)
     n = ops.shape(ix)[0]
     offsets = ops.numpy.reshape(ops.numpy.arange(n, dtype="int32") * (height * width), (n, 1))
     flat_index = ops.numpy.reshape(iy * width + ix + offsets, (-1,))
-    pixels = ops.numpy.take(flat_images, flat_index, axis=0)
-    inside = ops.numpy.reshape(ops.numpy.logical_and(inside_x, inside_y), (-1, 1))
-    return pixels, inside
+    return ops.numpy.take(flat_images, flat_index, axis=0), inside
 
 
 def _inside(ops, coordinate, size):
@@ -268,17 +310,16 @@ class RandomBrightnessScale(DataLayer):
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 
-    def get_random_transformation(self, images):
+    def get_random_transformation(self, images, seed=None):
         batch = self.backend.shape(images)[0]
-        seed = self._get_seed_generator(self.backend._backend)
         low, high = self.brightness_range
-        return self.backend.random.uniform((batch, 1, 1, 1), minval=low, maxval=high, seed=seed)
+        return _uniform(self, (batch, 1, 1, 1), low, high, seed, 0)
 
     def transform_images(self, images, factors):
         return self.backend.numpy.clip(images * factors, *self.value_range)
 
-    def call(self, images):
-        return self.transform_images(images, self.get_random_transformation(images))
+    def call(self, images, seed=None):
+        return self.transform_images(images, self.get_random_transformation(images, seed))
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -300,11 +341,10 @@ class RandomChannelShift(DataLayer):
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 
-    def get_random_transformation(self, images):
+    def get_random_transformation(self, images, seed=None):
         batch = self.backend.shape(images)[0]
-        seed = self._get_seed_generator(self.backend._backend)
         r = self.channel_shift_range
-        return self.backend.random.uniform((batch, 1, 1, 1), minval=-r, maxval=r, seed=seed)
+        return _uniform(self, (batch, 1, 1, 1), -r, r, seed, 0)
 
     def transform_images(self, images, intensity):
         ops = self.backend
@@ -312,8 +352,8 @@ class RandomChannelShift(DataLayer):
         high = ops.numpy.max(images, axis=(1, 2, 3), keepdims=True)
         return ops.numpy.minimum(ops.numpy.maximum(images + intensity, low), high)
 
-    def call(self, images):
-        return self.transform_images(images, self.get_random_transformation(images))
+    def call(self, images, seed=None):
+        return self.transform_images(images, self.get_random_transformation(images, seed))
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -324,7 +364,7 @@ class RandomChannelShift(DataLayer):
         return config
 
 
-def build_augmentation(config, seed=None):
+def build_augmentation(config, seed=None, image_dtype="float32"):
     """Builds the list of augmentation layers for an `AugmentConfig`.
 
     A layer is added only when its strength is above zero (as timm does), so an
@@ -334,6 +374,9 @@ def build_augmentation(config, seed=None):
     Args:
         config: `tfsuite.config.AugmentConfig`.
         seed: base seed; each layer gets its own offset. Defaults to `None`.
+        image_dtype: dtype of the incoming images. With "uint8" and nearest
+            interpolation the warp moves bytes, not floats;
+            the other layers compute in float32. Defaults to `"float32"`.
 
     Returns:
         A list of Keras layers.
@@ -350,7 +393,8 @@ def build_augmentation(config, seed=None):
             height_shift_range=config.height_shift_range, shear_range=config.shear_range,
             zoom_range=zoom, horizontal_flip=config.horizontal_flip,
             vertical_flip=config.vertical_flip, fill_mode=config.fill_mode, cval=config.cval,
-            interpolation=config.interpolation, seed=offset(1)))
+            interpolation=config.interpolation, seed=offset(1),
+            dtype=image_dtype if config.interpolation == "nearest" else "float32"))
     if config.brightness_range is not None and list(config.brightness_range) != [1.0, 1.0]:
         layers.append(RandomBrightnessScale(config.brightness_range, seed=offset(2)))
     if config.channel_shift_range > 0:

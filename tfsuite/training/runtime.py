@@ -44,6 +44,7 @@ class Runtime:
     num_replicas: int
     precision: str
     devices: list
+    has_gpu: bool = False
 
     def scope(self):
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
@@ -126,12 +127,14 @@ def setup_runtime(runtime_config):
     if runtime_config.deterministic and tf is not None:
         tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_dtype_policy(runtime_config.precision)
-    if runtime_config.precision != "float32" and not _has_gpu(tf, backend):
+    has_gpu = _has_gpu(tf, backend)
+    if runtime_config.precision != "float32" and not has_gpu:
         logger.warning("runtime.precision=%s on a CPU: it runs, but slower than float32.",
                        runtime_config.precision)
     strategy_name, strategy = _choose_strategy(tf, runtime_config.strategy, devices, backend)
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    return Runtime(backend, strategy_name, strategy, replicas, runtime_config.precision, devices)
+    return Runtime(backend, strategy_name, strategy, replicas, runtime_config.precision, devices,
+                   has_gpu)
 
 
 def _backend_devices(backend):

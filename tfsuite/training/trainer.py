@@ -55,8 +55,12 @@ class Trainer:
     def _compile(self, task, model, steps_per_epoch, phase_epochs, learning_rate, num_classes):
         optimizer = get_optimizer(self.config.train, steps_per_epoch, phase_epochs,
                                   learning_rate=learning_rate)
+        jit_compile = self.config.train.jit_compile
+        if jit_compile is None:
+            jit_compile = self.runtime.has_gpu
         model.compile(optimizer=optimizer, loss=task.loss(), metrics=task.metrics(num_classes),
-                      steps_per_execution=self.config.train.steps_per_execution)
+                      steps_per_execution=self.config.train.steps_per_execution,
+                      jit_compile=jit_compile)
 
     def _callbacks(self, data, wall_offset):
         started = time.perf_counter()

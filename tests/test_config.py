@@ -1,0 +1,99 @@
+import os
+
+import pytest
+import yaml
+
+from tfsuite.config import (ExperimentConfig, config_from_dict, list_experiments, load_config,
+                            parse_override, read_run_config, write_config)
+from tfsuite.errors import UserError
+
+
+def test_shipped_experiments_all_load():
+    experiments = list_experiments()
+    assert {"digits", "digits_mlp", "image_folder", "resnet50"} <= set(experiments)
+    for name, description in experiments.items():
+        assert description, name
+        if name in ("image_folder", "resnet50"):  # need a data path from the user
+            config = load_config(name, overrides=["data.source=synthetic"])
+        else:
+            config = load_config(name)
+        assert isinstance(config, ExperimentConfig) and config.name == name
+
+
+def test_overrides_are_yaml_and_nested():
+    config = load_config("digits", overrides=["data.image_size=[32, 24]", "train.epochs=3",
+                                              "data.augment.horizontal_flip=true",
+                                              "train.clipnorm=1", "model.weights=null"])
+    assert config.data.image_size == [32, 24]
+    assert config.train.epochs == 3
+    assert config.data.augment.horizontal_flip is True
+    assert config.train.clipnorm == 1.0 and isinstance(config.train.clipnorm, float)
+    assert parse_override("a.b.c=[1,2]") == {"a": {"b": {"c": [1, 2]}}}
+
+
+def test_unknown_key_lists_valid_keys_and_suggests():
+    with pytest.raises(UserError) as e:
+        load_config("digits", overrides=["train.epoch=3"])
+    message = str(e.value)
+    assert "train.epochs" in message and "train.batch_size" in message
+    assert "Did you mean `train.epochs`" in message and "Received: train.epoch=3" in message
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("train.epochs=abc", "Expected int"),
+    ("train.epochs=2.5", "Expected int"),
+    ("train.epochs=0", "train.epochs"),
+    ("data.augment.horizontal_flip=3", "Expected bool"),
+    ("model.name=vgg16", "one of ['mlp', 'cnn', 'resnet', 'resnet50']"),
+    ("data.image_size=[32]", "data.image_size"),
+    ("data.validation_split=0.85", "data.test_split"),
+    ("data.augment.zoom_range=[1.2, 0.8]", "zoom_range"),
+    ("data.augment.fill_mode=mirror", "fill_mode"),
+    ("runtime.precision=fp16", "runtime.precision"),
+    ("model.weights=/no/such/file.h5", "model.weights"),
+    ("train", "Malformed override"),
+])
+def test_bad_values_raise_clear_errors(override, fragment):
+    with pytest.raises(UserError) as e:
+        load_config("digits", overrides=[override])
+    assert fragment in str(e.value)
+    assert "Received:" in str(e.value) or "Malformed" in str(e.value)
+
+
+def test_unknown_experiment_suggests_close_name():
+    with pytest.raises(UserError, match="Did you mean 'digits'"):
+        load_config("digit")
+
+
+def test_folder_source_requires_path():
+    with pytest.raises(UserError, match="data.path"):
+        load_config("image_folder")
+
+
+def test_config_file_then_overrides(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"train": {"epochs": 7, "batch_size": 16}}))
+    config = load_config("digits", config_file=str(path), overrides=["train.epochs=9"])
+    assert (config.train.epochs, config.train.batch_size) == (9, 16)
+    with pytest.raises(UserError, match="not found"):
+        load_config("digits", config_file=str(tmp_path / "missing.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_config("digits", config_file=str(bad))
+
+
+def test_written_config_round_trips(tmp_path):
+    config = load_config("digits_mlp", overrides=["train.epochs=2"])
+    write_config(config, os.path.join(tmp_path, "config.yaml"))
+    again = read_run_config(str(tmp_path))
+    assert again == config
+    assert config_from_dict(config.to_dict()) == config
+    with pytest.raises(UserError, match="Not a tfsuite run directory"):
+        read_run_config(str(tmp_path / "nowhere"))
+
+
+def test_config_is_frozen():
+    config = load_config("digits")
+    with pytest.raises(Exception):
+        config.train = None
