@@ -23,7 +23,9 @@ def test_shipped_experiments_all_load():
 def test_overrides_are_yaml_and_nested():
     config = load_config("digits", overrides=["data.image_size=[32, 24]", "train.epochs=3",
                                               "data.augment.horizontal_flip=true",
-                                              "train.clipnorm=1", "model.weights=null"])
+                                              "train.clipnorm=1", "model.weights=null",
+                                              "train.learning_rate=3e-4"])
+    assert config.train.learning_rate == pytest.approx(3e-4)  # YAML 1.1 reads 3e-4 as text
     assert config.data.image_size == [32, 24]
     assert config.train.epochs == 3
     assert config.data.augment.horizontal_flip is True

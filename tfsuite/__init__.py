@@ -1,3 +1,17 @@
 """tfsuite: a Keras 3 training suite on TensorFlow."""
 
 __version__ = "0.1.0"
+
+
+def load_model(path):
+    """Loads a model saved by tfsuite (`RUN_DIR/model.keras`) with its custom layers.
+
+    Plain `keras.saving.load_model` works too once `tfsuite` custom objects are
+    registered; this function registers them and loads.
+    """
+    import keras
+
+    from tfsuite.stages import register_custom_objects
+
+    register_custom_objects()
+    return keras.saving.load_model(path)

@@ -8,6 +8,7 @@ valid ones): dataclass defaults -> experiment YAML -> `--config FILE` ->
 import dataclasses
 import difflib
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,6 +19,7 @@ import yaml
 from tfsuite.errors import UserError, user_error
 
 EXPERIMENTS_PACKAGE = "tfsuite.experiments"
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,9 @@ def _check_value(value, hint, key):
         raise _type_error(key, hint, value)
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        # YAML 1.1 reads "1e-3" (no dot) as a string; users write it that way.
+        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
             return float(value)
         raise _type_error(key, hint, value)
     if hint is str:

@@ -164,13 +164,17 @@ def _print_start(config, run_dir, runtime, data, resuming):
 # ---------------------------------------------------------------- evaluate / predict
 
 
-def load_run_model(run_dir):
-    import keras
-
-    import tfsuite.data.augment  # noqa: F401  registers custom objects
+def register_custom_objects():
+    """Imports the modules whose layers and losses saved models refer to."""
+    import tfsuite.data.augment  # noqa: F401
     import tfsuite.models.preprocessing  # noqa: F401
     import tfsuite.training.losses  # noqa: F401
 
+
+def load_run_model(run_dir):
+    import keras
+
+    register_custom_objects()
     path = os.path.join(run_dir, MODEL)
     if not os.path.isfile(path):
         raise user_error("The run has no trained model", f"{path} (written when training "

@@ -66,8 +66,11 @@ def _decode_file(tf, path, needs_pil, channels):
         return image
 
     def with_pil():
-        image = tf.numpy_function(lambda p: decode_with_pil(p.decode(), channels), [path],
-                                  tf.uint8)
+        def decode(p):
+            p = p.item() if hasattr(p, "item") else p  # bytes, or a 0-d array in eager mode
+            return decode_with_pil(p.decode() if isinstance(p, bytes) else str(p), channels)
+
+        image = tf.numpy_function(decode, [path], tf.uint8)
         return tf.ensure_shape(image, [None, None, channels])
 
     if needs_pil:  # rare files: keep them out of the TF decoder

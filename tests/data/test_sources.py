@@ -1,0 +1,114 @@
+import os
+import time
+
+import numpy as np
+import pytest
+
+from tfsuite.config import DataConfig
+from tfsuite.data.pipeline import build_image_data
+from tfsuite.data.sources import load_digits_arrays, split_indices, write_digits_folder
+from tfsuite.errors import UserError
+
+
+def test_digits_are_the_real_scikit_learn_digits():
+    images, labels, names = load_digits_arrays()
+    assert images.shape == (1797, 8, 8, 1) and images.dtype == np.uint8
+    assert names == [str(i) for i in range(10)] and set(labels) == set(range(10))
+    assert images.max() == 255
+
+
+def test_splits_are_disjoint_seeded_and_complete():
+    train, val, test = split_indices(100, 0.1, 0.2, seed=3)
+    assert (len(train), len(val), len(test)) == (70, 10, 20)
+    assert sorted(np.concatenate([train, val, test])) == list(range(100))
+    again = split_indices(100, 0.1, 0.2, seed=3)
+    assert all((a == b).all() for a, b in zip((train, val, test), again))
+
+
+def test_write_digits_folder_and_train_split_counts(tmp_path):
+    out = str(tmp_path / "digits")
+    assert write_digits_folder(out) == 1797
+    assert sorted(os.listdir(out)) == [str(i) for i in range(10)]
+    with pytest.raises(UserError, match="not empty"):
+        write_digits_folder(out)  # never overwrites
+    config = DataConfig(source="folder", path=out, image_size=[16, 16], color_mode="grayscale")
+    data = build_image_data(config, batch_size=128, seed=0, augment=False)
+    assert (data.num_train, data.num_val, data.num_test) == (1258, 180, 359)
+    assert data.class_names == [str(i) for i in range(10)]
+
+
+@pytest.mark.parametrize("layout", ["xy", "images_labels", "train_test"])
+def test_npz_layouts(tmp_path, layout):
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 12, 12)).astype(np.float32)  # floats in 0..1, no channel axis
+    y = rng.integers(0, 3, 60)
+    path = str(tmp_path / "data.npz")
+    if layout == "xy":
+        np.savez(path, x=x, y=y, class_names=np.array(["a", "b", "c"]))
+    elif layout == "images_labels":
+        np.savez(path, images=(x * 255).astype(np.uint8), labels=y)
+    else:
+        np.savez(path, x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    config = DataConfig(source="npz", path=path, image_size=[12, 12], color_mode="grayscale")
+    data = build_image_data(config, batch_size=8, seed=0, augment=False)
+    assert data.num_train + data.num_val + data.num_test == 60
+    if layout == "train_test":
+        assert data.num_test == 20
+    if layout == "xy":
+        assert data.class_names == ["a", "b", "c"]
+    images, _ = next(iter(data.test))
+    assert images.shape[1:] == (12, 12, 1) and float(np.max(images)) > 200  # scaled to 0..255
+
+
+def test_npz_errors(tmp_path):
+    path = str(tmp_path / "bad.npz")
+    np.savez(path, pixels=np.zeros((3, 4, 4)))
+    config = DataConfig(source="npz", path=path)
+    with pytest.raises(UserError, match="Unrecognized .npz layout"):
+        build_image_data(config, batch_size=8, seed=0)
+    with pytest.raises(UserError, match="not found"):
+        build_image_data(DataConfig(source="npz", path=str(tmp_path / "none.npz")), 8, 0)
+
+
+def test_tfds_not_prepared_fails_at_once(tmp_path):
+    config = DataConfig(source="tfds", tfds_name="mnist", data_dir=str(tmp_path))
+    started = time.perf_counter()
+    with pytest.raises(UserError) as e:
+        build_image_data(config, batch_size=8, seed=0)
+    assert time.perf_counter() - started < 30
+    assert "not prepared locally" in str(e.value) and "tfds build mnist" in str(e.value)
+    with pytest.raises(UserError, match="Unknown TFDS dataset"):
+        build_image_data(DataConfig(source="tfds", tfds_name="no_such_dataset_xyz",
+                                    data_dir=str(tmp_path)), 8, 0)
+
+
+def test_tfds_prepared_locally_loads(tmp_path):
+    """A real TFDS dataset, built and prepared on disk offline, read back by name."""
+    import tensorflow_datasets as tfds
+
+    class TinyShapes(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(10, 10, 3)),
+                "label": tfds.features.ClassLabel(names=["dark", "bright"])}))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(40, 0),
+                    "test": self._generate_examples(10, 1)}
+
+        def _generate_examples(self, count, seed):
+            rng = np.random.default_rng(seed)
+            for i in range(count):
+                label = i % 2
+                image = rng.integers(0, 100, (10, 10, 3)) + 150 * label
+                yield i, {"image": image.astype(np.uint8), "label": label}
+
+    TinyShapes(data_dir=str(tmp_path)).download_and_prepare()
+    config = DataConfig(source="tfds", tfds_name="tiny_shapes", data_dir=str(tmp_path),
+                        image_size=[10, 10], validation_split=0.25)
+    data = build_image_data(config, batch_size=8, seed=0, augment=False)
+    assert data.class_names == ["dark", "bright"]
+    assert (data.num_train, data.num_val, data.num_test) == (30, 10, 10)
+    assert sum(int(x.shape[0]) for x, _ in data.train) == 30

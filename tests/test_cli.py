@@ -1,0 +1,153 @@
+"""The command line as a user drives it: commands, outputs, exit codes, errors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import run_cli
+
+
+def _assert_user_error(result, *fragments):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    error_lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert len(error_lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def test_list_and_config():
+    listing = run_cli("list")
+    assert listing.returncode == 0
+    for name in ("digits", "digits_mlp", "image_folder", "resnet50"):
+        assert name in listing.stdout
+    assert "(default)" in listing.stdout
+    shown = run_cli("config", "digits", "--set", "train.epochs=3")
+    assert shown.returncode == 0 and "epochs: 3" in shown.stdout
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["train", "nope"], ["Unknown experiment", "Received: experiment='nope'"]),
+    (["train", "digits", "--set", "train.epochz=3"], ["Unknown config key", "train.epochs"]),
+    (["train", "digits", "--set", "train.epochs=many"], ["Expected int"]),
+    (["train", "image_folder"], ["data.path"]),
+    (["train", "image_folder", "--set", "data.path=/no/such/folder"], ["Image folder not found"]),
+    (["train", "digits", "--config", "/no/such.yaml"], ["Config file not found"]),
+    (["evaluate", "/no/such/run"], ["Not a tfsuite run directory"]),
+    (["predict", "/no/such/run", "--image", "x.png"], ["Not a tfsuite run directory"]),
+])
+def test_user_errors_exit_2_with_one_message(tmp_path, args, fragments):
+    _assert_user_error(run_cli(*args, cwd=str(tmp_path)), *fragments)
+
+
+def test_argparse_errors_exit_2():
+    assert run_cli("predict").returncode == 2
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("cli")
+    result = run_cli("train", "digits", "--set", "train.epochs=6", cwd=str(work))
+    assert result.returncode == 0, result.stderr
+    return str(work), os.path.join(str(work), "runs", "digits"), result
+
+
+def test_train_writes_a_complete_run_directory(trained_run):
+    work, run_dir, result = trained_run
+    assert "Epoch 1/6" in result.stdout and "Epoch 6/6" in result.stdout
+    assert "test accuracy" in result.stdout
+    for name in ("config.yaml", "model.keras", "summary.json", "training_curves.png",
+                 "history.csv", "checkpoints/best.weights.h5", "evaluation/confusion_matrix.png",
+                 "evaluation/per_class.csv"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    assert os.listdir(os.path.join(run_dir, "logs"))  # TensorBoard
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    for key in ("experiment", "status", "epochs_completed", "resumed_from_epoch",
+                "wall_seconds", "images_per_second"):
+        assert key in summary
+    assert summary["status"] == "completed" and summary["resumed_from_epoch"] is None
+    assert summary["metrics"]["test_accuracy"] > 0.85 and "test_top5_accuracy" in summary["metrics"]
+    assert summary["data"]["num_classes"] == 10 and summary["data"]["skipped_files"] == 0
+    assert {"num_train", "num_val", "num_test", "class_names"} <= set(summary["data"])
+    assert {"backend", "strategy", "num_replicas", "precision"} <= set(summary["runtime"])
+
+
+def test_evaluate_and_predict(trained_run, tmp_path):
+    work, run_dir, _ = trained_run
+    evaluated = run_cli("evaluate", run_dir)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "test accuracy" in evaluated.stdout and "precision" in evaluated.stdout
+    from tfsuite.data.sources import load_digits_arrays
+
+    images, labels, _ = load_digits_arrays()
+    paths = []
+    for index in (0, 1, 2):
+        path = str(tmp_path / f"digit_{labels[index]}.png")
+        Image.fromarray(images[index][..., 0]).resize((32, 32), Image.NEAREST).save(path)
+        paths.append(path)
+    predicted = run_cli("predict", run_dir, *sum((["--image", p] for p in paths), []),
+                        "--top-k", "3")
+    assert predicted.returncode == 0, predicted.stderr
+    lines = predicted.stdout.splitlines()
+    assert sum(l.strip().startswith("1.") for l in lines) == 3
+    assert sum(l.strip().startswith("3.") for l in lines) == 3
+    correct = 0
+    for path, label in zip(paths, labels[:3]):
+        first = lines[lines.index(f"{path}:") + 1].split()
+        correct += first[1] == str(label)
+        assert 0 < float(first[2]) <= 1
+    assert correct >= 2
+    missing = run_cli("predict", run_dir, "--image", str(tmp_path / "none.png"))
+    _assert_user_error(missing, "Image file not found")
+    junk = tmp_path / "junk.png"
+    junk.write_text("not an image")
+    _assert_user_error(run_cli("predict", run_dir, "--image", str(junk)), "Cannot read image")
+
+
+def test_finished_runs_are_never_overwritten(trained_run):
+    work, run_dir, _ = trained_run
+    before = os.path.getmtime(os.path.join(run_dir, "model.keras"))
+    again = run_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=6",
+                    cwd=work)
+    _assert_user_error(again, "completed run")
+    assert os.path.getmtime(os.path.join(run_dir, "model.keras")) == before
+    # Without --run-dir a new run goes next to the finished one.
+    fresh = run_cli("train", "digits", "--set", "train.epochs=1", "--quiet", cwd=work)
+    assert fresh.returncode == 0, fresh.stderr
+    assert os.path.exists(os.path.join(work, "runs", "digits-2", "summary.json"))
+
+
+def test_unfinished_run_with_another_config_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("mine")
+    _assert_user_error(run_cli("train", "digits", "--run-dir", str(run_dir)), "not a tfsuite run")
+    assert (run_dir / "notes.txt").read_text() == "mine"
+    from tfsuite.config import load_config, write_config
+
+    other = tmp_path / "other"
+    other.mkdir()
+    write_config(load_config("digits", overrides=["train.epochs=9"]), str(other / "config.yaml"))
+    _assert_user_error(run_cli("train", "digits", "--run-dir", str(other)),
+                       "train.epochs: 9 -> 30")
+
+
+def test_write_digits_then_train_image_folder(tmp_path):
+    out = str(tmp_path / "digits_folder")
+    written = run_cli("write-digits", out)
+    assert written.returncode == 0 and "1797" in written.stdout
+    assert len(os.listdir(os.path.join(out, "3"))) > 150
+    result = run_cli("train", "image_folder", "--set", f"data.path={out}",
+                     "--set", "train.epochs=2", "--set", "data.image_size=[16,16]",
+                     "--set", "model.name=cnn", "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert _read(tmp_path / "run" / "summary.json")["data"]["num_classes"] == 10
+
+
+def _read(path):
+    with open(path) as f:
+        return json.load(f)
