@@ -1,0 +1,36 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli, write_messy_folder
+from tfsuite.tasks.image_classification import per_class_report
+
+
+@pytest.mark.slow
+def test_messy_real_world_folder_trains_without_cleaning(tmp_path):
+    root, good, bad = write_messy_folder(str(tmp_path / "messy"), per_class=60, seed=1)
+    run_dir = str(tmp_path / "run")
+    result = run_cli("train", "image_folder", "--set", f"data.path={root}",
+                     "--set", "data.image_size=[32,32]", "--set", "model.name=cnn",
+                     "--set", "model.width=16", "--set", "train.epochs=12",
+                     "--set", "train.batch_size=16", "--run-dir", run_dir)
+    assert result.returncode == 0, result.stderr
+    assert f"{bad} files skipped" in result.stdout
+    assert "Skipped" in result.stderr and "truncated.jpg" in result.stderr
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    data = summary["data"]
+    assert data["skipped_files"] == bad
+    assert data["num_train"] + data["num_val"] + data["num_test"] == good
+    assert data["class_names"] == ["discs", "squares"]
+    assert summary["metrics"]["test_accuracy"] >= 0.75  # chance is 0.5
+
+
+def test_per_class_report():
+    matrix = np.array([[8, 2], [1, 9]])
+    report = per_class_report(matrix, ["a", "b"])
+    assert report[0] == {"class": "a", "precision": 8 / 9, "recall": 0.8,
+                         "f1": pytest.approx(2 * (8 / 9) * 0.8 / (8 / 9 + 0.8)), "support": 10}
+    assert report[1]["recall"] == 0.9
