@@ -127,8 +127,9 @@ def test_build_adds_only_layers_with_strength():
     assert build_augmentation(AugmentConfig()) == []
     layers = build_augmentation(AugmentConfig(rotation_range=10, brightness_range=[0.8, 1.2],
                                               channel_shift_range=5), seed=1)
-    assert [type(l).__name__ for l in layers] == ["RandomAffine", "RandomBrightnessScale",
-                                                 "RandomChannelShift"]
+    # The legacy order: warp, channel shift, brightness.
+    assert [type(l).__name__ for l in layers] == ["RandomAffine", "RandomChannelShift",
+                                                 "RandomBrightnessScale"]
 
 
 def test_layers_run_inside_tf_data_seeded_and_batched():

@@ -1,17 +1,10 @@
-"""ImageDataGenerator-style augmentation as Keras 3 data layers.
+"""`RandomAffine`: the geometric ImageDataGenerator keys fused into one warp.
 
-Keys and units follow the legacy `ImageDataGenerator` (rotation and shear in
-degrees, shifts as fractions or pixels, zoom as [lo, hi] with zx and zy drawn
-independently, brightness as a multiplicative factor, channel shift as an
-intensity added to every channel). Each layer splits *sampling* the random
-parameters (`get_random_transformation`) from *applying* them
-(`transform_images`), like Keras' own augmentation layers.
-
-The geometric keys (rotation, shifts, shear, zoom, flips) are fused into one
-affine matrix per image and applied with gathers over the whole batch, which
-the tf.data pipeline compiles with XLA: together that makes it more than ten
-times faster than the legacy generator (see benchmarks/augment_throughput.py). The layers are `DataLayer`s, so inside
-tf.data they run TensorFlow ops on any Keras backend, one layer per `map`.
+Rotation, shifts, shear, zoom and flips become one affine matrix per image
+(the legacy generator's matrix), applied with gathers over the whole batch;
+the tf.data pipeline compiles the layer with XLA. Together that makes it more
+than ten times faster than the legacy generator
+(benchmarks/augment_throughput.py).
 
 The legacy tf_keras generator passes `height_shift_range` to its `tx` (a
 horizontal shift) and centres non-square images on the wrong axis; here
@@ -22,7 +15,8 @@ as documented for the legacy class.
 import math
 
 import keras
-from keras.src.layers.preprocessing.data_layer import DataLayer
+
+from tfsuite.data.augment.base import RandomImageLayer, uniform as draw_uniform
 
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("nearest", "bilinear")
@@ -37,24 +31,8 @@ def _pair(value, name):
     raise ValueError(f"`{name}` must be a float or [lo, hi]. Received: {name}={value!r}")
 
 
-def _uniform(layer, shape, low, high, seed, draw):
-    """Uniform numbers: stateless from a per-batch `seed` tensor, else the layer's generator.
-
-    The tf.data pipeline passes a per-batch seed (from `Dataset.random`), because
-    a shared generator variable updated by parallel `map` calls would make the
-    augmentation depend on thread timing; `draw` keeps each draw distinct.
-    """
-    if seed is not None:
-        import tensorflow as tf  # only tf.data passes seeds, so TensorFlow is there
-
-        seed = tf.cast(seed, tf.int64) + tf.constant([0, draw], tf.int64) * 7919
-        return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high)
-    generator = layer._get_seed_generator(layer.backend._backend)
-    return layer.backend.random.uniform(shape, minval=low, maxval=high, seed=generator)
-
-
 @keras.saving.register_keras_serializable(package="tfsuite")
-class RandomAffine(DataLayer):
+class RandomAffine(RandomImageLayer):
     """Rotation, shifts, shear, zoom and flips, fused into one affine warp per image.
 
     Args:
@@ -77,10 +55,14 @@ class RandomAffine(DataLayer):
         >>> dataset = dataset.map(lambda x, y: (layer(x), y))
     """
 
+    config_keys = ("rotation_range", "width_shift_range", "height_shift_range", "shear_range",
+                   "zoom_range", "horizontal_flip", "vertical_flip", "fill_mode", "cval",
+                   "interpolation")
+
     def __init__(self, rotation_range=0.0, width_shift_range=0.0, height_shift_range=0.0,
                  shear_range=0.0, zoom_range=0.0, horizontal_flip=False, vertical_flip=False,
                  fill_mode="nearest", cval=0.0, interpolation="bilinear", seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if fill_mode not in FILL_MODES:
             raise ValueError(f"`fill_mode` must be one of {FILL_MODES}. Received: "
                              f"fill_mode={fill_mode!r}")
@@ -97,8 +79,6 @@ class RandomAffine(DataLayer):
         self.fill_mode = fill_mode
         self.cval = float(cval)
         self.interpolation = interpolation
-        self.seed = seed
-        self.generator = keras.random.SeedGenerator(seed)
 
     def get_random_transformation(self, images, seed=None):
         """Draws per-image parameters: degrees, pixels, zoom factors and flips."""
@@ -108,7 +88,7 @@ class RandomAffine(DataLayer):
         draws = iter(range(100))
 
         def uniform(low, high):
-            return _uniform(self, (batch,), low, high, seed, next(draws))
+            return draw_uniform(self, (batch,), low, high, seed, next(draws))
 
         def shift(shift_range, size):
             pixels = uniform(-shift_range, shift_range)
@@ -140,35 +120,6 @@ class RandomAffine(DataLayer):
         matrices = affine_matrices(ops, transformation, height, width)
         xs, ys = affine_source_coordinates(ops, matrices, height, width)
         return sample(ops, images, xs, ys, self.interpolation, self.fill_mode, self.cval)
-
-    def call(self, images, seed=None):
-        unbatched = len(images.shape) == 3
-        if unbatched:
-            images = self.backend.numpy.expand_dims(images, 0)
-        outputs = self.transform_images(images, self.get_random_transformation(images, seed))
-        if unbatched:
-            outputs = self.backend.numpy.squeeze(outputs, 0)
-        return outputs
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({
-            "rotation_range": self.rotation_range,
-            "width_shift_range": self.width_shift_range,
-            "height_shift_range": self.height_shift_range,
-            "shear_range": self.shear_range,
-            "zoom_range": self.zoom_range,
-            "horizontal_flip": self.horizontal_flip,
-            "vertical_flip": self.vertical_flip,
-            "fill_mode": self.fill_mode,
-            "cval": self.cval,
-            "interpolation": self.interpolation,
-            "seed": self.seed,
-        })
-        return config
 
 
 def _legacy_chain(ops, params, x, y, height, width):
@@ -293,110 +244,3 @@ def sample(ops, images, xs, ys, interpolation, fill_mode, cval):
             out = ops.numpy.where(ops.numpy.reshape(inside, (-1, 1)), out,
                                   ops.cast(cval, out.dtype))
     return ops.numpy.reshape(out, (n, height, width, channels))
-
-
-@keras.saving.register_keras_serializable(package="tfsuite")
-class RandomBrightnessScale(DataLayer):
-    """Multiplies each image by a factor uniform in [lo, hi], clipped to [0, 255].
-
-    This is the legacy `brightness_range` (PIL's brightness enhancer), not
-    Keras' additive `RandomBrightness`.
-    """
-
-    def __init__(self, brightness_range, value_range=(0.0, 255.0), seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.brightness_range = [float(v) for v in brightness_range]
-        self.value_range = [float(v) for v in value_range]
-        self.seed = seed
-        self.generator = keras.random.SeedGenerator(seed)
-
-    def get_random_transformation(self, images, seed=None):
-        batch = self.backend.shape(images)[0]
-        low, high = self.brightness_range
-        return _uniform(self, (batch, 1, 1, 1), low, high, seed, 0)
-
-    def transform_images(self, images, factors):
-        return self.backend.numpy.clip(images * factors, *self.value_range)
-
-    def call(self, images, seed=None):
-        return self.transform_images(images, self.get_random_transformation(images, seed))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"brightness_range": self.brightness_range,
-                       "value_range": self.value_range, "seed": self.seed})
-        return config
-
-
-@keras.saving.register_keras_serializable(package="tfsuite")
-class RandomChannelShift(DataLayer):
-    """Adds one intensity in [-r, r] to every channel, clipped to the image's own range."""
-
-    def __init__(self, channel_shift_range, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.channel_shift_range = float(channel_shift_range)
-        self.seed = seed
-        self.generator = keras.random.SeedGenerator(seed)
-
-    def get_random_transformation(self, images, seed=None):
-        batch = self.backend.shape(images)[0]
-        r = self.channel_shift_range
-        return _uniform(self, (batch, 1, 1, 1), -r, r, seed, 0)
-
-    def transform_images(self, images, intensity):
-        ops = self.backend
-        low = ops.numpy.min(images, axis=(1, 2, 3), keepdims=True)
-        high = ops.numpy.max(images, axis=(1, 2, 3), keepdims=True)
-        return ops.numpy.minimum(ops.numpy.maximum(images + intensity, low), high)
-
-    def call(self, images, seed=None):
-        return self.transform_images(images, self.get_random_transformation(images, seed))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"channel_shift_range": self.channel_shift_range, "seed": self.seed})
-        return config
-
-
-def build_augmentation(config, seed=None, image_dtype="float32"):
-    """Builds the list of augmentation layers for an `AugmentConfig`.
-
-    A layer is added only when its strength is above zero (as timm does), so an
-    empty list means no augmentation. Each layer is applied with its own
-    `Dataset.map` on batches; none of them goes into the saved model.
-
-    Args:
-        config: `tfsuite.config.AugmentConfig`.
-        seed: base seed; each layer gets its own offset. Defaults to `None`.
-        image_dtype: dtype of the incoming images. With "uint8" and nearest
-            interpolation the warp moves bytes, not floats;
-            the other layers compute in float32. Defaults to `"float32"`.
-
-    Returns:
-        A list of Keras layers.
-    """
-    layers = []
-    zoom = _pair(config.zoom_range, "zoom_range")
-    geometric = (config.rotation_range or config.width_shift_range or config.height_shift_range
-                 or config.shear_range or zoom != [1.0, 1.0] or config.horizontal_flip
-                 or config.vertical_flip)
-    offset = lambda k: None if seed is None else seed + k  # noqa: E731
-    if geometric:
-        layers.append(RandomAffine(
-            rotation_range=config.rotation_range, width_shift_range=config.width_shift_range,
-            height_shift_range=config.height_shift_range, shear_range=config.shear_range,
-            zoom_range=zoom, horizontal_flip=config.horizontal_flip,
-            vertical_flip=config.vertical_flip, fill_mode=config.fill_mode, cval=config.cval,
-            interpolation=config.interpolation, seed=offset(1),
-            dtype=image_dtype if config.interpolation == "nearest" else "float32"))
-    if config.brightness_range is not None and list(config.brightness_range) != [1.0, 1.0]:
-        layers.append(RandomBrightnessScale(config.brightness_range, seed=offset(2)))
-    if config.channel_shift_range > 0:
-        layers.append(RandomChannelShift(config.channel_shift_range, seed=offset(3)))
-    return layers
