@@ -39,7 +39,7 @@ def write_messy_folder(root, per_class=24, seed=0):
         for i in range(per_class):
             array = _shape_image(label, int(rng.integers(28, 48)), rng)
             picture = Image.fromarray(array)
-            variant = i % 8
+            variant = i % 11
             sub = os.path.join(folder, "nested", "deeper") if i % 5 == 0 else folder
             if variant == 0:
                 picture.save(os.path.join(sub, f"img {i} ü.PNG"))
@@ -56,6 +56,12 @@ def write_messy_folder(root, per_class=24, seed=0):
             elif variant == 6:
                 deep = (np.asarray(picture.convert("L"), dtype=np.uint16) * 257)
                 Image.fromarray(deep).save(os.path.join(sub, f"sixteen_bit_{i}.png"))
+            elif variant == 7:
+                picture.save(os.path.join(sub, f"really_a_tiff_{i}.png"), format="TIFF")
+            elif variant == 8:
+                picture.convert("1").save(os.path.join(sub, f"one_bit_{i}.bmp"))
+            elif variant == 9:
+                picture.convert("P").save(os.path.join(sub, f"palette_{i}.bmp"))
             else:
                 picture.save(os.path.join(sub, f"photo_{i}.JPG"), quality=85)
             good += 1
@@ -65,8 +71,8 @@ def write_messy_folder(root, per_class=24, seed=0):
             f.write("not an image")
         with open(os.path.join(folder, "fake.png"), "w") as f:
             f.write("this is text with a png name")
-        data = open(os.path.join(folder, os.listdir(folder)[0]) if False else
-                    _first_jpeg(folder), "rb").read()
+        with open(_first_jpeg(folder), "rb") as f:
+            data = f.read()
         with open(os.path.join(folder, "truncated.jpg"), "wb") as f:
             f.write(data[: len(data) // 3])
     with open(os.path.join(root, "README.txt"), "w") as f:  # stray file at the top level

@@ -19,6 +19,7 @@ import yaml
 from tfsuite.errors import UserError, user_error
 
 EXPERIMENTS_PACKAGE = "tfsuite.experiments"
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -192,11 +193,11 @@ def _read_yaml_file(path):
 # ---------------------------------------------------------------- merging
 
 
-def _merge(base, update, prefix=""):
+def _merge(base, update):
     """Deep-merges `update` into `base` (both dicts), in place."""
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value, prefix + key + ".")
+            _merge(base[key], value)
         else:
             base[key] = value
     return base
@@ -236,12 +237,11 @@ def _check_value(value, hint, key):
     """Checks `value` against a type hint; returns it normalized (ints to floats)."""
     origin = typing.get_origin(hint)
     if origin is Union:
-        errors = []
         for option in typing.get_args(hint):
             try:
                 return _check_value(value, option, key)
-            except UserError as e:
-                errors.append(e)
+            except UserError:
+                pass
         raise _type_error(key, hint, value)
     if hint is type(None):
         if value is None:
@@ -322,18 +322,21 @@ def _require(condition, key, expected, value, fix=None):
         raise user_error(f"Invalid value for `{key}`", expected, f"{key}={value!r}", fix)
 
 
-def validate(config):
-    """Checks value ranges and cross-field rules; raises `UserError`."""
-    flat = _flatten(config.to_dict())
-    for key, choices in CHOICES.items():
-        _require(flat[key] in choices, key, f"one of {list(choices)}", flat[key])
-    data, train, aug = config.data, config.train, config.data.augment
+MONITORS = ("val_accuracy", "val_loss", "val_top5_accuracy", "accuracy", "loss",
+            "top5_accuracy")
+
+
+def _validate_data(data):
+    aug = data.augment
     _require(len(data.image_size) == 2 and all(s >= 8 for s in data.image_size),
              "data.image_size", "[height, width], each >= 8", list(data.image_size))
     _require(0 <= data.validation_split < 1, "data.validation_split", "a fraction in [0, 1)",
              data.validation_split)
     _require(0 <= data.test_split < 1 and data.validation_split + data.test_split < 1,
              "data.test_split", "a fraction in [0, 1), with validation_split + test_split < 1",
+             data.test_split)
+    _require(data.validation_split + data.test_split > 0, "data.test_split",
+             "a validation or test split above 0 (the run is evaluated on it)",
              data.test_split)
     if data.source in ("folder", "npz"):
         _require(bool(data.path), "data.path", f"a path (data.source={data.source})", data.path,
@@ -342,14 +345,11 @@ def validate(config):
         _require(bool(data.tfds_name), "data.tfds_name", "a TFDS dataset name, e.g. mnist",
                  data.tfds_name)
     _require(data.num_classes >= 2, "data.num_classes", "an int >= 2", data.num_classes)
-    _require(train.epochs >= 1, "train.epochs", "an int >= 1", train.epochs)
-    _require(train.batch_size >= 1, "train.batch_size", "an int >= 1", train.batch_size)
-    _require(train.learning_rate > 0, "train.learning_rate", "a float > 0", train.learning_rate)
-    _require(0 <= train.label_smoothing < 1, "train.label_smoothing", "a float in [0, 1)",
-             train.label_smoothing)
-    _require(train.warmup_epochs >= 0, "train.warmup_epochs", "an int >= 0", train.warmup_epochs)
-    _require(aug.rotation_range >= 0, "data.augment.rotation_range", "degrees >= 0",
-             aug.rotation_range)
+    _require(data.num_examples >= 10, "data.num_examples", "an int >= 10", data.num_examples)
+    for key in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range",
+                "channel_shift_range"):
+        value = getattr(aug, key)
+        _require(value >= 0, f"data.augment.{key}", "a value >= 0", value)
     zoom = aug.zoom_range
     _require((isinstance(zoom, float) and 0 <= zoom < 1)
              or (isinstance(zoom, list) and len(zoom) == 2 and 0 < zoom[0] <= zoom[1]),
@@ -358,13 +358,77 @@ def validate(config):
         b = aug.brightness_range
         _require(len(b) == 2 and 0 <= b[0] <= b[1], "data.augment.brightness_range",
                  "[lo, hi] with 0 <= lo <= hi", b)
+    _require(0 <= aug.cval <= 255, "data.augment.cval", "a pixel value in [0, 255]", aug.cval)
+    _require(aug.rescale is None or aug.rescale != 0, "data.augment.rescale",
+             "null or a non-zero factor", aug.rescale)
+
+
+def _validate_model(model, data, check_files):
+    _require(model.width >= 1, "model.width", "an int >= 1", model.width)
+    _require(0 <= model.dropout < 1, "model.dropout", "a rate in [0, 1)", model.dropout)
+    _require(model.l2 >= 0, "model.l2", "a value >= 0", model.l2)
+    _require(model.fine_tune_layers >= 0, "model.fine_tune_layers", "an int >= 0",
+             model.fine_tune_layers)
+    if model.name == "resnet50":
+        _require(min(data.image_size) >= 32, "data.image_size", "[height, width], each >= 32 "
+                 "for ResNet-50", list(data.image_size))
+    if check_files and model.weights not in (None, "imagenet"):
+        _require(os.path.isfile(model.weights), "model.weights",
+                 "null, 'imagenet' or an existing weights file", model.weights)
+
+
+def _validate_train(train):
+    _require(train.epochs >= 1, "train.epochs", "an int >= 1", train.epochs)
+    _require(train.batch_size >= 1, "train.batch_size", "an int >= 1", train.batch_size)
+    for key in ("learning_rate", "fine_tune_learning_rate", "step_gamma"):
+        value = getattr(train, key)
+        _require(0 < value < float("inf"), f"train.{key}", "a finite value > 0", value)
+    for key in ("weight_decay", "momentum", "warmup_epochs", "early_stopping_patience",
+                "fine_tune_epochs"):
+        value = getattr(train, key)
+        _require(value >= 0, f"train.{key}", "a value >= 0", value)
+    _require(0 <= train.label_smoothing < 1, "train.label_smoothing", "a float in [0, 1)",
+             train.label_smoothing)
+    _require(0 <= train.ema_momentum < 1, "train.ema_momentum", "a float in [0, 1)",
+             train.ema_momentum)
+    _require(train.clipnorm is None or train.clipnorm > 0, "train.clipnorm",
+             "null or a value > 0", train.clipnorm)
+    _require(train.gradient_accumulation_steps is None or train.gradient_accumulation_steps >= 2,
+             "train.gradient_accumulation_steps", "null or an int >= 2",
+             train.gradient_accumulation_steps)
+    _require(train.step_epochs >= 1, "train.step_epochs", "an int >= 1", train.step_epochs)
+    _require(train.steps_per_execution >= 1, "train.steps_per_execution", "an int >= 1",
+             train.steps_per_execution)
+    _require(train.monitor in MONITORS, "train.monitor", f"one of {list(MONITORS)}",
+             train.monitor)
+
+
+def validate(config, check_files=True):
+    """Checks value ranges and cross-field rules; raises `UserError`.
+
+    Args:
+        config: an `ExperimentConfig`.
+        check_files: also check that files named in the config exist (off when
+            reading a finished run, whose weights file may have moved).
+    """
+    flat = _flatten(config.to_dict())
+    for key, choices in CHOICES.items():
+        _require(flat[key] in choices, key, f"one of {list(choices)}", flat[key])
+    _require(bool(_NAME.fullmatch(config.name)), "name", "letters, digits, '_', '-' or '.' "
+             "(it names the run folder)", config.name)
+    _validate_data(config.data)
+    _validate_model(config.model, config.data, check_files)
+    _validate_train(config.train)
     _require(config.runtime.cpu_devices >= 0, "runtime.cpu_devices", "an int >= 0",
              config.runtime.cpu_devices)
-    _require(config.model.fine_tune_layers >= 0, "model.fine_tune_layers", "an int >= 0",
-             config.model.fine_tune_layers)
-    if config.model.weights not in (None, "imagenet"):
-        _require(os.path.isfile(config.model.weights), "model.weights",
-                 "null, 'imagenet' or an existing weights file", config.model.weights)
+    return config
+
+
+def _absolute_paths(config):
+    """Data paths become absolute, so a run's config.yaml works from any directory."""
+    if config.data.path:
+        path = os.path.abspath(os.path.expanduser(config.data.path))
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=path))
     return config
 
 
@@ -400,12 +464,12 @@ def load_config(experiment="digits", config_file=None, overrides=()):
         _merge(raw, _read_yaml_file(config_file))
     for text in overrides:
         _merge(raw, parse_override(text))
-    return validate(_build(ExperimentConfig, raw))
+    return validate(_absolute_paths(_build(ExperimentConfig, raw)))
 
 
-def config_from_dict(raw):
+def config_from_dict(raw, check_files=True):
     """Builds and validates a config from a plain dict (e.g. a run's config.yaml)."""
-    return validate(_build(ExperimentConfig, raw))
+    return validate(_build(ExperimentConfig, raw), check_files=check_files)
 
 
 def write_config(config, path):
@@ -420,4 +484,4 @@ def read_run_config(run_dir):
     if not os.path.isfile(path):
         raise user_error("Not a tfsuite run directory", "a folder holding config.yaml "
                          "(made by `python -m tfsuite.run train`)", f"run_dir={run_dir!r}")
-    return config_from_dict(_read_yaml_file(path))
+    return config_from_dict(_read_yaml_file(path), check_files=False)

@@ -17,9 +17,11 @@ def build_parser():
         prog="python -m tfsuite.run",
         description="tfsuite: train, evaluate and use Keras 3 models. With no command, trains "
                     f"the default experiment '{DEFAULT_EXPERIMENT}' into runs/{DEFAULT_EXPERIMENT}.")
+    # SUPPRESS: a flag given before the command is not reset by the sub-parser.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--quiet", action="store_true", help="print only the final result")
-    common.add_argument("--debug", action="store_true",
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="print only the final result")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show TensorFlow logs and full tracebacks")
     parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -60,13 +62,13 @@ def build_parser():
     return parser
 
 
-def _configure_logging(debug):
+def _configure_logging(debug, uses_tensorflow):
     if not debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import warnings
 
         warnings.filterwarnings("ignore", category=UserWarning, module="keras")
-    if not debug:
+    if not debug and uses_tensorflow:
         _import_tensorflow_quietly()
     logging.basicConfig(format="%(levelname)s: %(message)s",
                         level=logging.DEBUG if debug else logging.WARNING)
@@ -183,7 +185,7 @@ def main(argv=None):
         args = build_parser().parse_args(["train", DEFAULT_EXPERIMENT]
                                          + (["--quiet"] if args.quiet else [])
                                          + (["--debug"] if args.debug else []))
-    _configure_logging(args.debug)
+    _configure_logging(args.debug, args.command in ("train", "evaluate", "predict"))
     from tfsuite.errors import UserError
 
     try:

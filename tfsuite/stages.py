@@ -10,66 +10,10 @@ import time
 from tfsuite.config import read_run_config, write_config
 from tfsuite.errors import user_error
 from tfsuite.io import read_json, write_json
+from tfsuite.run_dir import MODEL, SUMMARY, resolve_run_dir, start_run_dir
 
 logger = logging.getLogger("tfsuite")
 
-SUMMARY = "summary.json"
-MODEL = "model.keras"
-
-
-# ---------------------------------------------------------------- run directories
-
-
-def _differences(old, new, prefix=""):
-    keys = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys.extend(_differences(a, b, prefix + key + "."))
-        elif a != b:
-            keys.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return keys
-
-
-def _is_completed(run_dir):
-    path = os.path.join(run_dir, SUMMARY)
-    return os.path.isfile(path) and read_json(path).get("status") == "completed"
-
-
-def prepare_run_dir(config, run_dir=None):
-    """Chooses the run directory; returns (run_dir, resuming).
-
-    Without `run_dir`, runs go to `runs/<experiment>`, or `runs/<experiment>-2`,
-    `-3`, ... when earlier ones completed. An unfinished run with the same
-    config is resumed. Nothing a user has is overwritten: a completed run, a
-    run with another config, or a folder that is not a run is an error.
-    """
-    if run_dir is None:
-        base = os.path.join("runs", config.name)
-        run_dir, n = base, 1
-        while _is_completed(run_dir):
-            n += 1
-            run_dir = f"{base}-{n}"
-    if os.path.isdir(run_dir) and os.listdir(run_dir):
-        config_path = os.path.join(run_dir, "config.yaml")
-        if not os.path.isfile(config_path):
-            raise user_error("The run directory exists and is not a tfsuite run",
-                             "a new or empty folder", f"run_dir={run_dir!r}",
-                             "Choose another --run-dir; nothing was changed.")
-        if _is_completed(run_dir):
-            raise user_error("The run directory holds a completed run", "a new folder",
-                             f"run_dir={run_dir!r}", "Choose another --run-dir (or leave it "
-                             "out to get a fresh one); the finished run was left as it is.")
-        old = read_run_config(run_dir).to_dict()
-        changed = _differences(old, config.to_dict())
-        if changed:
-            raise user_error("The unfinished run in this directory used another config",
-                             "the same settings to resume it", f"run_dir={run_dir!r} with "
-                             + "; ".join(changed), "Resume with the original settings, or "
-                             "choose another --run-dir.")
-        return run_dir, True
-    os.makedirs(run_dir, exist_ok=True)
-    return run_dir, False
 
 
 # ---------------------------------------------------------------- train
@@ -90,11 +34,12 @@ def train(config, run_dir=None, quiet=False):
     from tfsuite.training.trainer import Trainer
 
     started = time.perf_counter()
-    run_dir, resuming = prepare_run_dir(config, run_dir)
-    write_config(config, os.path.join(run_dir, "config.yaml"))
+    run_dir, resuming = resolve_run_dir(config, run_dir)
     runtime = setup_runtime(config.runtime)
     task = get_task(config)
-    data = task.build_inputs()
+    data = task.build_inputs()  # bad data fails here, before the run directory is touched
+    start_run_dir(run_dir, resuming)
+    write_config(config, os.path.join(run_dir, "config.yaml"))
     if not quiet:
         _print_start(config, run_dir, runtime, data, resuming)
     trainer = Trainer(config, run_dir, runtime, quiet=quiet)

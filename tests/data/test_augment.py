@@ -65,6 +65,20 @@ def test_shear_zoom_and_combinations_match_legacy(image, fill_mode, params):
                                legacy(image, fill_mode, cval=7.0, **params), atol=1e-3)
 
 
+def test_shift_keys_on_a_non_square_image():
+    """width_shift_range moves content sideways, height_shift_range up and down."""
+    image = np.zeros((12, 20, 1), np.float32)
+    image[5, 9] = 255.0
+    for key, axis in (("width_shift_range", 1), ("height_shift_range", 0)):
+        layer = RandomAffine(**{key: 3}, interpolation="nearest", fill_mode="constant", seed=0)
+        params = layer.get_random_transformation(tf.zeros((64, 12, 20, 1)))
+        moved = layer.transform_images(tf.constant(np.repeat(image[None], 64, 0)), params)
+        rows, cols = np.nonzero(moved.numpy()[..., 0] > 127)[1:]
+        still = cols if axis == 0 else rows  # the other axis never moves
+        assert set(still.tolist()) == {9 if axis == 0 else 5}
+        assert len(set((rows if axis == 0 else cols).tolist())) > 3
+
+
 def test_wrap_fill_is_periodic(image):
     np.testing.assert_allclose(ours(image, "wrap", tx=4), np.roll(image, -4, axis=1), atol=1e-4)
 
@@ -88,7 +102,8 @@ def test_random_parameters_respect_ranges():
     params = layer.get_random_transformation(tf.zeros((512, 40, 50, 3)))
     theta = params["theta"].numpy()
     assert -20 <= theta.min() < -15 and 15 < theta.max() <= 20
-    assert np.abs(params["tx"].numpy()).max() <= 0.2 * 50  # fraction of the width
+    tx = np.abs(params["tx"].numpy())
+    assert 0.2 * 40 < tx.max() <= 0.2 * 50  # a fraction of the width (50), not the height
     assert np.abs(params["ty"].numpy()).max() <= 3  # pixels when >= 1
     assert 0.8 <= params["zx"].numpy().min() and params["zy"].numpy().max() <= 1.1
     assert not np.allclose(params["zx"].numpy(), params["zy"].numpy())  # drawn independently
@@ -96,11 +111,15 @@ def test_random_parameters_respect_ranges():
     assert params["flip_vertical"].numpy().max() == 0
 
 
-def test_brightness_matches_legacy(image):
-    out = RandomBrightnessScale([0.5, 0.5]).transform_images(tf.constant(image[None]),
-                                                            tf.constant(0.5)).numpy()[0]
-    expected = ImageDataGenerator().apply_transform(image, {"brightness": 0.5})
-    np.testing.assert_allclose(out, expected, atol=1.0)  # PIL rounds to uint8
+@pytest.mark.parametrize("factor", [0.5, 1.6])
+def test_brightness_matches_legacy(factor):
+    # A dim image (20..140): the legacy path must not stretch it to 0..255 first.
+    image = 20 + np.random.default_rng(3).random((9, 9, 3)).astype(np.float32) * 120
+    out = RandomBrightnessScale([factor, factor]).transform_images(
+        tf.constant(image[None]), tf.constant(factor)).numpy()[0]
+    expected = ImageDataGenerator().apply_transform(image, {"brightness": factor})
+    # The legacy path truncates to uint8 before PIL scales and again after.
+    np.testing.assert_allclose(out, expected, atol=2.5)
 
 
 def test_channel_shift_matches_legacy(image):

@@ -46,6 +46,24 @@ def test_sixteen_bit_and_cmyk_files_keep_their_content(messy_folder):
             assert image.shape == (32, 32, 3) and image.max() > 150  # the bright shape survives
 
 
+def test_decoded_pixels_match_pil(messy_folder):
+    """TF-decoded files and PIL-decoded ones agree with PIL's own reading of each file."""
+    from PIL import Image
+
+    root, _, _ = messy_folder
+    for path in scan_image_folder(root).paths:
+        with Image.open(path) as image:
+            if image.mode.startswith("I"):
+                reference = np.asarray(image, np.float64) / 257.0  # 16-bit to 8-bit
+                reference = np.repeat(reference[..., None], 3, axis=-1)
+            else:
+                reference = np.asarray(image.convert("RGB"), np.float64)
+        height, width = reference.shape[:2]
+        config = DataConfig(source="folder", path=root, image_size=[height, width])
+        ours = load_image_file(path, config).astype(np.float64)
+        assert np.abs(ours - reference).mean() < 3.0, path  # JPEG decoders differ slightly
+
+
 def test_folder_errors_are_clear(tmp_path):
     with pytest.raises(UserError, match="Image folder not found"):
         scan_image_folder(str(tmp_path / "missing"))

@@ -34,3 +34,26 @@ def test_per_class_report():
     assert report[0] == {"class": "a", "precision": 8 / 9, "recall": 0.8,
                          "f1": pytest.approx(2 * (8 / 9) * 0.8 / (8 / 9 + 0.8)), "support": 10}
     assert report[1]["recall"] == 0.9
+
+
+def test_frozen_base_trains_only_the_head_then_top_layers_unfreeze():
+    import keras
+
+    from tfsuite.config import load_config
+    from tfsuite.tasks import get_task
+
+    config = load_config("digits", overrides=["model.freeze_base=true",
+                                              "model.fine_tune_layers=2", "model.width=8"])
+    task = get_task(config)
+    data = task.build_inputs(augment=False)
+    model = task.build_model(data)
+    model.compile(optimizer="adam", loss=task.loss())
+    before = {w.path: keras.ops.convert_to_numpy(w).copy() for w in model.weights}
+    model.fit(data.train.take(3), epochs=1, verbose=0)
+    changed = {w.path for w in model.weights
+               if not np.allclose(keras.ops.convert_to_numpy(w), before[w.path])}
+    assert changed and all(path.startswith("predictions/") for path in changed)
+
+    task.start_fine_tuning(model)
+    trainable = [l.name for l in model.layers if l.trainable and l.weights]
+    assert trainable == ["block3_conv", "predictions"]  # top 2 weighted layers, BN stays frozen

@@ -39,7 +39,7 @@ def test_auto_strategy_picks_mirrored_with_two_devices_and_mixed_bfloat16(tmp_pa
     summary = _summary(run_dir)
     assert summary["runtime"]["strategy"] == "mirrored"
     assert summary["runtime"]["precision"] == "mixed_bfloat16"
-    assert 0.0 <= summary["metrics"]["test_accuracy"] <= 1.0
+    assert summary["metrics"]["test_accuracy"] > 0.3  # two epochs; chance is 0.1
     assert "Epoch" not in result.stdout  # --quiet
 
 
@@ -70,3 +70,4 @@ def test_transfer_learning_phases(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Epoch 4/4" in result.stdout
     assert _summary(run_dir)["epochs_completed"] == 4
+

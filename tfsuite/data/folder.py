@@ -18,9 +18,11 @@ from tfsuite.errors import user_error
 logger = logging.getLogger("tfsuite")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-# PIL modes TensorFlow's decoders read directly; other images (CMYK JPEG,
-# 16-bit PNG, ...) are decoded through PIL instead.
-TF_DECODABLE_MODES = ("1", "L", "LA", "P", "RGB", "RGBA")
+# What TensorFlow's decoders read correctly, by file format and PIL mode. Other
+# files (CMYK JPEG, 16-bit PNG, palette or 1-bit BMP, a TIFF named .png, ...) are
+# decoded through PIL instead.
+TF_DECODABLE = {"JPEG": ("L", "RGB"), "PNG": ("1", "L", "LA", "P", "RGB", "RGBA"),
+                "GIF": ("L", "P", "RGB", "RGBA"), "BMP": ("RGB", "RGBA")}
 
 
 @dataclass
@@ -34,16 +36,16 @@ class FolderScan:
     skipped: list = field(default_factory=list)  # (path, reason)
 
 
-def _check_image(path):
-    """Returns (ok, needs_pil, reason) after decoding the file with PIL."""
+def check_image(path):
+    """Decodes a file with PIL; returns (ok, needs_pil, reason)."""
     try:
         if os.path.getsize(path) == 0:
             return False, False, "empty file"
         with Image.open(path) as image:
+            image_format, mode = image.format, image.mode
             image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still reads all data
-            mode = image.mode
             image.load()
-        return True, mode not in TF_DECODABLE_MODES, ""
+        return True, mode not in TF_DECODABLE.get(image_format, ()), ""
     except Exception as e:  # PIL raises many types for broken files
         return False, False, f"{type(e).__name__}: {e}"
 
@@ -82,7 +84,7 @@ def scan_image_folder(root, num_threads=8):
                     continue
                 candidates.append((path, label))
     with ThreadPoolExecutor(num_threads) as pool:
-        checks = list(pool.map(lambda c: _check_image(c[0]), candidates))
+        checks = list(pool.map(lambda c: check_image(c[0]), candidates))
     for (path, label), (ok, needs_pil, reason) in zip(candidates, checks):
         if ok:
             scan.paths.append(path)

@@ -208,9 +208,9 @@ def load_image_file(path, data_config):
     """Reads one image file for prediction: uint8 [h, w, c] at the configured size."""
     import tensorflow as tf
 
-    from tfsuite.data.folder import _check_image
+    from tfsuite.data.folder import check_image
 
-    ok, needs_pil, reason = _check_image(path)
+    ok, needs_pil, reason = check_image(path)
     if not ok:
         from tfsuite.errors import user_error
 

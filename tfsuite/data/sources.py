@@ -5,6 +5,7 @@ train/validation/test splits, plus class names and skipped files. The tf.data
 side (decode, resize, cache, augment, batch) lives in `tfsuite.data.pipeline`.
 """
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 
@@ -48,6 +49,27 @@ def split_indices(num_examples, validation_split, test_split, seed):
     return train, val, test
 
 
+def hash_split(keys, validation_split, test_split, seed):
+    """Assigns each key (a file's path inside the folder) to a split by hashing it.
+
+    A file's split depends only on its own name and the seed, so adding or
+    removing files never moves other files between train and test (which a
+    permutation of the whole list would do, leaking training images into the
+    test set of a later `evaluate`). Split sizes are close to the fractions.
+    """
+    train, val, test = [], [], []
+    for index, key in enumerate(keys):
+        digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+        fraction = int.from_bytes(digest[:8], "big") / 2 ** 64
+        if fraction < test_split:
+            test.append(index)
+        elif fraction < test_split + validation_split:
+            val.append(index)
+        else:
+            train.append(index)
+    return [np.array(part, dtype=np.int64) for part in (train, val, test)]
+
+
 def _array_splits(images, labels, data_config, seed):
     train, val, test = split_indices(len(labels), data_config.validation_split,
                                      data_config.test_split, seed)
@@ -75,6 +97,8 @@ def write_digits_folder(out_dir, scale=4):
     """
     from PIL import Image
 
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise user_error("Destination is a file", "a new or empty folder", f"out={out_dir!r}")
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         raise user_error("Destination folder is not empty", "a new or empty folder",
                          f"out={out_dir!r}", "Choose another folder; nothing was overwritten.")
@@ -90,7 +114,14 @@ def write_digits_folder(out_dir, scale=4):
 def _load_npz(path):
     if not os.path.isfile(path):
         raise user_error("NumPy file not found", "an existing .npz file", f"data.path={path!r}")
-    with np.load(path, allow_pickle=False) as archive:
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not hasattr(archive, "files"):  # a .npy file holds one array, not a mapping
+            raise ValueError("a single array (.npy), not an .npz archive")
+    except (ValueError, OSError, EOFError) as e:
+        raise user_error("Cannot read the .npz file", "an archive written by numpy.savez",
+                         f"data.path={path!r} ({e})") from None
+    with archive:
         keys = set(archive.files)
         for image_key, label_key in (("x", "y"), ("images", "labels"), ("x_train", "y_train")):
             if {image_key, label_key} <= keys:
@@ -150,9 +181,10 @@ def load_folder(data_config, seed):
     paths = np.array(scan.paths, dtype=object)
     labels = np.array(scan.labels, dtype=np.int32)
     needs_pil = np.array(scan.needs_pil, dtype=bool)
+    keys = [os.path.relpath(p, data_config.path) for p in scan.paths]
     splits = [Split(labels=labels[i], paths=list(paths[i]), needs_pil=list(needs_pil[i]))
-              for i in split_indices(len(labels), data_config.validation_split,
-                                     data_config.test_split, seed)]
+              for i in hash_split(keys, data_config.validation_split, data_config.test_split,
+                                  seed)]
     return RawImages(*splits, scan.class_names, scan.skipped)
 
 

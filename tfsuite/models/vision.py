@@ -139,18 +139,16 @@ def set_trainable_layers(model, num_layers):
     """Freezes the network body, then unfreezes its top `num_layers` layers.
 
     Batch normalization layers stay frozen (inference mode), as recommended for
-    fine-tuning. `num_layers=None` makes everything trainable.
+    fine-tuning. `num_layers=None` unfreezes every layer but those.
     """
     body = model.get_layer("backbone") if "backbone" in [l.name for l in model.layers] else model
     candidates = [l for l in body.layers if l.weights and l.name != "predictions"
                   and not isinstance(l, (layers.Rescaling, layers.Normalization))]
-    if num_layers is None:
-        for layer in candidates:
-            layer.trainable = True
-        body.trainable = True
-        return
     body.trainable = True
-    unfrozen = candidates[len(candidates) - num_layers:] if num_layers else []
+    if num_layers is None:
+        unfrozen = candidates
+    else:
+        unfrozen = candidates[len(candidates) - num_layers:] if num_layers else []
     for layer in candidates:
         layer.trainable = layer in unfrozen and not isinstance(layer,
                                                                layers.BatchNormalization)

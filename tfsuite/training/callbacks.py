@@ -8,9 +8,8 @@ import time
 import keras
 import numpy as np
 
-from tfsuite.io import read_json, write_json
-
-STATE_FILE = "state.json"
+from tfsuite.io import write_json
+from tfsuite.run_dir import STATE_FILE
 
 
 def _log_order(key):
@@ -136,12 +135,24 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                 pass
 
 
-def read_state(checkpoint_dir):
-    """The saved training state, or None when there is no complete epoch yet."""
-    path = os.path.join(checkpoint_dir, STATE_FILE)
-    if not os.path.isfile(path):
-        return None
-    state = read_json(path)
-    if not os.path.isfile(os.path.join(checkpoint_dir, state.get("weights", ""))):
-        return None
-    return state
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping that, on a resumed run, continues counting from the saved history.
+
+    Keras resets `wait` and `best` when training begins; a resumed run replays
+    the monitored values of the epochs already done instead. With
+    `restore_best_weights`, the best weights are those seen in this process.
+    """
+
+    def __init__(self, history=None, **kwargs):
+        super().__init__(**kwargs)
+        self.history = history or {}
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.history.get(self.monitor) and self.monitor_op is None:
+            self._set_monitor_op()
+        for value in self.history.get(self.monitor, []):
+            if self._is_improvement(value, self.best):
+                self.best, self.wait = value, 0
+            else:
+                self.wait += 1

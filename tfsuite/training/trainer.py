@@ -13,7 +13,9 @@ import time
 import keras
 
 from tfsuite.errors import UserError
-from tfsuite.training.callbacks import NanGuard, ProgressLogger, ResumableCheckpoint, read_state
+from tfsuite.run_dir import read_state
+from tfsuite.training.callbacks import (NanGuard, ProgressLogger, ResumableCheckpoint,
+                                        ResumableEarlyStopping)
 from tfsuite.training.optimizers import get_optimizer
 
 
@@ -77,9 +79,11 @@ class Trainer:
         if self.runtime.backend == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs")))
         if self.config.train.early_stopping_patience:
-            self.early_stopping = keras.callbacks.EarlyStopping(
-                monitor=self._monitor(data), patience=self.config.train.early_stopping_patience,
-                mode="min" if "loss" in self._monitor(data) else "max")
+            self.early_stopping = ResumableEarlyStopping(
+                history=self.state.get("history", {}), monitor=self._monitor(data),
+                patience=self.config.train.early_stopping_patience,
+                mode="min" if "loss" in self._monitor(data) else "max",
+                restore_best_weights=True)
             callbacks.append(self.early_stopping)
         else:
             self.early_stopping = None
@@ -114,8 +118,10 @@ class Trainer:
                     model.optimizer.build(model.trainable_variables)
                     model.load_weights(os.path.join(self.checkpoint_dir, weights_file))
                     restore = False
-            if start >= end:
-                break  # every epoch finished before an interruption: nothing to fit
+            if start >= end:  # every epoch finished before an interruption: nothing to fit
+                if self.config.train.ema:  # what fit() does at its end
+                    model.optimizer.finalize_variable_values(model.trainable_variables)
+                break
             model.fit(data.train, validation_data=data.val, epochs=end,
                       initial_epoch=max(start, begin), callbacks=callbacks, verbose=0)
             self._check_diverged()
@@ -143,7 +149,7 @@ class Trainer:
         state = self.state or {}
         return {"epochs_completed": state.get("epochs_completed", 0),
                 "resumed_from_epoch": self.resumed_from_epoch,
-                "best_epoch": state.get("best_epoch"), "best_value": state.get("best"),
+                "best_epoch": state.get("best_epoch"),
                 "earlier_wall_seconds": getattr(self, "earlier_wall_seconds", 0.0),
                 "images_per_second": self.progress.images_per_second() if self.progress else None,
                 "early_stopped": bool(self.early_stopping and self.early_stopping.stopped_epoch)}

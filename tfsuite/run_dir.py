@@ -1,0 +1,87 @@
+"""Run directories: where a run goes, whether it resumes, and what is never overwritten."""
+
+import os
+
+from tfsuite.config import read_run_config
+from tfsuite.errors import user_error
+from tfsuite.io import read_json
+SUMMARY = "summary.json"
+MODEL = "model.keras"
+STATE_FILE = "state.json"  # in RUN_DIR/checkpoints, written after every epoch
+
+
+def read_state(checkpoint_dir):
+    """The saved training state, or None when there is no complete epoch yet."""
+    path = os.path.join(checkpoint_dir, STATE_FILE)
+    if not os.path.isfile(path):
+        return None
+    state = read_json(path)
+    if not os.path.isfile(os.path.join(checkpoint_dir, state.get("weights", ""))):
+        return None
+    return state
+
+
+def differences(old, new, prefix=""):
+    """`key: old -> new` lines for the leaves that differ between two nested dicts."""
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys.extend(differences(a, b, prefix + key + "."))
+        elif a != b:
+            keys.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return keys
+
+
+def is_completed(run_dir):
+    path = os.path.join(run_dir, SUMMARY)
+    return os.path.isfile(path) and read_json(path).get("status") == "completed"
+
+
+def resolve_run_dir(config, run_dir=None):
+    """Chooses the run directory without writing anything; returns (run_dir, resuming).
+
+    Without `run_dir`, runs go to `runs/<experiment>`, or `runs/<experiment>-2`,
+    `-3`, ... when earlier ones completed. An unfinished run with the same
+    config and at least one completed epoch is resumed; one that stopped before
+    its first epoch starts again. Nothing a user has is overwritten: a
+    completed run, a run with another config, or a folder that is not a run is
+    an error.
+    """
+    if run_dir is None:
+        base = os.path.join("runs", config.name)
+        run_dir, n = base, 1
+        while is_completed(run_dir):
+            n += 1
+            run_dir = f"{base}-{n}"
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise user_error("The run directory is a file", "a folder (new, or an unfinished run)",
+                         f"run_dir={run_dir!r}", "Choose another --run-dir.")
+    if not (os.path.isdir(run_dir) and os.listdir(run_dir)):
+        return run_dir, False
+    if not os.path.isfile(os.path.join(run_dir, "config.yaml")):
+        raise user_error("The run directory exists and is not a tfsuite run",
+                         "a new or empty folder", f"run_dir={run_dir!r}",
+                         "Choose another --run-dir; nothing was changed.")
+    if is_completed(run_dir):
+        raise user_error("The run directory holds a completed run", "a new folder",
+                         f"run_dir={run_dir!r}", "Choose another --run-dir (or leave it "
+                         "out to get a fresh one); the finished run was left as it is.")
+    if read_state(os.path.join(run_dir, "checkpoints")) is None:
+        return run_dir, False  # stopped before finishing an epoch: nothing to resume
+    changed = differences(read_run_config(run_dir).to_dict(), config.to_dict())
+    if changed:
+        raise user_error("The unfinished run in this directory used another config",
+                         "the same settings to resume it", f"run_dir={run_dir!r} with "
+                         + "; ".join(changed), "Resume with the original settings, or "
+                         "choose another --run-dir.")
+    return run_dir, True
+
+
+def start_run_dir(run_dir, resuming):
+    """Creates the folder; a fresh start drops the CSV log of an attempt that never
+    finished an epoch (tfsuite's own file), so the history starts clean."""
+    os.makedirs(run_dir, exist_ok=True)
+    history = os.path.join(run_dir, "history.csv")
+    if not resuming and os.path.isfile(history):
+        os.remove(history)
