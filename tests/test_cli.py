@@ -41,6 +41,19 @@ def test_list_and_config():
 ])
 def test_user_errors_exit_2_with_one_message(tmp_path, args, fragments):
     _assert_user_error(run_cli(*args, cwd=str(tmp_path)), *fragments)
+    assert not os.path.exists(tmp_path / "runs")  # a failed start leaves nothing behind
+
+
+def test_run_dir_that_is_a_file_is_refused(tmp_path):
+    path = tmp_path / "results.txt"
+    path.write_text("keep me")
+    _assert_user_error(run_cli("train", "digits", "--run-dir", str(path)), "is a file")
+    assert path.read_text() == "keep me"
+
+
+def test_flags_before_the_command_apply():
+    result = run_cli("--quiet", "config", "digits")
+    assert result.returncode == 0 and "epochs: 30" in result.stdout
 
 
 def test_argparse_errors_exit_2():

@@ -54,6 +54,13 @@ def test_unknown_key_lists_valid_keys_and_suggests():
     ("runtime.precision=fp16", "runtime.precision"),
     ("model.weights=/no/such/file.h5", "model.weights"),
     ("train", "Malformed override"),
+    ("train.gradient_accumulation_steps=1", "null or an int >= 2"),
+    ("model.dropout=1.5", "model.dropout"),
+    ("train.monitor=val_acc", "train.monitor"),
+    ("data.augment.width_shift_range=-0.1", "a value >= 0"),
+    ("data.augment.cval=300", "data.augment.cval"),
+    ("train.learning_rate=.inf", "a finite value > 0"),
+    ("name=../escape", "name"),
 ])
 def test_bad_values_raise_clear_errors(override, fragment):
     with pytest.raises(UserError) as e:
@@ -65,6 +72,18 @@ def test_bad_values_raise_clear_errors(override, fragment):
 def test_unknown_experiment_suggests_close_name():
     with pytest.raises(UserError, match="Did you mean 'digits'"):
         load_config("digit")
+
+
+def test_a_run_needs_a_validation_or_test_split():
+    with pytest.raises(UserError, match="a validation or test split above 0"):
+        load_config("digits", overrides=["data.test_split=0", "data.validation_split=0"])
+    assert load_config("digits", overrides=["data.test_split=0"]).data.test_split == 0
+
+
+def test_data_path_becomes_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config("image_folder", overrides=["data.path=my_images"])
+    assert config.data.path == os.path.join(str(tmp_path), "my_images")
 
 
 def test_folder_source_requires_path():

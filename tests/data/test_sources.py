@@ -81,6 +81,14 @@ def test_npz_errors(tmp_path):
         build_image_data(config, batch_size=8, seed=0)
     with pytest.raises(UserError, match="not found"):
         build_image_data(DataConfig(source="npz", path=str(tmp_path / "none.npz")), 8, 0)
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 broken zip")
+    with pytest.raises(UserError, match="Cannot read the .npz file"):
+        build_image_data(DataConfig(source="npz", path=str(corrupt)), 8, 0)
+    single = str(tmp_path / "single.npy")
+    np.save(single, np.zeros((3, 4, 4)))
+    with pytest.raises(UserError, match="Cannot read the .npz file"):
+        build_image_data(DataConfig(source="npz", path=single), 8, 0)
 
 
 def test_tfds_not_prepared_fails_at_once(tmp_path):

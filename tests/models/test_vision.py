@@ -57,6 +57,22 @@ def test_mixed_precision_keeps_softmax_float32():
         keras.mixed_precision.set_dtype_policy("float32")
 
 
+def test_mixed_float16_trains_with_loss_scaling():
+    from tfsuite.training.losses import SparseCategoricalCrossentropy
+
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        model = build_classifier(ModelConfig(name="cnn", width=4), AugmentConfig(),
+                                 (16, 16, 1), 3)
+        model.compile(optimizer="adam", loss=SparseCategoricalCrossentropy())
+        history = model.fit(np.random.rand(8, 16, 16, 1).astype("float32") * 255,
+                            np.arange(8) % 3, epochs=1, verbose=0)
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert np.isfinite(history.history["loss"][0])
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
 def test_resnet50_weights_from_a_local_file_and_freezing(tmp_path):
     source = keras.applications.ResNet50(include_top=False, weights=None,
                                          input_shape=(32, 32, 3), pooling="avg")

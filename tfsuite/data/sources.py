@@ -7,6 +7,7 @@ side (decode, resize, cache, augment, batch) lives in `tfsuite.data.pipeline`.
 
 import hashlib
 import os
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,7 +119,7 @@ def _load_npz(path):
         archive = np.load(path, allow_pickle=False)
         if not hasattr(archive, "files"):  # a .npy file holds one array, not a mapping
             raise ValueError("a single array (.npy), not an .npz archive")
-    except (ValueError, OSError, EOFError) as e:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise user_error("Cannot read the .npz file", "an archive written by numpy.savez",
                          f"data.path={path!r} ({e})") from None
     with archive:
