@@ -32,14 +32,14 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
 @pytest.mark.slow
 def test_auto_strategy_picks_mirrored_with_two_devices_and_mixed_bfloat16(tmp_path):
     run_dir = str(tmp_path / "auto")
-    result = run_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=2",
-                     "--set", "runtime.cpu_devices=2", "--set", "runtime.precision=mixed_bfloat16",
-                     "--quiet")
+    result = run_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=3",
+                     "--set", "train.warmup_epochs=0", "--set", "runtime.cpu_devices=2",
+                     "--set", "runtime.precision=mixed_bfloat16", "--quiet")
     assert result.returncode == 0, result.stderr
     summary = _summary(run_dir)
     assert summary["runtime"]["strategy"] == "mirrored"
     assert summary["runtime"]["precision"] == "mixed_bfloat16"
-    assert summary["metrics"]["test_accuracy"] > 0.3  # two epochs; chance is 0.1
+    assert summary["metrics"]["test_accuracy"] > 0.5  # three epochs; chance is 0.1
     assert "Epoch" not in result.stdout  # --quiet
 
 

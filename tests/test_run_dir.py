@@ -1,0 +1,61 @@
+"""Run-directory policy: where runs go, what resumes, and what is never overwritten."""
+
+import os
+
+import pytest
+
+from tfsuite.config import load_config, write_config
+from tfsuite.errors import UserError
+from tfsuite.io import write_json
+from tfsuite.run_dir import resolve_run_dir, start_run_dir
+
+
+def _unfinished_run(path, config, epochs_done=2):
+    os.makedirs(os.path.join(path, "checkpoints"))
+    write_config(config, os.path.join(path, "config.yaml"))
+    weights = f"epoch-{epochs_done:04d}.weights.h5"
+    open(os.path.join(path, "checkpoints", weights), "wb").close()
+    write_json(os.path.join(path, "checkpoints", "state.json"),
+               {"epochs_completed": epochs_done, "weights": weights, "history": {}})
+
+
+def test_default_dirs_skip_completed_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config("digits")
+    assert resolve_run_dir(config) == (os.path.join("runs", "digits"), False)
+    os.makedirs("runs/digits")
+    write_json("runs/digits/summary.json", {"status": "completed"})
+    assert resolve_run_dir(config) == (os.path.join("runs", "digits-2"), False)
+
+
+def test_unfinished_run_resumes_only_with_the_same_config(tmp_path):
+    config = load_config("digits")
+    run = str(tmp_path / "run")
+    _unfinished_run(run, config)
+    assert resolve_run_dir(config, run) == (run, True)
+    changed = load_config("digits", overrides=["train.epochs=9"])
+    with pytest.raises(UserError, match="train.epochs: 30 -> 9"):
+        resolve_run_dir(changed, run)
+
+
+def test_run_that_never_finished_an_epoch_starts_again(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    write_config(load_config("digits", overrides=["train.epochs=9"]), str(run / "config.yaml"))
+    (run / "history.csv").write_text("epoch,loss\n")
+    assert resolve_run_dir(load_config("digits"), str(run)) == (str(run), False)
+    start_run_dir(str(run), resuming=False)
+    assert not (run / "history.csv").exists()
+
+
+def test_folders_that_are_not_runs_are_left_alone(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not a tfsuite run"):
+        resolve_run_dir(load_config("digits"), str(tmp_path / "mine"))
+    done = tmp_path / "done"
+    done.mkdir()
+    write_config(load_config("digits"), str(done / "config.yaml"))
+    write_json(str(done / "summary.json"), {"status": "completed"})
+    with pytest.raises(UserError, match="completed run"):
+        resolve_run_dir(load_config("digits"), str(done))
