@@ -28,6 +28,14 @@ def test_default_dirs_skip_completed_runs(tmp_path, monkeypatch):
     assert resolve_run_dir(config) == (os.path.join("runs", "digits-2"), False)
 
 
+def test_default_dir_steps_over_an_unfinished_run_with_other_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _unfinished_run(os.path.join("runs", "digits"), load_config("digits"))
+    lower = load_config("digits", overrides=["train.learning_rate=1e-4"])
+    assert resolve_run_dir(lower) == (os.path.join("runs", "digits-2"), False)
+    assert resolve_run_dir(load_config("digits")) == (os.path.join("runs", "digits"), True)
+
+
 def test_unfinished_run_resumes_only_with_the_same_config(tmp_path):
     config = load_config("digits")
     run = str(tmp_path / "run")

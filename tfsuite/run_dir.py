@@ -3,7 +3,7 @@
 import os
 
 from tfsuite.config import read_run_config
-from tfsuite.errors import user_error
+from tfsuite.errors import UserError, user_error
 from tfsuite.io import read_json
 SUMMARY = "summary.json"
 MODEL = "model.keras"
@@ -41,8 +41,11 @@ def is_completed(run_dir):
 def resolve_run_dir(config, run_dir=None):
     """Chooses the run directory without writing anything; returns (run_dir, resuming).
 
-    Without `run_dir`, runs go to `runs/<experiment>`, or `runs/<experiment>-2`,
-    `-3`, ... when earlier ones completed. An unfinished run with the same
+    Without `run_dir`, runs go to `runs/<experiment>`, or to the first of
+    `runs/<experiment>-2`, `-3`, ... that is free, unfinished with the same
+    config (it resumes), or abandoned before its first epoch: completed runs
+    and unfinished runs with other settings are stepped over, never touched.
+    An explicit `run_dir` is used as given. An unfinished run with the same
     config and at least one completed epoch is resumed; one that stopped before
     its first epoch starts again. Nothing a user has is overwritten: a
     completed run, a run with another config, or a folder that is not a run is
@@ -50,10 +53,12 @@ def resolve_run_dir(config, run_dir=None):
     """
     if run_dir is None:
         base = os.path.join("runs", config.name)
-        run_dir, n = base, 1
-        while is_completed(run_dir):
-            n += 1
-            run_dir = f"{base}-{n}"
+        for n in range(1, 10000):
+            candidate = base if n == 1 else f"{base}-{n}"
+            try:
+                return resolve_run_dir(config, candidate)
+            except UserError:
+                continue  # someone's finished or different run: leave it, try the next
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise user_error("The run directory is a file", "a folder (new, or an unfinished run)",
                          f"run_dir={run_dir!r}", "Choose another --run-dir.")

@@ -137,9 +137,10 @@ class Trainer:
         raise TrainingDiverged(
             f"Training stopped: the loss became {loss} at epoch {epoch}, batch {batch}. "
             f"Expected a finite loss. Received: loss={loss} with "
-            f"train.learning_rate={self.config.train.learning_rate}. Lower "
-            "train.learning_rate, set train.clipnorm=1.0, or use runtime.precision=float32. "
-            f"The checkpoint of the last good epoch ({kept}) is kept in {self.checkpoint_dir}.")
+            f"train.learning_rate={self.config.train.learning_rate}. Run again with a lower "
+            "train.learning_rate, train.clipnorm=1.0, or runtime.precision=float32 (without "
+            "--run-dir it goes to a new folder). The checkpoint of the last good epoch "
+            f"({kept}) is kept in {self.checkpoint_dir}.")
 
     def history(self):
         return dict((self.state or {}).get("history", {}))
