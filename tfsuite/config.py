@@ -99,7 +99,7 @@ class TrainConfig:
     fine_tune_epochs: int = 0  # epochs after unfreezing model.fine_tune_layers
     fine_tune_learning_rate: float = 1e-5
     steps_per_execution: int = 1
-    jit_compile: Optional[bool] = None  # XLA; null = on with a GPU, off on CPU (slow compiles)
+    jit_compile: Optional[bool] = None  # XLA; null = on for JAX and TF GPUs, off for TF on CPU
 
 
 @dataclass(frozen=True)

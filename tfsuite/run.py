@@ -62,14 +62,12 @@ def build_parser():
     return parser
 
 
-def _configure_logging(debug, uses_tensorflow):
+def _configure_logging(debug):
     if not debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import warnings
 
         warnings.filterwarnings("ignore", category=UserWarning, module="keras")
-    if not debug and uses_tensorflow:
-        _import_tensorflow_quietly()
     logging.basicConfig(format="%(levelname)s: %(message)s",
                         level=logging.DEBUG if debug else logging.WARNING)
     logging.getLogger("tfsuite").setLevel(logging.INFO if debug else logging.WARNING)
@@ -97,11 +95,21 @@ def _import_tensorflow_quietly():
         os.close(saved)
 
 
+def _start_backend(config, debug):
+    """Sets the run's Keras backend, then imports TensorFlow (which imports Keras)."""
+    from tfsuite.training.runtime import select_backend
+
+    select_backend(config.runtime)
+    if not debug:
+        _import_tensorflow_quietly()
+
+
 def cmd_train(args):
     from tfsuite import stages
     from tfsuite.config import load_config
 
     config = load_config(args.experiment, args.config, args.overrides)
+    _start_backend(config, args.debug)
     summary = stages.train(config, args.run_dir, quiet=args.quiet)
     print_summary(summary)
 
@@ -131,7 +139,9 @@ def cmd_list(args):
 
 def cmd_evaluate(args):
     from tfsuite import stages
+    from tfsuite.config import read_run_config
 
+    _start_backend(read_run_config(args.run_dir), args.debug)
     metrics, per_class, out_dir = stages.evaluate(args.run_dir, quiet=args.quiet)
     print(f"test accuracy {metrics['test_accuracy']:.2%} on {metrics['num_evaluated']} images"
           + (f", top-5 {metrics['test_top5_accuracy']:.2%}" if "test_top5_accuracy" in metrics
@@ -147,7 +157,9 @@ def cmd_evaluate(args):
 
 def cmd_predict(args):
     from tfsuite import stages
+    from tfsuite.config import read_run_config
 
+    _start_backend(read_run_config(args.run_dir), args.debug)
     if args.top_k < 1:
         from tfsuite.errors import user_error
 
@@ -185,7 +197,7 @@ def main(argv=None):
         args = build_parser().parse_args(["train", DEFAULT_EXPERIMENT]
                                          + (["--quiet"] if args.quiet else [])
                                          + (["--debug"] if args.debug else []))
-    _configure_logging(args.debug, args.command in ("train", "evaluate", "predict"))
+    _configure_logging(args.debug)
     from tfsuite.errors import UserError
 
     try:

@@ -58,8 +58,9 @@ class Trainer:
         optimizer = get_optimizer(self.config.train, steps_per_epoch, phase_epochs,
                                   learning_rate=learning_rate)
         jit_compile = self.config.train.jit_compile
-        if jit_compile is None:
-            jit_compile = self.runtime.has_gpu
+        if jit_compile is None:  # JAX always compiles; TF's XLA pays off on GPUs only
+            jit_compile = self.runtime.backend == "jax" or (
+                self.runtime.backend == "tensorflow" and self.runtime.has_gpu)
         model.compile(optimizer=optimizer, loss=task.loss(), metrics=task.metrics(num_classes),
                       steps_per_execution=self.config.train.steps_per_execution,
                       jit_compile=jit_compile)
