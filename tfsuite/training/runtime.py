@@ -67,7 +67,7 @@ def _split_cpu(tf, count):
             raise user_error("Cannot split the CPU after TensorFlow has started",
                              f"runtime.cpu_devices set before any TensorFlow work ({have} "
                              "logical CPUs exist now)", f"runtime.cpu_devices={count}",
-                             "Start a new Python process (or restart the notebook kernel).")
+                             "Start a new Python process (or restart the notebook kernel).") from None
 
 
 def _tensorflow_devices(tf, runtime_config):
