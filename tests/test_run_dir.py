@@ -50,10 +50,25 @@ def test_run_that_never_finished_an_epoch_starts_again(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     write_config(load_config("digits", overrides=["train.epochs=9"]), str(run / "config.yaml"))
+    (run / "checkpoints").mkdir()
     (run / "history.csv").write_text("epoch,loss\n")
     assert resolve_run_dir(load_config("digits"), str(run)) == (str(run), False)
     start_run_dir(str(run), resuming=False)
     assert not (run / "history.csv").exists()
+
+
+def test_a_users_own_config_yaml_is_never_taken_for_a_run(tmp_path):
+    project = tmp_path / "myproj"
+    project.mkdir()
+    (project / "config.yaml").write_text("a: 1\n")
+    (project / "seven.png").write_bytes(b"")
+    with pytest.raises(UserError, match="not a tfsuite run"):
+        resolve_run_dir(load_config("digits"), str(project))
+    only_config = tmp_path / "only"
+    only_config.mkdir()
+    (only_config / "config.yaml").write_text("a: 1\n")
+    with pytest.raises(UserError, match="not a tfsuite run"):
+        resolve_run_dir(load_config("digits"), str(only_config))
 
 
 def test_folders_that_are_not_runs_are_left_alone(tmp_path):

@@ -286,8 +286,11 @@ def _type_name(hint):
 
 
 def _type_error(key, hint, value):
+    fix = None
+    if "list" in _type_name(hint) and not isinstance(value, list):
+        fix = f"Write a list, e.g. --set {key}=[32,32]."
     return user_error(f"Wrong type for config key `{key}`", _type_name(hint),
-                      f"{key}={value!r}")
+                      f"{key}={value!r}", fix)
 
 
 def _build(cls, raw, prefix=""):

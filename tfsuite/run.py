@@ -49,6 +49,8 @@ def build_parser():
     predict.add_argument("--image", action="append", required=True, metavar="FILE",
                          help="image file (repeatable)")
     predict.add_argument("--top-k", type=int, default=5, help="classes to show (default 5)")
+    parser.add_argument("--version", action="version",
+                        version=f"tfsuite {__import__('tfsuite').__version__}")
 
     digits = commands.add_parser("write-digits", parents=[common],
                                  help="write the bundled digits as an image folder")
@@ -191,7 +193,19 @@ COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate,
             "predict": cmd_predict, "write-digits": cmd_write_digits, "config": cmd_config}
 
 
+def _shorthand(argv):
+    """`run digits ...` and `run --set k=v ...` mean `run train digits ...` / `run train ...`."""
+    from tfsuite.config import list_experiments
+
+    if argv and argv[0] in list_experiments():
+        return ["train", *argv]
+    if argv and argv[0] in ("--set", "--config", "--run-dir"):
+        return ["train", *argv]
+    return argv
+
+
 def main(argv=None):
+    argv = _shorthand(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     if args.command is None:
         args = build_parser().parse_args(["train", DEFAULT_EXPERIMENT]
@@ -208,8 +222,8 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume from the last completed "
-              "epoch", file=sys.stderr)
+        print("interrupted. Run the same command again to resume after the last completed "
+              "epoch (a run stopped during its first epoch starts again).", file=sys.stderr)
         return 130
     return 0
 

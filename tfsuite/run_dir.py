@@ -8,6 +8,9 @@ from tfsuite.io import read_json
 SUMMARY = "summary.json"
 MODEL = "model.keras"
 STATE_FILE = "state.json"  # in RUN_DIR/checkpoints, written after every epoch
+# What a run writes before its first epoch ends; a folder holding only these is an
+# abandoned start that may begin again. Anything else in it is the user's.
+RUN_FILES = {"config.yaml", "checkpoints", "logs", "history.csv"}
 
 
 def read_state(checkpoint_dir):
@@ -73,6 +76,11 @@ def resolve_run_dir(config, run_dir=None):
                          f"run_dir={run_dir!r}", "Choose another --run-dir (or leave it "
                          "out to get a fresh one); the finished run was left as it is.")
     if read_state(os.path.join(run_dir, "checkpoints")) is None:
+        if not os.path.isdir(os.path.join(run_dir, "checkpoints")) or \
+                set(os.listdir(run_dir)) - RUN_FILES:
+            raise user_error("The run directory exists and is not a tfsuite run",
+                             "a new or empty folder", f"run_dir={run_dir!r}",
+                             "Choose another --run-dir; nothing was changed.")
         return run_dir, False  # stopped before finishing an epoch: nothing to resume
     changed = differences(read_run_config(run_dir).to_dict(), config.to_dict())
     if changed:
@@ -86,7 +94,7 @@ def resolve_run_dir(config, run_dir=None):
 def start_run_dir(run_dir, resuming):
     """Creates the folder; a fresh start drops the CSV log of an attempt that never
     finished an epoch (tfsuite's own file), so the history starts clean."""
-    os.makedirs(run_dir, exist_ok=True)
+    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)  # marks it as a run
     history = os.path.join(run_dir, "history.csv")
     if not resuming and os.path.isfile(history):
         os.remove(history)

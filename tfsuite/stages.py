@@ -38,6 +38,7 @@ def train(config, run_dir=None, quiet=False):
     runtime = setup_runtime(config.runtime)
     task = get_task(config)
     data = task.build_inputs()  # bad data fails here, before the run directory is touched
+    _warn_about_small_splits(config, data)
     start_run_dir(run_dir, resuming)
     write_config(config, os.path.join(run_dir, "config.yaml"))
     if not quiet:
@@ -92,6 +93,15 @@ def _save_model(model, path):
     tmp = path[: -len(".keras")] + ".tmp.keras"
     model.save(tmp)
     os.replace(tmp, path)
+
+
+def _warn_about_small_splits(config, data):
+    if config.data.validation_split > 0 and data.num_val == 0:
+        logger.warning("The validation split is empty (%d images in all): early stopping "
+                       "and the best checkpoint use the training metrics.", data.num_train)
+    if data.num_test and data.num_test < 2 * data.num_classes:
+        logger.warning("Only %d test images for %d classes: the test accuracy is a rough "
+                       "estimate.", data.num_test, data.num_classes)
 
 
 def _print_start(config, run_dir, runtime, data, resuming):
@@ -156,7 +166,8 @@ def predict(run_dir, images, top_k=5):
 
     for path in images:
         if not os.path.isfile(path):
-            raise user_error("Image file not found", "an existing image file",
+            what = "is a folder" if os.path.isdir(path) else "not found"
+            raise user_error(f"Image file {what}", "an existing image file",
                              f"image={path!r}")
     summary_path = os.path.join(run_dir, SUMMARY)
     model = load_run_model(run_dir)

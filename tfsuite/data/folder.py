@@ -60,6 +60,10 @@ def scan_image_folder(root, num_threads=8):
     Returns:
         A `FolderScan`.
     """
+    if os.path.isfile(root):
+        raise user_error("data.path is a file", "a folder with one sub-folder per class",
+                         f"data.path={root!r}", "Point it at the folder above the class "
+                         "folders.")
     if not os.path.isdir(root):
         raise user_error("Image folder not found", "a folder with one sub-folder per class",
                          f"data.path={root!r}", "Check the path (relative paths start "
@@ -94,6 +98,10 @@ def scan_image_folder(root, num_threads=8):
             scan.skipped.append((path, reason))
     for path, reason in scan.skipped:
         logger.warning("Skipped %s (%s)", path, reason)
+    for label, name in enumerate(class_names):
+        if label not in scan.labels:
+            logger.warning("Class folder %r has no readable images; the model will still "
+                           "have an output for it.", name)
     if not scan.paths:
         raise user_error("No readable images in the image folder",
                          f"files ending in {', '.join(IMAGE_EXTENSIONS)} (any case)",

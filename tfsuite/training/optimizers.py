@@ -19,7 +19,7 @@ def get_schedule(name, learning_rate, steps_per_epoch, epochs, warmup_epochs=0,
     Args:
         name: "constant", "step" (multiply by `step_gamma` every `step_epochs`),
             "cosine" (to zero over the run) or "warmup_cosine" (linear warm-up
-            over `warmup_epochs`, then cosine).
+            over `warmup_epochs`, at most half the run, then cosine).
         learning_rate: peak learning rate.
         steps_per_epoch: optimizer steps per epoch.
         epochs: epochs the schedule spans.
@@ -34,7 +34,8 @@ def get_schedule(name, learning_rate, steps_per_epoch, epochs, warmup_epochs=0,
     if name == "cosine":
         return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total)
     if name == "warmup_cosine":
-        warmup = min(warmup_epochs * steps_per_epoch, total - 1)
+        # At most half the run: a short run (--set train.epochs=2) still reaches its peak.
+        warmup = min(warmup_epochs * steps_per_epoch, total // 2)
         return keras.optimizers.schedules.CosineDecay(
             0.0, decay_steps=max(1, total - warmup), warmup_target=learning_rate,
             warmup_steps=warmup)
