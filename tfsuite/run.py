@@ -169,7 +169,7 @@ def cmd_predict(args):
     for path, ranked in stages.predict(args.run_dir, args.image, args.top_k):
         print(f"{path}:")
         for rank, (name, probability) in enumerate(ranked, start=1):
-            print(f"  {rank}. {name:<20} {probability:.4f}")
+            print(f"  {rank:>2}. {name:<20} {probability:.4f}")
 
 
 def cmd_write_digits(args):

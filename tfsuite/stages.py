@@ -38,7 +38,7 @@ def train(config, run_dir=None, quiet=False):
     runtime = setup_runtime(config.runtime)
     task = get_task(config)
     data = task.build_inputs()  # bad data fails here, before the run directory is touched
-    _warn_about_small_splits(config, data)
+    _warn_about_small_data(config, data)
     start_run_dir(run_dir, resuming)
     write_config(config, os.path.join(run_dir, "config.yaml"))
     if not quiet:
@@ -95,10 +95,15 @@ def _save_model(model, path):
     os.replace(tmp, path)
 
 
-def _warn_about_small_splits(config, data):
+def _warn_about_small_data(config, data):
     if config.data.validation_split > 0 and data.num_val == 0:
         logger.warning("The validation split is empty (%d images in all): early stopping "
                        "and the best checkpoint use the training metrics.", data.num_train)
+    steps = -(-data.num_train // config.train.batch_size) * config.train.epochs
+    if steps < 100 and config.model.name != "mlp":
+        logger.warning("Only %d optimizer steps in this run: batch-norm statistics may not "
+                       "settle, so validation and test scores can lag the training score. "
+                       "Train more epochs or lower train.batch_size.", steps)
     if data.num_test and data.num_test < 2 * data.num_classes:
         logger.warning("Only %d test images for %d classes: the test accuracy is a rough "
                        "estimate.", data.num_test, data.num_classes)
