@@ -93,6 +93,10 @@ def test_evaluate_and_predict(trained_run, tmp_path):
     evaluated = run_cli("evaluate", run_dir)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "test accuracy" in evaluated.stdout and "precision" in evaluated.stdout
+    with open(os.path.join(run_dir, "evaluation", "confusion_matrix.csv")) as f:
+        rows = [line.strip().split(",") for line in f]
+    assert rows[0][1:] == [str(i) for i in range(10)] and len(rows) == 11
+    assert sum(int(v) for row in rows[1:] for v in row[1:]) == 359
     from tfsuite.data.sources import load_digits_arrays
 
     images, labels, _ = load_digits_arrays()

@@ -65,8 +65,8 @@ class ImageClassificationTask:
         plot_confusion_matrix(matrix, data.class_names, os.path.join(out_dir,
                               "confusion_matrix.png"),
                               title=f"Test accuracy {metrics['test_accuracy']:.2%}")
-        np.savetxt(os.path.join(out_dir, "confusion_matrix.csv"), matrix, fmt="%d",
-                   delimiter=",")
+        write_confusion_csv(matrix, data.class_names,
+                            os.path.join(out_dir, "confusion_matrix.csv"))
         return metrics, per_class
 
     def predict_files(self, model, class_names, paths, top_k=5):
@@ -94,6 +94,15 @@ def per_class_report(matrix, class_names):
         report.append({"class": name, "precision": float(precision), "recall": float(recall),
                        "f1": float(f1), "support": int(support)})
     return report
+
+
+def write_confusion_csv(matrix, class_names, path):
+    """Rows: true class; columns: predicted class; both labelled."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *class_names])
+        for name, row in zip(class_names, matrix):
+            writer.writerow([name, *(int(v) for v in row)])
 
 
 def write_per_class_csv(report, path):
