@@ -131,15 +131,22 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
+# The accepted names, defined once; the modules that implement them import these.
+TASKS = ("image_classification",)
+FILL_MODES = ("nearest", "reflect", "wrap", "constant")
+INTERPOLATIONS = ("nearest", "bilinear")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "lion")
+SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
+
 CHOICES = {
-    "task": ("image_classification",),
+    "task": TASKS,
     "data.source": ("digits", "folder", "npz", "tfds", "synthetic"),
     "data.color_mode": ("grayscale", "rgb", "rgba"),
-    "data.augment.fill_mode": ("nearest", "reflect", "wrap", "constant"),
-    "data.augment.interpolation": ("bilinear", "nearest"),
+    "data.augment.fill_mode": FILL_MODES,
+    "data.augment.interpolation": INTERPOLATIONS,
     "model.name": ("mlp", "cnn", "resnet", "resnet50"),
-    "train.optimizer": ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "lion"),
-    "train.schedule": ("constant", "step", "cosine", "warmup_cosine"),
+    "train.optimizer": OPTIMIZERS,
+    "train.schedule": SCHEDULES,
     "runtime.backend": ("auto", "tensorflow", "jax", "torch"),
     "runtime.strategy": ("auto", "none", "mirrored"),
     "runtime.precision": ("float32", "mixed_float16", "mixed_bfloat16"),

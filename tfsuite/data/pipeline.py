@@ -93,10 +93,10 @@ def _split_dataset(tf, split, size, channels):
     autotune = tf.data.AUTOTUNE
     if split.images is not None:
         images = split.images
-        if images.shape[-1] != channels:
-            images = np.stack([_convert_channels(tf, tf.constant(im), channels).numpy()
-                               for im in images]) if len(images) else images
         dataset = tf.data.Dataset.from_tensor_slices((images, split.labels))
+        if images.shape[-1] != channels:
+            dataset = dataset.map(lambda x, y: (_convert_channels(tf, x, channels), y),
+                                  num_parallel_calls=autotune)
         if tuple(images.shape[1:3]) != tuple(size):
             dataset = dataset.map(lambda x, y: (_resize(tf, x, size), y),
                                   num_parallel_calls=autotune)

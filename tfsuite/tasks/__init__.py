@@ -1,8 +1,7 @@
 """Tasks: each builds inputs, model, loss and metrics from an experiment config."""
 
+from tfsuite.config import TASKS
 from tfsuite.errors import user_error
-
-TASKS = ("image_classification",)
 
 
 def get_task(config):

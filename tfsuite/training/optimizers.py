@@ -6,10 +6,8 @@ optimizer instance, like Keras' own `get()` resolvers.
 
 import keras
 
+from tfsuite.config import OPTIMIZERS, SCHEDULES
 from tfsuite.errors import user_error
-
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "lion")
-SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
 
 
 def get_schedule(name, learning_rate, steps_per_epoch, epochs, warmup_epochs=0,

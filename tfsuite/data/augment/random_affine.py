@@ -16,10 +16,8 @@ import math
 
 import keras
 
+from tfsuite.config import FILL_MODES, INTERPOLATIONS
 from tfsuite.data.augment.base import RandomImageLayer, uniform as draw_uniform
-
-FILL_MODES = ("nearest", "reflect", "wrap", "constant")
-INTERPOLATIONS = ("nearest", "bilinear")
 
 
 def _pair(value, name):
