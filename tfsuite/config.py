@@ -116,6 +116,22 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    """Deployment artifacts written by the export stage, each verified against the model."""
+
+    formats: List[str] = field(default_factory=list)  # exported after training; "all" = every
+    # format this machine can produce: saved_model, onnx, litert, tensorrt, keras
+    name: Optional[str] = None  # model name under `out` (default: the experiment name)
+    out: str = "saved_models"  # TF Serving base folder: OUT/NAME/VERSION/
+    onnx_opset: int = 17
+    tensorrt_precision: str = "fp16"  # fp32, fp16, int8 (engine built from the ONNX file)
+    max_batch_size: int = 64  # largest batch of the TensorRT optimization profile
+    verify_samples: int = 256  # test-split images each artifact is checked on
+    batch_size: int = 32  # batch size for the latency measurement
+    atol: float = 1e-4  # largest |difference| from the Keras model a float32 artifact may show
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A whole experiment: what to train, on what, and how."""
 
@@ -126,6 +142,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -137,6 +154,8 @@ FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("nearest", "bilinear")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "lion")
 SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
+EXPORT_FORMATS = ("saved_model", "onnx", "litert", "tensorrt", "keras")
+TENSORRT_PRECISIONS = ("fp32", "fp16", "int8")
 
 CHOICES = {
     "task": TASKS,
@@ -150,6 +169,7 @@ CHOICES = {
     "runtime.backend": ("auto", "tensorflow", "jax", "torch"),
     "runtime.strategy": ("auto", "none", "mirrored"),
     "runtime.precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+    "export.tensorrt_precision": TENSORRT_PRECISIONS,
 }
 
 
@@ -413,6 +433,21 @@ def _validate_train(train):
              train.monitor)
 
 
+def _validate_export(export):
+    for name in export.formats:
+        _require(name in ("all", *EXPORT_FORMATS), "export.formats",
+                 f"a list of formats from {['all', *EXPORT_FORMATS]}", export.formats)
+    _require(export.name is None or bool(_NAME.fullmatch(export.name)), "export.name",
+             "null or letters, digits, '_', '-' or '.' (it names a folder)", export.name)
+    _require(bool(export.out), "export.out", "a folder path", export.out)
+    _require(9 <= export.onnx_opset <= 18, "export.onnx_opset", "an ONNX opset in [9, 18] "
+             "(the range tf2onnx converts to)", export.onnx_opset)
+    for key in ("max_batch_size", "verify_samples", "batch_size"):
+        _require(getattr(export, key) >= 1, f"export.{key}", "an int >= 1",
+                 getattr(export, key))
+    _require(export.atol > 0, "export.atol", "a tolerance > 0", export.atol)
+
+
 def validate(config, check_files=True):
     """Checks value ranges and cross-field rules; raises `UserError`.
 
@@ -429,6 +464,7 @@ def validate(config, check_files=True):
     _validate_data(config.data)
     _validate_model(config.model, config.data, check_files)
     _validate_train(config.train)
+    _validate_export(config.export)
     _require(config.runtime.cpu_devices >= 0, "runtime.cpu_devices", "an int >= 0",
              config.runtime.cpu_devices)
     return config
@@ -480,6 +516,24 @@ def load_config(experiment="digits", config_file=None, overrides=()):
 def config_from_dict(raw, check_files=True):
     """Builds and validates a config from a plain dict (e.g. a run's config.yaml)."""
     return validate(_build(ExperimentConfig, raw), check_files=check_files)
+
+
+def with_overrides(config, overrides, section=None):
+    """A new validated config with `a.b=value` overrides applied.
+
+    Args:
+        config: an `ExperimentConfig`.
+        overrides: `a.b=value` strings.
+        section: when given, only keys of this section (e.g. "export") may be set.
+    """
+    raw = config.to_dict()
+    for text in overrides:
+        parsed = parse_override(text)
+        if section and list(parsed) != [section]:
+            raise user_error(f"Only `{section}.*` keys can be set here", f"{section}.KEY=VALUE",
+                             f"--set {text!r}")
+        _merge(raw, parsed)
+    return config_from_dict(raw, check_files=False)
 
 
 def write_config(config, path):

@@ -44,13 +44,31 @@ def build_parser():
     evaluate.add_argument("run_dir")
 
     predict = commands.add_parser("predict", parents=[common],
-                                  help="classify image files with a run's model")
-    predict.add_argument("run_dir")
+                                  help="classify image files with a run's model or an "
+                                       "exported SavedModel")
+    predict.add_argument("run_dir", metavar="RUN_DIR_OR_SAVED_MODEL",
+                         help="a run directory, or an export version such as "
+                              "saved_models/digits/1")
     predict.add_argument("--image", action="append", required=True, metavar="FILE",
                          help="image file (repeatable)")
     predict.add_argument("--top-k", type=int, default=5, help="classes to show (default 5)")
     parser.add_argument("--version", action="version",
                         version=f"tfsuite {__import__('tfsuite').__version__}")
+
+    export = commands.add_parser(
+        "export", parents=[common], help="export a run's model as deployment artifacts "
+        "(SavedModel for TF Serving, ONNX, LiteRT, TensorRT, .keras), each verified")
+    export.add_argument("run_dir")
+    export.add_argument("--format", help="comma-separated formats: saved_model, onnx, litert, "
+                        "tensorrt, keras, or all (default: the run's export.formats, else all "
+                        "this machine can produce)")
+    export.add_argument("--name", help="model name under --out (default: the experiment name)")
+    export.add_argument("--out", help="TF Serving base folder; versions go to OUT/NAME/VERSION "
+                        "(default: saved_models)")
+    export.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    export.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="export.KEY=VALUE", help="override an export.* config key, "
+                        "e.g. export.tensorrt_precision=int8 (repeatable)")
 
     digits = commands.add_parser("write-digits", parents=[common],
                                  help="write the bundled digits as an image folder")
@@ -73,28 +91,19 @@ def _configure_logging(debug):
     logging.basicConfig(format="%(levelname)s: %(message)s",
                         level=logging.DEBUG if debug else logging.WARNING)
     logging.getLogger("tfsuite").setLevel(logging.INFO if debug else logging.WARNING)
+    if debug:
+        os.environ["TFSUITE_DEBUG"] = "1"  # native logs stay visible
 
 
 def _import_tensorflow_quietly():
-    """Imports TensorFlow with its C++ start-up chatter (CUDA probing) sent to /dev/null.
+    """Imports TensorFlow with its C++ start-up chatter (CUDA probing) silenced."""
+    from tfsuite.quiet import native_stderr_silenced
 
-    Those lines are printed before TF_CPP_MIN_LOG_LEVEL applies; errors still
-    surface as Python exceptions. `--debug` shows everything.
-    """
-    try:
-        saved = os.dup(2)
-    except OSError:
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                import tensorflow  # noqa: F401
-            except ImportError:
-                pass  # JAX/torch machines without TensorFlow
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with native_stderr_silenced():
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            pass  # JAX/torch machines without TensorFlow
 
 
 def _start_backend(config, debug):
@@ -114,6 +123,10 @@ def cmd_train(args):
     _start_backend(config, args.debug)
     summary = stages.train(config, args.run_dir, quiet=args.quiet)
     print_summary(summary)
+    if summary.get("export"):
+        from tfsuite.io import read_json
+
+        print_export_report(read_json(summary["export"]["report"]))
 
 
 def print_summary(summary):
@@ -161,15 +174,79 @@ def cmd_predict(args):
     from tfsuite import stages
     from tfsuite.config import read_run_config
 
-    _start_backend(read_run_config(args.run_dir), args.debug)
     if args.top_k < 1:
         from tfsuite.errors import user_error
 
         raise user_error("--top-k must be positive", "an int >= 1", f"top_k={args.top_k}")
-    for path, ranked in stages.predict(args.run_dir, args.image, args.top_k):
+    if os.path.isfile(os.path.join(args.run_dir, "saved_model.pb")):
+        _start_tensorflow_backend(args.debug)
+        results = stages.predict_saved_model(args.run_dir, args.image, args.top_k)
+    else:
+        _start_backend(read_run_config(args.run_dir), args.debug)
+        results = stages.predict(args.run_dir, args.image, args.top_k)
+    for path, ranked in results:
         print(f"{path}:")
         for rank, (name, probability) in enumerate(ranked, start=1):
             print(f"  {rank:>2}. {name:<20} {probability:.4f}")
+
+
+def _start_tensorflow_backend(debug):
+    """Export and SavedModel prediction run on TensorFlow whatever backend trained the model."""
+    import importlib.util
+
+    if "keras" not in sys.modules and importlib.util.find_spec("tensorflow"):
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+    if not debug:
+        _import_tensorflow_quietly()
+
+
+def cmd_export(args):
+    from tfsuite.config import read_run_config, with_overrides
+    from tfsuite.export.stage import export_run
+
+    config = read_run_config(args.run_dir)
+    overrides = list(args.overrides)
+    if args.format is not None:
+        formats = [f.strip() for f in args.format.split(",") if f.strip()]
+        overrides.append(f"export.formats={formats}")
+    elif not config.export.formats:
+        overrides.append("export.formats=[all]")
+    for key, value in (("name", args.name), ("out", args.out), ("onnx_opset", args.opset)):
+        if value is not None:
+            overrides.append(f"export.{key}={value}")
+    export_config = with_overrides(config, overrides, section="export").export
+    _start_tensorflow_backend(args.debug)
+    report = export_run(args.run_dir, export_config, quiet=args.quiet)
+    if not os.environ.get("TFSUITE_EXPORT_CHILD"):  # a child's parent prints the report
+        print_export_report(report)
+
+
+def _shown(path):
+    """A path relative to the working directory when it lies inside it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def print_export_report(report):
+    print(f"Exported {report['name']} version {report['version']} -> {_shown(report['path'])}")
+    reference = report["reference"]
+    print(f"  checked on {reference['num_samples']} images ({reference['inputs']}) against "
+          f"{_shown(reference['model'])}" + (" rebuilt in float32"
+                                             if reference["rebuilt_in_float32"] else "")
+          + f"; Keras: {reference['latency_ms']:.2f} ms per batch of {reference['batch_size']}")
+    print(f"  {'format':<12} {'size':>10} {'max |diff|':>11} {'top-1':>8} {'ms/batch':>9}  path")
+    for name, result in report["formats"].items():
+        print(f"  {name:<12} {result['size_bytes'] / 1e3:>8.1f}kB {result['max_abs_diff']:>11.2e}"
+              f" {result['top1_agreement']:>8.2%} {result['latency_ms']:>9.2f}  "
+              f"{_shown(result['path'])}")
+    for name, skipped in report["skipped"].items():
+        print(f"  {name:<12} skipped: {skipped['reason']}")
+    serving = report.get("serving")
+    if serving:
+        print(f"  serve: tensorflow_model_server --rest_api_port=8501 "
+              f"--model_config_file={_shown(serving['models_config'])}")
+        print(f"  query: curl -d @{_shown(serving['rest_request'])} {serving['rest_url']}")
+    print(f"  report: {os.path.join(_shown(report['run_dir']), 'export.json')}")
 
 
 def cmd_write_digits(args):
@@ -190,7 +267,7 @@ def cmd_config(args):
 
 
 COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate,
-            "predict": cmd_predict, "write-digits": cmd_write_digits, "config": cmd_config}
+            "predict": cmd_predict, "export": cmd_export, "write-digits": cmd_write_digits, "config": cmd_config}
 
 
 def _shorthand(argv):
@@ -220,7 +297,7 @@ def main(argv=None):
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1 if type(e).__name__ == "ExportVerificationError" else 2
     except KeyboardInterrupt:
         print("interrupted. Run the same command again to resume after the last completed "
               "epoch (a run stopped during its first epoch starts again).", file=sys.stderr)

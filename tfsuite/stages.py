@@ -7,6 +7,8 @@ import logging
 import os
 import time
 
+import numpy as np
+
 from tfsuite.config import read_run_config, write_config
 from tfsuite.errors import user_error
 from tfsuite.io import read_json, write_json
@@ -70,7 +72,26 @@ def train(config, run_dir=None, quiet=False):
                   "path": os.path.join(run_dir, MODEL)},
     }
     write_json(os.path.join(run_dir, SUMMARY), summary)
+    if config.export.formats:
+        summary["export"] = _export_after_training(run_dir, config, quiet)
+        write_json(os.path.join(run_dir, SUMMARY), summary)
     return summary
+
+
+def _export_after_training(run_dir, config, quiet):
+    """The export stage chained after training (experiments with `export.formats`)."""
+    from tfsuite.errors import UserError
+    from tfsuite.export.stage import EXPORT_REPORT, export_run
+
+    try:
+        report = export_run(run_dir, config.export, quiet=quiet)
+    except UserError as e:
+        # The trained model is saved; keep the error's type (and so the exit code).
+        raise type(e)(f"Training finished and {os.path.join(run_dir, MODEL)} is saved, but the "
+                      f"export failed: {e} Retry with `python -m tfsuite.run export "
+                      f"{run_dir}`.") from e
+    return {"name": report["name"], "version": report["version"], "path": report["path"],
+            "report": os.path.join(run_dir, EXPORT_REPORT)}
 
 
 def _round(value):
@@ -169,14 +190,43 @@ def predict(run_dir, images, top_k=5):
     select_backend(config.runtime)
     from tfsuite.tasks import get_task
 
-    for path in images:
-        if not os.path.isfile(path):
-            what = "is a folder" if os.path.isdir(path) else "not found"
-            raise user_error(f"Image file {what}", "an existing image file",
-                             f"image={path!r}")
+    _check_image_files(images)
     summary_path = os.path.join(run_dir, SUMMARY)
     model = load_run_model(run_dir)
     class_names = read_json(summary_path)["data"]["class_names"] if os.path.isfile(
         summary_path) else [str(i) for i in range(model.output_shape[-1])]
     top_k = max(1, min(top_k, len(class_names)))
     return get_task(config).predict_files(model, class_names, images, top_k)
+
+
+def predict_saved_model(path, images, top_k=5):
+    """Top-k class names and probabilities from an exported SavedModel (OUT/NAME/VERSION).
+
+    Image size and color mode come from the signature and the version's
+    export.json; without that file, classes are shown by index.
+    """
+    from tfsuite.config import DataConfig
+    from tfsuite.data.pipeline import load_image_file
+    from tfsuite.export.saved_model import SavedModelRunner
+    from tfsuite.tasks.image_classification import rank_top_k
+
+    _check_image_files(images)
+    runner = SavedModelRunner(path)
+    height, width, channels = runner.input_spec.shape[1:]
+    info_path = os.path.join(path, "export.json")
+    info = read_json(info_path) if os.path.isfile(info_path) else {}
+    color_mode = info.get("input", {}).get("color_mode") or {1: "grayscale", 3: "rgb",
+                                                              4: "rgba"}[channels]
+    data = DataConfig(image_size=[height, width], color_mode=color_mode)
+    batch = np.stack([load_image_file(p, data) for p in images]).astype(np.float32)
+    probabilities = runner(batch)
+    class_names = info.get("class_names") or [str(i) for i in range(probabilities.shape[1])]
+    return rank_top_k(images, probabilities, class_names, max(1, min(top_k, len(class_names))))
+
+
+def _check_image_files(images):
+    for path in images:
+        if not os.path.isfile(path):
+            what = "is a folder" if os.path.isdir(path) else "not found"
+            raise user_error(f"Image file {what}", "an existing image file",
+                             f"image={path!r}")

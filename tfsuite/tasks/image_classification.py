@@ -74,11 +74,16 @@ class ImageClassificationTask:
         images = np.stack([load_image_file(p, self.config.data) for p in paths])
         probabilities = keras.ops.convert_to_numpy(model.predict(images.astype(np.float32),
                                                                  verbose=0))
-        results = []
-        for path, row in zip(paths, probabilities):
-            best = np.argsort(-row)[:top_k]
-            results.append((path, [(class_names[i], float(row[i])) for i in best]))
-        return results
+        return rank_top_k(paths, probabilities, class_names, top_k)
+
+
+def rank_top_k(paths, probabilities, class_names, top_k):
+    """[(path, [(class name, probability), ...]), ...] with the top `top_k` classes each."""
+    results = []
+    for path, row in zip(paths, probabilities):
+        best = np.argsort(-row)[:top_k]
+        results.append((path, [(class_names[i], float(row[i])) for i in best]))
+    return results
 
 
 def per_class_report(matrix, class_names):

@@ -1,0 +1,26 @@
+"""The `.keras` artifact: the float32 model without optimizer state, loadable on any backend."""
+
+import numpy as np
+
+
+def export_keras(model, path):
+    """Saves the (already float32, uncompiled) export model as a `.keras` file."""
+    model.save(path)
+
+
+class KerasRunner:
+    """Loads the `.keras` file back and runs it, as a user of the artifact would."""
+
+    def __init__(self, path):
+        import keras
+
+        from tfsuite.stages import register_custom_objects
+
+        register_custom_objects()
+        self.model = keras.saving.load_model(path, compile=False)
+
+    def __call__(self, images):
+        import keras
+
+        return keras.ops.convert_to_numpy(self.model(np.asarray(images, np.float32),
+                                                     training=False))

@@ -1,0 +1,392 @@
+"""The export stage: a finished run becomes verified deployment artifacts.
+
+`export_run` loads RUN_DIR/model.keras, rebuilds it in float32, writes each
+requested format into a new version OUT/NAME/VERSION/, runs every artifact in
+its own runtime on real test-split images, and publishes the version only when
+all of them match the Keras model. RUN_DIR/export.json records the outcome.
+"""
+
+import dataclasses
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from tfsuite.config import EXPORT_FORMATS
+from tfsuite.errors import UserError, user_error
+from tfsuite.export import layout, verify
+from tfsuite.io import read_json, write_json
+
+EXPORT_REPORT = "export.json"
+_NEEDS = {"saved_model": ("tensorflow",), "onnx": ("tensorflow", "tf2onnx", "onnx", "onnxruntime"),
+          "litert": ("tensorflow",), "tensorrt": ("tensorflow", "tf2onnx", "onnx"), "keras": ()}
+_INSTALL = {"saved_model": "pip install tensorflow", "litert": "pip install tensorflow",
+            "onnx": "pip install tf2onnx onnx onnxruntime",
+            "tensorrt": "pip install tf2onnx onnx tensorrt (on a machine with a CUDA GPU)"}
+FILES = {"onnx": "model.onnx", "litert": "model.tflite", "tensorrt": "model.engine",
+         "keras": "model.keras"}
+
+
+class ExportVerificationError(UserError):
+    """An artifact disagrees with the Keras model; the version was not published."""
+
+
+def missing_modules(name):
+    return [m for m in _NEEDS[name] if importlib.util.find_spec(m) is None]
+
+
+def available_formats():
+    """Formats this machine can produce and verify (TensorRT: see `tensorrt.unavailable_reason`)."""
+    from tfsuite.export.tensorrt import unavailable_reason
+
+    return [f for f in EXPORT_FORMATS if not missing_modules(f)
+            and (f != "tensorrt" or unavailable_reason() is None)]
+
+
+def resolve_formats(requested):
+    """The formats to export, in a fixed order; 'all' means all this machine can produce.
+
+    TensorRT stays in the list even where it cannot be built (the stage then
+    prints why and the `trtexec` command), and brings ONNX with it.
+    """
+    if not requested or "all" in requested:
+        wanted = set(available_formats()) | {"tensorrt"}
+    else:
+        wanted = set(requested)
+    for name in wanted - {"tensorrt"}:
+        if missing_modules(name):
+            raise user_error(f"The {name} export needs {', '.join(missing_modules(name))}",
+                             "the packages installed", f"format={name!r}", _INSTALL[name] + ".")
+    if "tensorrt" in wanted and not missing_modules("onnx"):
+        wanted.add("onnx")  # the engine is built from the ONNX file
+    return [f for f in EXPORT_FORMATS if f in wanted]
+
+
+@dataclasses.dataclass
+class _Context:
+    """What the per-format exporters share while one version is written."""
+
+    model: object
+    export: object  # ExportConfig
+    staging: str
+    final: str
+    images: np.ndarray
+    input_name: str
+    saved_model: str = None  # a SavedModel to convert from (the version's, or a temporary one)
+
+
+def export_run(run_dir, export_config, quiet=False):
+    """Exports a run's model in every format of `export_config.formats`; returns the report.
+
+    Formats that need TensorFlow are written by a TensorFlow-backend subprocess
+    when this process runs Keras on another backend (the `.keras` file loads on
+    any backend).
+    """
+    formats = resolve_formats(export_config.formats)
+    import keras
+
+    if keras.backend.backend() != "tensorflow" and any(_NEEDS[f] for f in formats):
+        return _export_in_tensorflow_process(run_dir, export_config, formats, quiet)
+    from tfsuite.config import read_run_config
+    from tfsuite.export.model import check_exportable, float32_copy
+    from tfsuite.run_dir import MODEL
+    from tfsuite.stages import load_run_model
+
+    config = read_run_config(run_dir)
+    name = export_config.name or config.name
+    folder = layout.model_dir(export_config.out, name)
+    model = load_run_model(run_dir)
+    check_exportable(model, os.path.join(run_dir, MODEL))
+    model32, was_mixed = float32_copy(model)
+    images, class_names, source = _verification_inputs(config, run_dir, export_config, model)
+    reference = _reference(model, model32, was_mixed, images, export_config, run_dir, source)
+    version = layout.next_version(folder)
+    _say(quiet, f"tfsuite: exporting {run_dir} as {name} version {version} "
+                f"({', '.join(formats)})")
+    staging = layout.start_version(folder, version)
+    context = _Context(model32, export_config, staging, os.path.join(folder, str(version)),
+                       images, _input_name(model32))
+    try:
+        results, skipped = _export_formats(context, formats, reference["probabilities"], quiet)
+        serving = _write_serving_files(context, name, folder, "saved_model" in results)
+        report = _report(run_dir, name, version, context, class_names, reference, results,
+                         skipped, serving, config)
+        write_json(os.path.join(staging, EXPORT_REPORT), report)
+    except BaseException:
+        layout.discard(staging)
+        raise
+    failed = [f for f, r in results.items() if not r["verified"]]
+    if failed:
+        rejected = layout.reject(staging, folder, version)
+        raise ExportVerificationError(_mismatch_message(failed, results, export_config,
+                                                        rejected))
+    layout.publish(staging, folder, version)
+    _write_run_report(run_dir, report)
+    return report
+
+
+def _say(quiet, text):
+    if not quiet:
+        print(text, flush=True)
+
+
+def _input_name(model):
+    from tfsuite.export.saved_model import input_name
+
+    return input_name(model)
+
+
+# ---------------------------------------------------------------- inputs and reference
+
+
+def _verification_inputs(config, run_dir, export_config, model):
+    """Up to `verify_samples` test-split images (validation if there is no test split).
+
+    When the run's data is gone (a model copied to another machine), random
+    pixels stand in and the report says so.
+    """
+    from tfsuite.tasks import get_task
+
+    count = export_config.verify_samples
+    summary = os.path.join(run_dir, "summary.json")
+    class_names = read_json(summary)["data"]["class_names"] if os.path.isfile(summary) else None
+    try:
+        data = get_task(config).build_inputs(augment=False)
+    except UserError as e:
+        rng = np.random.default_rng(0)
+        shape = (min(count, 64), *model.input_shape[1:])
+        print(f"warning: the run's data is not available ({e}); verifying on random images.",
+              file=sys.stderr)
+        return rng.uniform(0, 255, shape).astype(np.float32), class_names, "random pixels"
+    dataset, split = (data.test, "test") if data.test is not None else (data.val, "validation")
+    batches, total = [], 0
+    for images, _ in dataset:
+        batches.append(np.asarray(images, np.float32))
+        total += len(batches[-1])
+        if total >= count:
+            break
+    return np.concatenate(batches)[:count], class_names or data.class_names, f"{split} split"
+
+
+def _reference(model, model32, was_mixed, images, export_config, run_dir, source):
+    """The float32 Keras model's outputs on the verification images, and its latency."""
+    from tfsuite.export.model import predict_in_batches
+
+    batch = export_config.batch_size
+    probabilities = predict_in_batches(model32, images, batch)
+    reference = {"probabilities": probabilities, "model": os.path.join(run_dir, "model.keras"),
+                 "rebuilt_in_float32": was_mixed, "inputs": source,
+                 "num_samples": len(images), "batch_size": batch,
+                 "latency_ms": round(verify.latency_ms(
+                     lambda x: model32(x, training=False), images[:batch]), 3)}
+    if was_mixed:
+        mixed = predict_in_batches(model, images, batch)
+        reference["max_abs_diff_vs_mixed_precision"] = float(np.abs(mixed - probabilities).max())
+    return reference
+
+
+# ---------------------------------------------------------------- formats
+
+
+def _export_formats(context, formats, reference, quiet):
+    """Writes and checks each format; returns ({format: result}, {format: why skipped})."""
+    results, skipped = {}, {}
+    for name in formats:
+        started = time.perf_counter()
+        outcome = EXPORTERS[name](context)
+        if "skipped" in outcome:
+            skipped[name] = outcome["skipped"]
+            _say(quiet, f"  {name:<12} skipped: {outcome['skipped']['reason']}. Build the engine "
+                        f"on a GPU machine with:\n    {outcome['skipped']['command']}")
+            continue
+        runner = outcome.pop("runner")
+        check = verify.compare(runner, context.images, reference, context.export.batch_size)
+        check["latency_ms"] = round(verify.latency_ms(
+            runner, context.images[:context.export.batch_size]), 3)
+        check["verified"] = verify.passes(check, context.export.atol,
+                                          outcome.get("precision", "fp32"))
+        path = outcome.pop("path")
+        results[name] = {"path": path.replace(context.staging, context.final),
+                         "size_bytes": outcome.pop("size_bytes", None)
+                         or layout.folder_size(path), **check, **outcome,
+                         "export_seconds": round(time.perf_counter() - started, 2)}
+        _say(quiet, f"  {name:<12} max |diff| {check['max_abs_diff']:.2e}, top-1 agreement "
+                    f"{check['top1_agreement']:.2%}, {check['latency_ms']:.2f} ms/batch"
+                    + ("" if check["verified"] else "  MISMATCH"))
+    return results, skipped
+
+
+def _export_saved_model(context):
+    from tfsuite.export import saved_model
+
+    saved_model.export_saved_model(context.model, context.staging)
+    xla = saved_model.xla_only_ops(context.staging)
+    if xla:
+        raise user_error("The SavedModel contains XLA-only ops, which TF Serving's CPU build "
+                         "may not run", "a graph without them", ", ".join(xla))
+    size = layout.folder_size(context.staging)
+    warmup = saved_model.write_warmup_requests(context.staging, context.images[:1],
+                                               context.input_name)
+    context.saved_model = context.staging
+    return {"path": context.staging, "runner": saved_model.SavedModelRunner(context.staging),
+            "size_bytes": size, "signature": saved_model.SIGNATURE,
+            "outputs": list(saved_model.OUTPUTS), "warmup_requests": warmup}
+
+
+def _export_onnx(context):
+    from tfsuite.export.onnx import OnnxRunner, dynamic_batch, export_onnx
+
+    path = os.path.join(context.staging, FILES["onnx"])
+    export_onnx(context.model, path, context.export.onnx_opset)
+    return {"path": path, "runner": OnnxRunner(path), "opset": context.export.onnx_opset,
+            "dynamic_batch": dynamic_batch(path), "onnx_checker": "passed"}
+
+
+def _export_litert(context):
+    import shutil
+
+    from tfsuite.export.litert import LiteRTRunner, export_litert
+    from tfsuite.export.saved_model import export_saved_model
+
+    path = os.path.join(context.staging, FILES["litert"])
+    if context.saved_model:
+        export_litert(context.saved_model, path)
+    else:  # the converter reads a SavedModel; write a temporary one
+        source = tempfile.mkdtemp(prefix="tfsuite-litert-")
+        try:
+            export_saved_model(context.model, source)
+            export_litert(source, path)
+        finally:
+            shutil.rmtree(source, ignore_errors=True)
+    runner = LiteRTRunner(path)
+    return {"path": path, "runner": runner, "interpreter": runner.runtime,
+            "quantization": "none (float32)"}
+
+
+def _export_tensorrt(context):
+    from tfsuite.export import tensorrt
+
+    export = context.export
+    onnx_path = os.path.join(context.staging, FILES["onnx"])
+    path = os.path.join(context.staging, FILES["tensorrt"])
+    command = tensorrt.trtexec_command(
+        onnx_path.replace(context.staging, context.final),
+        path.replace(context.staging, context.final), context.input_name,
+        context.model.input_shape[1:], export.tensorrt_precision, export.batch_size,
+        export.max_batch_size)
+    reason = tensorrt.unavailable_reason()
+    if reason or not os.path.isfile(onnx_path):
+        return {"skipped": {"reason": f"TensorRT cannot run here: {reason or 'no ONNX file'}",
+                            "command": command}}
+    tensorrt.build_engine(onnx_path, path, export.tensorrt_precision, export.batch_size,
+                          export.max_batch_size, calibration=context.images)
+    return {"path": path, "runner": tensorrt.TensorRTRunner(path),
+            "precision": export.tensorrt_precision, "trtexec_command": command}
+
+
+def _export_keras(context):
+    from tfsuite.export.keras_model import KerasRunner, export_keras
+
+    path = os.path.join(context.staging, FILES["keras"])
+    export_keras(context.model, path)
+    return {"path": path, "runner": KerasRunner(path)}
+
+
+EXPORTERS = {"saved_model": _export_saved_model, "onnx": _export_onnx,
+             "litert": _export_litert, "tensorrt": _export_tensorrt, "keras": _export_keras}
+
+
+# ---------------------------------------------------------------- serving files and report
+
+
+def _write_serving_files(context, name, folder, has_saved_model):
+    """The example REST body; the models.config is written after the version is published."""
+    if not has_saved_model:
+        return None
+    from tfsuite.export.saved_model import write_rest_request
+
+    request = os.path.join(context.staging, "request.json")
+    write_rest_request(request, context.images[:2], context.input_name)
+    return {"rest_request": request.replace(context.staging, context.final),
+            "rest_url": f"http://localhost:8501/v1/models/{name}:predict",
+            "models_config": os.path.join(folder, "models.config"),
+            "base_path": folder}
+
+
+def _write_models_config(serving, name):
+    """OUT/NAME/models.config for `tensorflow_model_server --model_config_file` (kept if present)."""
+    from tfsuite.export.saved_model import check_models_config, models_config_text
+
+    path = serving["models_config"]
+    if not os.path.exists(path):
+        text = models_config_text(name, serving["base_path"])
+        serving["models_config_checked"] = check_models_config(text)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def _report(run_dir, name, version, context, class_names, reference, results, skipped,
+            serving, config):
+    model = context.model
+    return {
+        "run_dir": os.path.abspath(run_dir), "experiment": config.name, "name": name,
+        "version": version, "path": context.final,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "input": {"name": context.input_name, "shape": [None, *model.input_shape[1:]],
+                  "dtype": "float32", "color_mode": config.data.color_mode,
+                  "description": "raw pixels 0..255 at the configured size; the model "
+                                 "preprocesses them itself"},
+        "outputs": {"probabilities": [None, model.output_shape[-1]], "class_id": [None]},
+        "class_names": class_names,
+        "reference": {k: v for k, v in reference.items() if k != "probabilities"},
+        "tolerance": {"atol": context.export.atol},
+        "formats": results, "skipped": skipped, "serving": serving,
+    }
+
+
+def _write_run_report(run_dir, report):
+    """RUN_DIR/export.json: the latest export, with earlier ones listed under `previous`."""
+    path = os.path.join(run_dir, EXPORT_REPORT)
+    previous = []
+    if os.path.isfile(path):
+        earlier = read_json(path)
+        previous = earlier.get("previous", []) + [
+            {k: earlier.get(k) for k in ("name", "version", "path", "created")}]
+    if report["serving"]:
+        _write_models_config(report["serving"], report["name"])
+    write_json(path, {**report, "previous": previous})
+
+
+def _mismatch_message(failed, results, export_config, rejected):
+    details = "; ".join(f"{f}: max |diff| {results[f]['max_abs_diff']:.3g}, top-1 agreement "
+                        f"{results[f]['top1_agreement']:.2%}" for f in failed)
+    return (f"Export verification failed: {details} (tolerance {export_config.atol:g}). The "
+            f"version was not published; its files are kept in {rejected} for inspection. If "
+            "the difference is acceptable, raise the tolerance with --set export.atol=VALUE.")
+
+
+def _export_in_tensorflow_process(run_dir, export_config, formats, quiet):
+    """Runs `python -m tfsuite.run export` with KERAS_BACKEND=tensorflow; returns its report."""
+    overrides = []
+    for field in dataclasses.fields(export_config):
+        value = getattr(export_config, field.name)
+        if field.name not in ("formats", "out") and value is not None:
+            overrides += ["--set", f"export.{field.name}={value}"]
+    command = [sys.executable, "-m", "tfsuite.run", "export", run_dir, "--format",
+               ",".join(formats), "--out", os.path.abspath(export_config.out), *overrides,
+               *(["--quiet"] if quiet else [])]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+           "TFSUITE_EXPORT_CHILD": "1"}
+    _say(quiet, "  (exporting in a TensorFlow-backend process: the model was trained on "
+                f"{os.environ.get('KERAS_BACKEND', 'another backend')})")
+    result = subprocess.run(command, env=env, check=False)
+    if result.returncode == 1:
+        raise ExportVerificationError("The export failed its verification; see above.")
+    if result.returncode != 0:
+        raise UserError(f"The export failed (TensorFlow-backend process, exit code "
+                        f"{result.returncode}); its message is above.")
+    return read_json(os.path.join(run_dir, EXPORT_REPORT))
