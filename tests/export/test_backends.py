@@ -1,0 +1,48 @@
+"""Runs trained on JAX or in mixed precision export through the same verified path."""
+
+import json
+import os
+
+from tests.conftest import run_cli
+
+
+def _report(work, run_dir):
+    with open(os.path.join(work, run_dir, "export.json")) as f:
+        return json.load(f)
+
+
+def test_jax_trained_run_exports_after_training(tmp_path):
+    """The train stage hands TensorFlow formats to a TensorFlow-backend process."""
+    result = run_cli("train", "digits_mlp", "--run-dir", "jax_run", "--set", "train.epochs=1",
+                     "--set", "runtime.backend=jax",
+                     "--set", "export.formats=[saved_model,onnx,keras]", cwd=str(tmp_path),
+                     env={"KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stderr
+    assert "TensorFlow-backend process" in result.stdout
+    assert result.stdout.count("Exported digits_mlp version 1") == 1
+    report = _report(tmp_path, "jax_run")
+    assert set(report["formats"]) == {"saved_model", "onnx", "keras"}
+    assert all(r["max_abs_diff"] <= 1e-4 for r in report["formats"].values())
+    with open(tmp_path / "jax_run" / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["runtime"]["backend"] == "jax"
+    assert summary["export"]["path"] == str(tmp_path / "saved_models" / "digits_mlp" / "1")
+
+
+def test_mixed_precision_run_is_exported_in_float32(tmp_path):
+    result = run_cli("train", "digits_mlp", "--run-dir", "mixed", "--set", "train.epochs=1",
+                     "--set", "runtime.precision=mixed_bfloat16",
+                     "--set", "export.formats=[saved_model,litert]", cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    report = _report(tmp_path, "mixed")
+    assert report["reference"]["rebuilt_in_float32"]
+    assert report["reference"]["max_abs_diff_vs_mixed_precision"] > 0
+    assert all(r["max_abs_diff"] <= 1e-4 and r["top1_agreement"] == 1.0
+               for r in report["formats"].values())
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    with open(tmp_path / "saved_models" / "digits_mlp" / "1" / "saved_model.pb", "rb") as f:
+        saved.ParseFromString(f.read())
+    graph = str(saved.meta_graphs[0].graph_def)
+    assert "DT_FLOAT" in graph and "DT_BFLOAT16" not in graph

@@ -1,0 +1,97 @@
+"""Bad input to `export`: one clear message, exit code 2, nothing overwritten."""
+
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def _listing(folder):
+    found = []
+    for root, dirs, names in os.walk(folder):
+        found += [os.path.relpath(os.path.join(root, n), folder) for n in dirs + names]
+    return sorted(found)
+
+
+@pytest.fixture()
+def served(digits_run, tmp_path):
+    """An OUT folder that already holds version 1 of `digits`."""
+    work, _ = digits_run
+    result = run_cli("export", "run", "--out", str(tmp_path / "out"), "--format", "keras",
+                     cwd=work)
+    assert result.returncode == 0, result.stderr
+    return tmp_path / "out"
+
+
+def _fails_cleanly(result, *phrases):
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for phrase in phrases:
+        assert phrase in lines[0]
+
+
+def test_run_directory_without_a_model(digits_run, served, tmp_path):
+    work, run_dir = digits_run
+    empty = tmp_path / "unfinished"
+    empty.mkdir()
+    shutil.copy(os.path.join(run_dir, "config.yaml"), empty)
+    before = _listing(served)
+    result = run_cli("export", str(empty), "--out", str(served), cwd=work)
+    _fails_cleanly(result, "The run has no trained model", "model.keras")
+    assert _listing(served) == before and _listing(empty) == ["config.yaml"]
+
+
+def test_not_a_run_directory(digits_run, tmp_path):
+    result = run_cli("export", str(tmp_path / "nowhere"), cwd=digits_run[0])
+    _fails_cleanly(result, "Not a tfsuite run directory", "Received: run_dir=")
+
+
+def test_unknown_format(digits_run, served):
+    before = _listing(served)
+    result = run_cli("export", "run", "--out", str(served), "--format", "onnx,pytorch",
+                     cwd=digits_run[0])
+    _fails_cleanly(result, "export.formats", "saved_model", "Received: export.formats=")
+    assert _listing(served) == before
+
+
+def test_output_path_that_is_a_file(digits_run, tmp_path):
+    target = tmp_path / "models.txt"
+    target.write_text("keep me")
+    result = run_cli("export", "run", "--out", str(target), cwd=digits_run[0])
+    _fails_cleanly(result, "is a file", "Received: out=")
+    assert target.read_text() == "keep me"
+    name_file = tmp_path / "out2" / "digits"
+    name_file.parent.mkdir()
+    name_file.write_text("also keep me")
+    result = run_cli("export", "run", "--out", str(name_file.parent), cwd=digits_run[0])
+    _fails_cleanly(result, "is a file", "out/name=")
+    assert name_file.read_text() == "also keep me"
+
+
+def test_model_with_augmentation_layers(digits_run, served, tmp_path):
+    import keras
+
+    import tfsuite
+
+    work, run_dir = digits_run
+    augmented = tmp_path / "augmented_run"
+    shutil.copytree(run_dir, augmented)
+    os.remove(augmented / "export.json")
+    model = tfsuite.load_model(run_dir)
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    x = keras.layers.RandomFlip("horizontal", name="flip")(inputs)
+    keras.Model(inputs, model(x)).save(augmented / "model.keras")
+    before = _listing(served)
+    result = run_cli("export", str(augmented), "--out", str(served), cwd=work)
+    _fails_cleanly(result, "augmentation layers", "flip (RandomFlip)")
+    assert _listing(served) == before
+    assert "export.json" not in os.listdir(augmented)
+
+
+def test_export_settings_only(digits_run):
+    result = run_cli("export", "run", "--set", "train.epochs=3", cwd=digits_run[0])
+    _fails_cleanly(result, "Only `export.*` keys")
