@@ -9,7 +9,7 @@ from tests.conftest import run_cli
 
 
 @pytest.mark.slow
-def test_default_job_reaches_97_percent(tmp_path):
+def test_default_job_reaches_97_percent_and_exports(tmp_path):
     result = run_cli(cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "Epoch 30/30" in result.stdout and "Done: digits" in result.stdout
@@ -17,3 +17,13 @@ def test_default_job_reaches_97_percent(tmp_path):
         summary = json.load(f)
     assert summary["metrics"]["test_accuracy"] >= 0.97
     assert summary["status"] == "completed" and summary["epochs_completed"] == 30
+    # It ends with the export stage: a servable, verified model under saved_models/.
+    version_dir = os.path.join(tmp_path, "saved_models", "digits", "1")
+    assert summary["export"]["path"] == version_dir
+    assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
+    assert "Exported digits version 1 -> saved_models/digits/1" in result.stdout
+    with open(os.path.join(tmp_path, "runs", "digits", "export.json")) as f:
+        formats = json.load(f)["formats"]
+    for name in ("saved_model", "onnx", "litert"):
+        assert formats[name]["max_abs_diff"] <= 1e-4, name
+        assert formats[name]["top1_agreement"] == 1.0, name
