@@ -29,8 +29,10 @@ def export_litert(saved_model_dir, path, optimizations=(), representative_data=N
     converter.optimizations = list(optimizations)
     if representative_data is not None:
         converter.representative_dataset = representative_data
+    with native_stderr_silenced():  # the MLIR converter logs each pass; errors still raise
+        flatbuffer = converter.convert()
     with open(path, "wb") as f:
-        f.write(converter.convert())
+        f.write(flatbuffer)
 
 
 def interpreter_module():

@@ -181,8 +181,8 @@ def _reference(model, model32, was_mixed, images, export_config, run_dir, source
     reference = {"probabilities": probabilities, "model": os.path.join(run_dir, "model.keras"),
                  "rebuilt_in_float32": was_mixed, "inputs": source,
                  "num_samples": len(images), "batch_size": batch,
-                 "latency_ms": round(verify.latency_ms(
-                     lambda x: model32(x, training=False), images[:batch]), 3)}
+                 "latency_ms": round(verify.latency_ms(model32.predict_on_batch,
+                                                       images[:batch]), 3)}
     if was_mixed:
         mixed = predict_in_batches(model, images, batch)
         reference["max_abs_diff_vs_mixed_precision"] = float(np.abs(mixed - probabilities).max())
