@@ -53,3 +53,26 @@ def test_next_version_counts_rejected_and_skips_staging(tmp_path):
     for name in ("1", "3.rejected-20260101-000000", ".staging-9-123", "notes", "models.config"):
         (tmp_path / name).mkdir()
     assert next_version(str(tmp_path)) == 4
+
+
+def test_float16_onnx_for_strongly_typed_tensorrt(tmp_path):
+    """TensorRT 11 takes fp16 from the ONNX types: the converted file keeps float32 I/O."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    from tfsuite.export.onnx import OnnxRunner
+    from tfsuite.export.tensorrt import float16_onnx
+
+    model = _small_model()
+    spec = tf.TensorSpec([None, 8, 8, 1], tf.float32, name="image")
+    serve = tf.function(lambda image: {"probabilities": model(image)}, input_signature=[spec])
+    source = str(tmp_path / "model.onnx")
+    tf2onnx.convert.from_function(serve, input_signature=[spec], opset=17, output_path=source)
+    target = float16_onnx(source, str(tmp_path / "model.fp16.onnx"))
+    converted = onnx.load(target)
+    assert converted.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in converted.graph.initializer)
+    images = np.random.default_rng(1).uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
+    full, half = OnnxRunner(source)(images), OnnxRunner(target)(images)
+    assert np.abs(full - half).max() < 1e-2

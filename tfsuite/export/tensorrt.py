@@ -7,6 +7,8 @@ tensors. Where either is missing, `unavailable_reason` says why and
 `trtexec_command` gives the command that builds the same engine on a GPU machine.
 """
 
+import os
+
 import numpy as np
 
 from tfsuite.errors import user_error
@@ -36,7 +38,8 @@ def _shapes(input_name, input_shape, batch):
 
 def trtexec_command(onnx_path, engine_path, input_name, input_shape, precision, opt_batch,
                     max_batch):
-    """The `trtexec` line that builds the same engine as `build_engine`."""
+    """The `trtexec` line that builds the same engine as `build_engine` (TensorRT 10 flags;
+    TensorRT 11 networks are strongly typed and take the precision from the ONNX file)."""
     flags = {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
     return (f"trtexec --onnx={onnx_path} --saveEngine={engine_path}{flags} "
             f"--minShapes={_shapes(input_name, input_shape, 1)} "
@@ -56,9 +59,18 @@ def build_engine(onnx_path, engine_path, precision, opt_batch, max_batch, calibr
     """
     import tensorrt as trt
 
+    weakly_typed = hasattr(trt.BuilderFlag, "FP16")  # TensorRT <= 10
+    if not weakly_typed and precision == "int8":
+        raise user_error("TensorRT 11 builds INT8 only from quantized (Q/DQ) ONNX models",
+                         "tensorrt_precision fp32 or fp16 with TensorRT 11",
+                         f"tensorrt=={trt.__version__}, precision='int8'",
+                         "Use --set export.tensorrt_precision=fp16, or TensorRT 10.")
+    if not weakly_typed and precision == "fp16":
+        # Strongly typed networks take their precision from the ONNX types.
+        onnx_path = float16_onnx(onnx_path, engine_path + ".fp16.onnx")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch, the only mode in TensorRT 10
+    network = builder.create_network(0)  # explicit batch (the only mode since TensorRT 10)
     parser = trt.OnnxParser(network, logger)
     with open(onnx_path, "rb") as f:
         if not parser.parse(f.read()):
@@ -72,7 +84,7 @@ def build_engine(onnx_path, engine_path, precision, opt_batch, max_batch, calibr
     profile.set_shape(tensor.name, (1, *shape), (min(opt_batch, max_batch), *shape),
                       (max_batch, *shape))
     config.add_optimization_profile(profile)
-    if precision in ("fp16", "int8"):
+    if weakly_typed and precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
@@ -85,7 +97,18 @@ def build_engine(onnx_path, engine_path, precision, opt_batch, max_batch, calibr
                          "Run the printed trtexec command with --verbose to see why.")
     with open(engine_path, "wb") as f:
         f.write(serialized)
+    if onnx_path.endswith(".fp16.onnx"):
+        os.remove(onnx_path)
     return tensor.name
+
+
+def float16_onnx(source, target):
+    """A float16 copy of an ONNX model with float32 inputs and outputs kept."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(source), keep_io_types=True), target)
+    return target
 
 
 def _calibrator(trt, images, input_name, batch_size):
