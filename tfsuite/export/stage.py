@@ -54,7 +54,9 @@ def resolve_formats(requested):
     prints why and the `trtexec` command), and brings ONNX with it.
     """
     if not requested or "all" in requested:
-        wanted = set(available_formats()) | {"tensorrt"}
+        wanted = set(available_formats())
+        if not missing_modules("tensorrt"):  # say why no engine, with the trtexec command
+            wanted.add("tensorrt")
     else:
         wanted = set(requested)
     for name in wanted - {"tensorrt"}:
@@ -89,7 +91,8 @@ def export_run(run_dir, export_config, quiet=False):
     formats = resolve_formats(export_config.formats)
     import keras
 
-    if keras.backend.backend() != "tensorflow" and any(_NEEDS[f] for f in formats):
+    if (keras.backend.backend() != "tensorflow" and any(_NEEDS[f] for f in formats)
+            and importlib.util.find_spec("tensorflow")):
         return _export_in_tensorflow_process(run_dir, export_config, formats, quiet)
     from tfsuite.config import read_run_config
     from tfsuite.export.model import check_exportable, float32_copy
@@ -149,14 +152,14 @@ def _verification_inputs(config, run_dir, export_config, model):
     When the run's data is gone (a model copied to another machine), random
     pixels stand in and the report says so.
     """
-    from tfsuite.tasks import get_task
-
     count = export_config.verify_samples
     summary = os.path.join(run_dir, "summary.json")
     class_names = read_json(summary)["data"]["class_names"] if os.path.isfile(summary) else None
     try:
+        from tfsuite.tasks import get_task
+
         data = get_task(config).build_inputs(augment=False)
-    except UserError as e:
+    except (UserError, ImportError) as e:  # ImportError: no TensorFlow for tf.data
         rng = np.random.default_rng(0)
         shape = (min(count, 64), *model.input_shape[1:])
         print(f"warning: the run's data is not available ({e}); verifying on random images.",
