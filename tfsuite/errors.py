@@ -8,6 +8,14 @@ its traceback.
 class UserError(ValueError):
     """A problem the user can fix: what happened, what was expected, how to fix it."""
 
+    exit_code = 2
+
+
+class VerificationError(UserError):
+    """An exported artifact disagrees with the model it came from (nothing was published)."""
+
+    exit_code = 3
+
 
 def user_error(what, expected, received, fix=None):
     """Builds a `UserError` with the standard message layout.

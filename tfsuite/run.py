@@ -191,30 +191,39 @@ def cmd_predict(args):
 
 
 def _start_tensorflow_backend(debug):
-    """Export and SavedModel prediction run on TensorFlow whatever backend trained the model."""
+    """Export and SavedModel prediction run on TensorFlow whatever backend trained the model.
+
+    TensorFlow gets no GPU here: conversion and checks run on the CPU, and the
+    GPU stays free for TensorRT (and for the training process that may have
+    started this one).
+    """
     import importlib.util
 
-    if "keras" not in sys.modules and importlib.util.find_spec("tensorflow"):
-        os.environ["KERAS_BACKEND"] = "tensorflow"
+    if "keras" in sys.modules or not importlib.util.find_spec("tensorflow"):
+        return
+    os.environ["KERAS_BACKEND"] = "tensorflow"
     if not debug:
         _import_tensorflow_quietly()
+    import tensorflow as tf
+
+    tf.config.set_visible_devices([], "GPU")
 
 
 def cmd_export(args):
-    from tfsuite.config import read_run_config, with_overrides
+    import dataclasses
+
+    from tfsuite.config import read_run_config, validate, with_overrides
     from tfsuite.export.stage import export_run
 
-    config = read_run_config(args.run_dir)
-    overrides = list(args.overrides)
-    if args.format is not None:
-        formats = [f.strip() for f in args.format.split(",") if f.strip()]
-        overrides.append(f"export.formats={formats}")
-    elif not config.export.formats:
-        overrides.append("export.formats=[all]")
-    for key, value in (("name", args.name), ("out", args.out), ("onnx_opset", args.opset)):
-        if value is not None:
-            overrides.append(f"export.{key}={value}")
-    export_config = with_overrides(config, overrides, section="export").export
+    config = with_overrides(read_run_config(args.run_dir), args.overrides, section="export")
+    # Flag values are taken as they are (not as YAML: a path may hold '#' or ': ').
+    flags = {"formats": [f.strip() for f in args.format.split(",") if f.strip()]
+             if args.format is not None else config.export.formats or ["all"],
+             "name": config.export.name if args.name is None else args.name,
+             "out": config.export.out if args.out is None else args.out,
+             "onnx_opset": config.export.onnx_opset if args.opset is None else args.opset}
+    export_config = validate(dataclasses.replace(
+        config, export=dataclasses.replace(config.export, **flags)), check_files=False).export
     _start_tensorflow_backend(args.debug)
     report = export_run(args.run_dir, export_config, quiet=args.quiet)
     if not os.environ.get("TFSUITE_EXPORT_CHILD"):  # a child's parent prints the report
@@ -225,6 +234,12 @@ def _shown(path):
     """A path relative to the working directory when it lies inside it."""
     relative = os.path.relpath(path)
     return path if relative.startswith("..") else relative
+
+
+def _command(*words):
+    import shlex
+
+    return " ".join(shlex.quote(str(w)) for w in words)
 
 
 def print_export_report(report):
@@ -240,12 +255,14 @@ def print_export_report(report):
               f" {result['top1_agreement']:>8.2%} {result['latency_ms']:>9.2f}  "
               f"{_shown(result['path'])}")
     for name, skipped in report["skipped"].items():
-        print(f"  {name:<12} skipped: {skipped['reason']}")
+        print(f"  {name:<12} skipped: {skipped['reason']}. Build it on a GPU machine with:\n"
+              f"    {skipped['command']}")
     serving = report.get("serving")
     if serving:
-        print(f"  serve: tensorflow_model_server --rest_api_port=8501 "
-              f"--model_config_file={_shown(serving['models_config'])}")
-        print(f"  query: curl -d @{_shown(serving['rest_request'])} {serving['rest_url']}")
+        print("  serve: " + _command("tensorflow_model_server", "--rest_api_port=8501",
+                                     f"--model_config_file={serving['models_config']}"))
+        print("  query: " + _command("curl", "-d", f"@{_shown(serving['rest_request'])}",
+                                     serving["rest_url"]))
     print(f"  report: {os.path.join(_shown(report['run_dir']), 'export.json')}")
 
 
@@ -297,7 +314,7 @@ def main(argv=None):
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
-        return 1 if type(e).__name__ == "ExportVerificationError" else 2
+        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted. Run the same command again to resume after the last completed "
               "epoch (a run stopped during its first epoch starts again).", file=sys.stderr)

@@ -62,7 +62,7 @@ def test_output_path_that_is_a_file(digits_run, tmp_path):
     target = tmp_path / "models.txt"
     target.write_text("keep me")
     result = run_cli("export", "run", "--out", str(target), cwd=digits_run[0])
-    _fails_cleanly(result, "is a file", "Received: out=")
+    _fails_cleanly(result, "(out) is a file", "Received: out=")
     assert target.read_text() == "keep me"
     name_file = tmp_path / "out2" / "digits"
     name_file.parent.mkdir()
@@ -70,6 +70,9 @@ def test_output_path_that_is_a_file(digits_run, tmp_path):
     result = run_cli("export", "run", "--out", str(name_file.parent), cwd=digits_run[0])
     _fails_cleanly(result, "is a file", "out/name=")
     assert name_file.read_text() == "also keep me"
+    result = run_cli("export", "run", "--out", str(target / "a" / "b"), cwd=digits_run[0])
+    _fails_cleanly(result, "(a parent of out) is a file")
+    assert target.read_text() == "keep me"
 
 
 def test_model_with_augmentation_layers(digits_run, served, tmp_path):

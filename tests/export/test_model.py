@@ -1,10 +1,12 @@
 """Preparing a Keras model for export: augmentation refused, float32 rebuild."""
 
+import os
+
 import keras
 import numpy as np
 
 from tfsuite.data.augment.random_affine import RandomAffine
-from tfsuite.export.layout import next_version
+from tfsuite.export.layout import discard, next_version, start_version
 from tfsuite.export.model import find_augmentation_layers, float32_copy
 
 
@@ -76,3 +78,18 @@ def test_float16_onnx_for_strongly_typed_tensorrt(tmp_path):
     images = np.random.default_rng(1).uniform(0, 255, (32, 8, 8, 1)).astype(np.float32)
     full, half = OnnxRunner(source)(images), OnnxRunner(target)(images)
     assert np.abs(full - half).max() < 1e-2
+
+
+def test_a_failed_export_removes_only_the_folders_it_made(tmp_path):
+    kept = tmp_path / "existing"
+    kept.mkdir()
+    staging, created = start_version(str(kept / "new" / "digits"), 1)
+    assert os.path.isdir(staging) and created == [str(kept / "new" / "digits"),
+                                                   str(kept / "new")]
+    discard(staging, created)
+    assert os.listdir(tmp_path) == ["existing"] and os.listdir(kept) == []
+    (kept / "digits").mkdir()
+    (kept / "digits" / "1").mkdir()  # a published version
+    staging, created = start_version(str(kept / "digits"), 2)
+    discard(staging, created)
+    assert os.listdir(kept / "digits") == ["1"]

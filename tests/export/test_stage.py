@@ -67,7 +67,7 @@ def test_tensorrt_is_reported_with_its_trtexec_command(first_export):
         assert report["formats"]["tensorrt"]["verified"]
         return
     skipped = report["skipped"]["tensorrt"]
-    assert "tensorrt" in skipped["reason"]
+    assert skipped["reason"].startswith("TensorRT cannot run here: ")
     onnx_path = os.path.join(version_dir, "model.onnx")
     assert skipped["command"] == (
         f"trtexec --onnx={onnx_path} --saveEngine={os.path.join(version_dir, 'model.engine')} "
@@ -80,7 +80,7 @@ def test_tensorrt_is_reported_with_its_trtexec_command(first_export):
 def test_saved_model_serves_the_signature(first_export):
     import tensorflow as tf
 
-    work, run_dir, _, version_dir = first_export
+    version_dir = first_export[3]
     loaded = tf.saved_model.load(version_dir)
     signature = loaded.signatures["serving_default"]
     _, inputs = signature.structured_input_signature
@@ -123,7 +123,7 @@ def test_tf_serving_files(first_export):
     from tensorflow_serving.apis import prediction_log_pb2
     from tensorflow_serving.config import model_server_config_pb2
 
-    work, run_dir, stdout, version_dir = first_export
+    work, _, stdout, version_dir = first_export
     config_path = os.path.join(work, "served", "digits", "models.config")
     with open(config_path) as f:
         config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
@@ -142,8 +142,8 @@ def test_tf_serving_files(first_export):
     warmup = os.path.join(version_dir, "assets.extra", "tf_serving_warmup_requests")
     (record,) = list(tf.data.TFRecordDataset(warmup).as_numpy_iterator())
     log = prediction_log_pb2.PredictionLog.FromString(record)
-    assert list(log.predict_log.request.inputs["image"].tensor_shape.dim[i].size
-                for i in range(4)) == [1, 16, 16, 1]
+    dims = log.predict_log.request.inputs["image"].tensor_shape.dim
+    assert [d.size for d in dims] == [1, 16, 16, 1]
 
 
 def test_second_export_is_version_2_and_leaves_version_1_intact(first_export):
@@ -188,8 +188,8 @@ def test_predict_accepts_an_exported_saved_model(first_export):
     from tfsuite.data.sources import write_digits_folder
 
     write_digits_folder(os.path.join(work, "digit_images"))
-    image = os.path.join(work, "digit_images", "3", sorted(os.listdir(
-        os.path.join(work, "digit_images", "3")))[0])
+    image = os.path.join(work, "digit_images", "3", min(os.listdir(
+        os.path.join(work, "digit_images", "3"))))
     from_export = run_cli("predict", version_dir, "--image", image, "--top-k", "3", cwd=work)
     from_run = run_cli("predict", "run", "--image", image, "--top-k", "3", cwd=work)
     assert from_export.returncode == 0, from_export.stderr
@@ -203,7 +203,7 @@ def test_a_mismatch_is_not_published(digits_run, tmp_path):
     before = _read(os.path.join(run_dir, "export.json"))
     result = _export(work, "--out", str(tmp_path), "--format", "onnx",
                      "--set", "export.atol=1e-12")
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "Export verification failed: onnx" in result.stderr
     (kept,) = os.listdir(tmp_path / "digits")
     assert kept.startswith("1.rejected-")  # not a version TF Serving would load
@@ -211,3 +211,47 @@ def test_a_mismatch_is_not_published(digits_run, tmp_path):
     again = _export(work, "--out", str(tmp_path), "--format", "keras")
     assert again.returncode == 0, again.stderr
     assert os.path.isdir(tmp_path / "digits" / "2")  # the rejected number stays used
+
+
+def test_quiet_still_prints_paths_and_the_trtexec_command(digits_run, tmp_path):
+    from tfsuite.export.tensorrt import unavailable_reason
+
+    work, _ = digits_run
+    result = _export(work, "--out", str(tmp_path), "--format", "onnx,tensorrt", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "exporting" not in result.stdout  # no progress lines
+    assert str(tmp_path / "digits" / "1" / "model.onnx") in result.stdout
+    if unavailable_reason() is not None:
+        assert result.stdout.count("trtexec --onnx=") == 1
+
+
+def test_odd_output_paths(digits_run, tmp_path):
+    """Spaces, '#', quotes and '~' are paths, not YAML or shell syntax."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    work, _ = digits_run
+    out = tmp_path / 'my models #2 "q"'
+    result = _export(work, "--out", str(out), "--format", "saved_model", "--name", "007")
+    assert result.returncode == 0, result.stderr
+    assert (out / "007" / "1" / "saved_model.pb").is_file()
+    with open(out / "007" / "models.config") as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    assert config.model_config_list.config[0].base_path == str(out / "007")
+    assert config.model_config_list.config[0].name == "007"
+    home = tmp_path / "home"
+    home.mkdir()
+    result = run_cli("export", "run", "--out", "~/served", "--format", "keras", cwd=work,
+                     env={"HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    assert (home / "served" / "digits" / "1" / "model.keras").is_file()
+
+
+def test_a_killed_exports_staging_folder_is_cleaned_up(digits_run, tmp_path):
+    work, _ = digits_run
+    stale = tmp_path / "digits" / ".staging-1-999999999"  # no such process
+    stale.mkdir(parents=True)
+    (stale / "model.onnx").write_text("half written")
+    result = _export(work, "--out", str(tmp_path), "--format", "keras")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path / "digits")) == ["1"]

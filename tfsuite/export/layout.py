@@ -18,12 +18,18 @@ _VERSION = re.compile(r"(\d+)(\D.*)?")
 def model_dir(out, name):
     """OUT/NAME as an absolute path, after checking neither is a file."""
     out = os.path.abspath(os.path.expanduser(out))
-    for path, what in ((out, "out"), (os.path.join(out, name), "out/name")):
-        if os.path.exists(path) and not os.path.isdir(path):
+    target = ancestor = os.path.join(out, name)
+    while not os.path.isdir(ancestor):  # the nearest existing ancestor must be a folder
+        if os.path.exists(ancestor):
+            what = {target: "out/name", out: "out"}.get(ancestor, "a parent of out")
             raise user_error(f"The export path ({what}) is a file", "a folder, or a path that "
-                             "does not exist yet", f"{what}={path!r}", "Pick another --out or "
-                             "--name; the file is left as it is.")
-    return os.path.join(out, name)
+                             "does not exist yet", f"{what}={ancestor!r}", "Pick another --out "
+                             "or --name; the file is left as it is.")
+        ancestor = os.path.dirname(ancestor)
+    if not os.access(ancestor, os.W_OK):
+        raise user_error("The export folder is not writable", "a folder you can write to",
+                         f"out={out!r} ({ancestor} is read-only)")
+    return target
 
 
 def next_version(folder):
@@ -37,12 +43,39 @@ def _listing(folder):
 
 
 def start_version(folder, version):
-    """Creates and returns the staging folder for `version`."""
+    """Creates the staging folder for `version`.
+
+    Returns:
+        (staging folder, the folders created for it, innermost first), so a
+        failed export can remove what it made and nothing else.
+    """
+    created, path = [], folder
+    while not os.path.isdir(path):
+        created.append(path)
+        path = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
+    _remove_stale_staging(folder)
     staging = os.path.join(folder, f".staging-{version}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)  # ours: left by a killed export of this pid
     os.makedirs(staging)
-    return staging
+    return staging, created
+
+
+def _remove_stale_staging(folder):
+    """Staging folders of exports that were killed (their process is gone) are ours to remove."""
+    for name in _listing(folder):
+        match = re.fullmatch(r"\.staging-\d+-(\d+)", name)
+        if match and not _process_alive(int(match.group(1))):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def publish(staging, folder, version):
@@ -64,8 +97,14 @@ def reject(staging, folder, version):
     return target
 
 
-def discard(staging):
+def discard(staging, created=()):
+    """Removes a staging folder, and the folders made for it when they are empty."""
     shutil.rmtree(staging, ignore_errors=True)
+    for path in created:
+        try:
+            os.rmdir(path)
+        except OSError:
+            break
 
 
 def folder_size(path):

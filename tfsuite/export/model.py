@@ -28,9 +28,8 @@ def find_augmentation_layers(model):
 
 
 def _walk(layer):
-    for child in getattr(layer, "layers", []):
-        yield child
-        yield from _walk(child)
+    """Every layer inside `layer`, nested models and layers held by custom layers included."""
+    return layer._flatten_layers(include_self=False, recursive=True)
 
 
 def check_exportable(model, model_path):

@@ -99,10 +99,15 @@ def write_rest_request(path, images, name):
         json.dump(body, f)
 
 
+def _quoted(text):
+    """A protobuf text-format string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def models_config_text(name, base_path):
     """A `--model_config_file` for tensorflow_model_server serving one model."""
     return ("model_config_list {\n  config {\n"
-            f'    name: "{name}"\n    base_path: "{base_path}"\n'
+            f"    name: {_quoted(name)}\n    base_path: {_quoted(base_path)}\n"
             '    model_platform: "tensorflow"\n  }\n}\n')
 
 

@@ -8,6 +8,7 @@ all of them match the Keras model. RUN_DIR/export.json records the outcome.
 
 import dataclasses
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import time
 import numpy as np
 
 from tfsuite.config import EXPORT_FORMATS
-from tfsuite.errors import UserError, user_error
+from tfsuite.errors import UserError, VerificationError, user_error
 from tfsuite.export import layout, verify
 from tfsuite.io import read_json, write_json
 
@@ -29,10 +30,6 @@ _INSTALL = {"saved_model": "pip install tensorflow", "litert": "pip install tens
             "tensorrt": "pip install tf2onnx onnx tensorrt (on a machine with a CUDA GPU)"}
 FILES = {"onnx": "model.onnx", "litert": "model.tflite", "tensorrt": "model.engine",
          "keras": "model.keras"}
-
-
-class ExportVerificationError(UserError):
-    """An artifact disagrees with the Keras model; the version was not published."""
 
 
 def missing_modules(name):
@@ -110,7 +107,7 @@ def export_run(run_dir, export_config, quiet=False):
     version = layout.next_version(folder)
     _say(quiet, f"tfsuite: exporting {run_dir} as {name} version {version} "
                 f"({', '.join(formats)})")
-    staging = layout.start_version(folder, version)
+    staging, created = layout.start_version(folder, version)
     context = _Context(model32, export_config, staging, os.path.join(folder, str(version)),
                        images, _input_name(model32))
     try:
@@ -120,14 +117,16 @@ def export_run(run_dir, export_config, quiet=False):
                          skipped, serving, config)
         write_json(os.path.join(staging, EXPORT_REPORT), report)
     except BaseException:
-        layout.discard(staging)
+        layout.discard(staging, created)
         raise
     failed = [f for f, r in results.items() if not r["verified"]]
     if failed:
         rejected = layout.reject(staging, folder, version)
-        raise ExportVerificationError(_mismatch_message(failed, results, export_config,
+        raise VerificationError(_mismatch_message(failed, results, export_config,
                                                         rejected))
     layout.publish(staging, folder, version)
+    if report["serving"]:
+        _write_models_config(report["serving"], name)
     _write_run_report(run_dir, report)
     return report
 
@@ -181,7 +180,8 @@ def _reference(model, model32, was_mixed, images, export_config, run_dir, source
 
     batch = export_config.batch_size
     probabilities = predict_in_batches(model32, images, batch)
-    reference = {"probabilities": probabilities, "model": os.path.join(run_dir, "model.keras"),
+    reference = {"probabilities": probabilities,
+                 "model": os.path.abspath(os.path.join(run_dir, "model.keras")),
                  "rebuilt_in_float32": was_mixed, "inputs": source,
                  "num_samples": len(images), "batch_size": batch,
                  "latency_ms": round(verify.latency_ms(model32.predict_on_batch,
@@ -201,10 +201,8 @@ def _export_formats(context, formats, reference, quiet):
     for name in formats:
         started = time.perf_counter()
         outcome = EXPORTERS[name](context)
-        if "skipped" in outcome:
+        if "skipped" in outcome:  # the final report prints why, and the trtexec command
             skipped[name] = outcome["skipped"]
-            _say(quiet, f"  {name:<12} skipped: {outcome['skipped']['reason']}. Build the engine "
-                        f"on a GPU machine with:\n    {outcome['skipped']['command']}")
             continue
         runner = outcome.pop("runner")
         check = verify.compare(runner, context.images, reference, context.export.batch_size)
@@ -307,29 +305,32 @@ EXPORTERS = {"saved_model": _export_saved_model, "onnx": _export_onnx,
 
 
 def _write_serving_files(context, name, folder, has_saved_model):
-    """The example REST body; the models.config is written after the version is published."""
+    """The example REST body; models.config is checked now, written once the version is out."""
     if not has_saved_model:
         return None
-    from tfsuite.export.saved_model import write_rest_request
+    from tfsuite.export.saved_model import (
+        check_models_config,
+        models_config_text,
+        write_rest_request,
+    )
 
     request = os.path.join(context.staging, "request.json")
     write_rest_request(request, context.images[:2], context.input_name)
     return {"rest_request": request.replace(context.staging, context.final),
             "rest_url": f"http://localhost:8501/v1/models/{name}:predict",
             "models_config": os.path.join(folder, "models.config"),
-            "base_path": folder}
+            # Checked with TF Serving's proto before anything is published.
+            "models_config_checked": check_models_config(models_config_text(name, folder))}
 
 
 def _write_models_config(serving, name):
     """OUT/NAME/models.config for `tensorflow_model_server --model_config_file` (kept if present)."""
-    from tfsuite.export.saved_model import check_models_config, models_config_text
+    from tfsuite.export.saved_model import models_config_text
 
     path = serving["models_config"]
     if not os.path.exists(path):
-        text = models_config_text(name, serving["base_path"])
-        serving["models_config_checked"] = check_models_config(text)
         with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+            f.write(models_config_text(name, os.path.dirname(path)))
 
 
 def _report(run_dir, name, version, context, class_names, reference, results, skipped,
@@ -359,8 +360,6 @@ def _write_run_report(run_dir, report):
         earlier = read_json(path)
         previous = earlier.get("previous", []) + [
             {k: earlier.get(k) for k in ("name", "version", "path", "created")}]
-    if report["serving"]:
-        _write_models_config(report["serving"], report["name"])
     write_json(path, {**report, "previous": previous})
 
 
@@ -377,18 +376,20 @@ def _export_in_tensorflow_process(run_dir, export_config, formats, quiet):
     overrides = []
     for field in dataclasses.fields(export_config):
         value = getattr(export_config, field.name)
-        if field.name not in ("formats", "out") and value is not None:
-            overrides += ["--set", f"export.{field.name}={value}"]
-    command = [sys.executable, "-m", "tfsuite.run", "export", run_dir, "--format",
-               ",".join(formats), "--out", os.path.abspath(export_config.out), *overrides,
+        if field.name not in ("formats", "out", "name") and value is not None:
+            overrides += ["--set", f"export.{field.name}={json.dumps(value)}"]  # JSON is YAML
+    command = [sys.executable, "-m", "tfsuite.run", "export", os.path.abspath(run_dir),
+               "--format", ",".join(formats),
+               "--out", os.path.abspath(os.path.expanduser(export_config.out)),
+               *(["--name", export_config.name] if export_config.name else []), *overrides,
                *(["--quiet"] if quiet else [])]
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_FORCE_GPU_ALLOW_GROWTH": "true",
            "TFSUITE_EXPORT_CHILD": "1"}
     _say(quiet, "  (exporting in a TensorFlow-backend process: the model was trained on "
                 f"{os.environ.get('KERAS_BACKEND', 'another backend')})")
     result = subprocess.run(command, env=env, check=False)
-    if result.returncode == 1:
-        raise ExportVerificationError("The export failed its verification; see above.")
+    if result.returncode == VerificationError.exit_code:
+        raise VerificationError("The export failed its verification; see above.")
     if result.returncode != 0:
         raise UserError(f"The export failed (TensorFlow-backend process, exit code "
                         f"{result.returncode}); its message is above.")

@@ -8,6 +8,7 @@ tensors. Where either is missing, `unavailable_reason` says why and
 """
 
 import os
+import shlex
 
 import numpy as np
 
@@ -40,11 +41,12 @@ def trtexec_command(onnx_path, engine_path, input_name, input_shape, precision, 
                     max_batch):
     """The `trtexec` line that builds the same engine as `build_engine` (TensorRT 10 flags;
     TensorRT 11 networks are strongly typed and take the precision from the ONNX file)."""
-    flags = {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
-    return (f"trtexec --onnx={onnx_path} --saveEngine={engine_path}{flags} "
-            f"--minShapes={_shapes(input_name, input_shape, 1)} "
-            f"--optShapes={_shapes(input_name, input_shape, min(opt_batch, max_batch))} "
-            f"--maxShapes={_shapes(input_name, input_shape, max_batch)}")
+    flags = {"fp32": ["--noTF32"], "fp16": ["--fp16"], "int8": ["--int8", "--fp16"]}[precision]
+    words = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}", *flags,
+             f"--minShapes={_shapes(input_name, input_shape, 1)}",
+             f"--optShapes={_shapes(input_name, input_shape, min(opt_batch, max_batch))}",
+             f"--maxShapes={_shapes(input_name, input_shape, max_batch)}"]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def build_engine(onnx_path, engine_path, precision, opt_batch, max_batch, calibration=None):
@@ -86,6 +88,8 @@ def build_engine(onnx_path, engine_path, precision, opt_batch, max_batch, calibr
     config.add_optimization_profile(profile)
     if weakly_typed and precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)  # TF32 matmuls would miss the 1e-4 check
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
         config.int8_calibrator = _calibrator(trt, calibration, tensor.name, opt_batch)
