@@ -284,7 +284,8 @@ def cmd_config(args):
 
 
 COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate,
-            "predict": cmd_predict, "export": cmd_export, "write-digits": cmd_write_digits, "config": cmd_config}
+            "predict": cmd_predict, "export": cmd_export, "write-digits": cmd_write_digits,
+            "config": cmd_config}
 
 
 def _shorthand(argv):

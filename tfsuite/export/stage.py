@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -20,6 +19,7 @@ import numpy as np
 from tfsuite.config import EXPORT_FORMATS
 from tfsuite.errors import UserError, VerificationError, user_error
 from tfsuite.export import layout, verify
+from tfsuite.export.formats import EXPORTERS, ExportContext
 from tfsuite.io import read_json, write_json
 
 EXPORT_REPORT = "export.json"
@@ -28,8 +28,6 @@ _NEEDS = {"saved_model": ("tensorflow",), "onnx": ("tensorflow", "tf2onnx", "onn
 _INSTALL = {"saved_model": "pip install tensorflow", "litert": "pip install tensorflow",
             "onnx": "pip install tf2onnx onnx onnxruntime",
             "tensorrt": "pip install tf2onnx onnx tensorrt (on a machine with a CUDA GPU)"}
-FILES = {"onnx": "model.onnx", "litert": "model.tflite", "tensorrt": "model.engine",
-         "keras": "model.keras"}
 
 
 def missing_modules(name):
@@ -65,19 +63,6 @@ def resolve_formats(requested):
     return [f for f in EXPORT_FORMATS if f in wanted]
 
 
-@dataclasses.dataclass
-class _Context:
-    """What the per-format exporters share while one version is written."""
-
-    model: object
-    export: object  # ExportConfig
-    staging: str
-    final: str
-    images: np.ndarray
-    input_name: str
-    saved_model: str = None  # a SavedModel to convert from (the version's, or a temporary one)
-
-
 def export_run(run_dir, export_config, quiet=False):
     """Exports a run's model in every format of `export_config.formats`; returns the report.
 
@@ -108,8 +93,8 @@ def export_run(run_dir, export_config, quiet=False):
     _say(quiet, f"tfsuite: exporting {run_dir} as {name} version {version} "
                 f"({', '.join(formats)})")
     staging, created = layout.start_version(folder, version)
-    context = _Context(model32, export_config, staging, os.path.join(folder, str(version)),
-                       images, _input_name(model32))
+    context = ExportContext(model32, export_config, staging,
+                            os.path.join(folder, str(version)), images, _input_name(model32))
     try:
         results, skipped = _export_formats(context, formats, reference["probabilities"], quiet)
         serving = _write_serving_files(context, name, folder, "saved_model" in results)
@@ -122,8 +107,7 @@ def export_run(run_dir, export_config, quiet=False):
     failed = [f for f, r in results.items() if not r["verified"]]
     if failed:
         rejected = layout.reject(staging, folder, version)
-        raise VerificationError(_mismatch_message(failed, results, export_config,
-                                                        rejected))
+        raise VerificationError(_mismatch_message(failed, results, export_config, rejected))
     layout.publish(staging, folder, version)
     if report["serving"]:
         _write_models_config(report["serving"], name)
@@ -221,85 +205,6 @@ def _export_formats(context, formats, reference, quiet):
     return results, skipped
 
 
-def _export_saved_model(context):
-    from tfsuite.export import saved_model
-
-    saved_model.export_saved_model(context.model, context.staging)
-    xla = saved_model.xla_only_ops(context.staging)
-    if xla:
-        raise user_error("The SavedModel contains XLA-only ops, which TF Serving's CPU build "
-                         "may not run", "a graph without them", ", ".join(xla))
-    size = layout.folder_size(context.staging)
-    warmup = saved_model.write_warmup_requests(context.staging, context.images[:1],
-                                               context.input_name)
-    context.saved_model = context.staging
-    return {"path": context.staging, "runner": saved_model.SavedModelRunner(context.staging),
-            "size_bytes": size, "signature": saved_model.SIGNATURE,
-            "outputs": list(saved_model.OUTPUTS), "warmup_requests": warmup}
-
-
-def _export_onnx(context):
-    from tfsuite.export.onnx import OnnxRunner, dynamic_batch, export_onnx
-
-    path = os.path.join(context.staging, FILES["onnx"])
-    export_onnx(context.model, path, context.export.onnx_opset)
-    return {"path": path, "runner": OnnxRunner(path), "opset": context.export.onnx_opset,
-            "dynamic_batch": dynamic_batch(path), "onnx_checker": "passed"}
-
-
-def _export_litert(context):
-    import shutil
-
-    from tfsuite.export.litert import LiteRTRunner, export_litert
-    from tfsuite.export.saved_model import export_saved_model
-
-    path = os.path.join(context.staging, FILES["litert"])
-    if context.saved_model:
-        export_litert(context.saved_model, path)
-    else:  # the converter reads a SavedModel; write a temporary one
-        source = tempfile.mkdtemp(prefix="tfsuite-litert-")
-        try:
-            export_saved_model(context.model, source)
-            export_litert(source, path)
-        finally:
-            shutil.rmtree(source, ignore_errors=True)
-    runner = LiteRTRunner(path)
-    return {"path": path, "runner": runner, "interpreter": runner.runtime,
-            "quantization": "none (float32)"}
-
-
-def _export_tensorrt(context):
-    from tfsuite.export import tensorrt
-
-    export = context.export
-    onnx_path = os.path.join(context.staging, FILES["onnx"])
-    path = os.path.join(context.staging, FILES["tensorrt"])
-    command = tensorrt.trtexec_command(
-        onnx_path.replace(context.staging, context.final),
-        path.replace(context.staging, context.final), context.input_name,
-        context.model.input_shape[1:], export.tensorrt_precision, export.batch_size,
-        export.max_batch_size)
-    reason = tensorrt.unavailable_reason()
-    if reason or not os.path.isfile(onnx_path):
-        return {"skipped": {"reason": f"TensorRT cannot run here: {reason or 'no ONNX file'}",
-                            "command": command}}
-    tensorrt.build_engine(onnx_path, path, export.tensorrt_precision, export.batch_size,
-                          export.max_batch_size, calibration=context.images)
-    return {"path": path, "runner": tensorrt.TensorRTRunner(path),
-            "precision": export.tensorrt_precision, "trtexec_command": command}
-
-
-def _export_keras(context):
-    from tfsuite.export.keras_model import KerasRunner, export_keras
-
-    path = os.path.join(context.staging, FILES["keras"])
-    export_keras(context.model, path)
-    return {"path": path, "runner": KerasRunner(path)}
-
-
-EXPORTERS = {"saved_model": _export_saved_model, "onnx": _export_onnx,
-             "litert": _export_litert, "tensorrt": _export_tensorrt, "keras": _export_keras}
-
 
 # ---------------------------------------------------------------- serving files and report
 
@@ -324,7 +229,10 @@ def _write_serving_files(context, name, folder, has_saved_model):
 
 
 def _write_models_config(serving, name):
-    """OUT/NAME/models.config for `tensorflow_model_server --model_config_file` (kept if present)."""
+    """OUT/NAME/models.config for `tensorflow_model_server --model_config_file`.
+
+    Written once; a file already there (perhaps edited by hand) is kept.
+    """
     from tfsuite.export.saved_model import models_config_text
 
     path = serving["models_config"]
@@ -385,8 +293,10 @@ def _export_in_tensorflow_process(run_dir, export_config, formats, quiet):
                *(["--quiet"] if quiet else [])]
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_FORCE_GPU_ALLOW_GROWTH": "true",
            "TFSUITE_EXPORT_CHILD": "1"}
-    _say(quiet, "  (exporting in a TensorFlow-backend process: the model was trained on "
-                f"{os.environ.get('KERAS_BACKEND', 'another backend')})")
+    import keras
+
+    _say(quiet, "  (exporting in a TensorFlow-backend process: this one runs Keras on "
+                f"{keras.backend.backend()})")
     result = subprocess.run(command, env=env, check=False)
     if result.returncode == VerificationError.exit_code:
         raise VerificationError("The export failed its verification; see above.")

@@ -1,0 +1,112 @@
+"""One writer per export format; each returns its artifact and a runner to check it with.
+
+A writer takes the shared `ExportContext` and returns a dict with `path`,
+`runner` (a callable from float32 images to probabilities, executing the
+artifact in the format's own runtime) and facts for the report, or
+`{"skipped": {"reason": ..., "command": ...}}` when the format cannot be built
+on this machine.
+"""
+
+import dataclasses
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from tfsuite.errors import user_error
+from tfsuite.export import layout
+
+FILES = {"onnx": "model.onnx", "litert": "model.tflite", "tensorrt": "model.engine",
+         "keras": "model.keras"}
+
+
+@dataclasses.dataclass
+class ExportContext:
+    """What the per-format exporters share while one version is written."""
+
+    model: object
+    export: object  # ExportConfig
+    staging: str
+    final: str
+    images: np.ndarray
+    input_name: str
+    saved_model: str = None  # a SavedModel to convert from (the version's, or a temporary one)
+
+
+def _export_saved_model(context):
+    from tfsuite.export import saved_model
+
+    saved_model.export_saved_model(context.model, context.staging)
+    xla = saved_model.xla_only_ops(context.staging)
+    if xla:
+        raise user_error("The SavedModel contains XLA-only ops, which TF Serving's CPU build "
+                         "may not run", "a graph without them", ", ".join(xla))
+    size = layout.folder_size(context.staging)
+    warmup = saved_model.write_warmup_requests(context.staging, context.images[:1],
+                                               context.input_name)
+    context.saved_model = context.staging
+    return {"path": context.staging, "runner": saved_model.SavedModelRunner(context.staging),
+            "size_bytes": size, "signature": saved_model.SIGNATURE,
+            "outputs": list(saved_model.OUTPUTS), "warmup_requests": warmup}
+
+
+def _export_onnx(context):
+    from tfsuite.export.onnx import OnnxRunner, dynamic_batch, export_onnx
+
+    path = os.path.join(context.staging, FILES["onnx"])
+    export_onnx(context.model, path, context.export.onnx_opset)
+    return {"path": path, "runner": OnnxRunner(path), "opset": context.export.onnx_opset,
+            "dynamic_batch": dynamic_batch(path), "onnx_checker": "passed"}
+
+
+def _export_litert(context):
+    from tfsuite.export.litert import LiteRTRunner, export_litert
+    from tfsuite.export.saved_model import export_saved_model
+
+    path = os.path.join(context.staging, FILES["litert"])
+    if context.saved_model:
+        export_litert(context.saved_model, path)
+    else:  # the converter reads a SavedModel; write a temporary one
+        source = tempfile.mkdtemp(prefix="tfsuite-litert-")
+        try:
+            export_saved_model(context.model, source)
+            export_litert(source, path)
+        finally:
+            shutil.rmtree(source, ignore_errors=True)
+    runner = LiteRTRunner(path)
+    return {"path": path, "runner": runner, "interpreter": runner.runtime,
+            "quantization": "none (float32)"}
+
+
+def _export_tensorrt(context):
+    from tfsuite.export import tensorrt
+
+    export = context.export
+    onnx_path = os.path.join(context.staging, FILES["onnx"])
+    path = os.path.join(context.staging, FILES["tensorrt"])
+    command = tensorrt.trtexec_command(
+        onnx_path.replace(context.staging, context.final),
+        path.replace(context.staging, context.final), context.input_name,
+        context.model.input_shape[1:], export.tensorrt_precision, export.batch_size,
+        export.max_batch_size)
+    reason = tensorrt.unavailable_reason()
+    if reason or not os.path.isfile(onnx_path):
+        return {"skipped": {"reason": f"TensorRT cannot run here: {reason or 'no ONNX file'}",
+                            "command": command}}
+    tensorrt.build_engine(onnx_path, path, export.tensorrt_precision, export.batch_size,
+                          export.max_batch_size, calibration=context.images)
+    return {"path": path, "runner": tensorrt.TensorRTRunner(path),
+            "precision": export.tensorrt_precision, "trtexec_command": command}
+
+
+def _export_keras(context):
+    from tfsuite.export.keras_model import KerasRunner, export_keras
+
+    path = os.path.join(context.staging, FILES["keras"])
+    export_keras(context.model, path)
+    return {"path": path, "runner": KerasRunner(path)}
+
+
+EXPORTERS = {"saved_model": _export_saved_model, "onnx": _export_onnx,
+             "litert": _export_litert, "tensorrt": _export_tensorrt, "keras": _export_keras}
