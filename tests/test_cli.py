@@ -1,5 +1,6 @@
 """The command line as a user drives it: commands, outputs, exit codes, errors."""
 
+import importlib.util
 import json
 import os
 
@@ -36,11 +37,17 @@ def test_list_and_config():
     (["train", "image_folder", "--set", "data.path=/no/such/folder"], ["Image folder not found"]),
     (["train", "digits", "--config", "/no/such.yaml"], ["Config file not found"]),
     (["evaluate", "/no/such/run"], ["Not a tfsuite run directory"]),
-    (["predict", "/no/such/run", "--image", "x.png"], ["Not a tfsuite run directory"]),
+    (["predict", "/no/such/run", "--image", "x.png"], ["Nothing to predict with here"]),
 ])
 def test_user_errors_exit_2_with_one_message(tmp_path, args, fragments):
     _assert_user_error(run_cli(*args, cwd=str(tmp_path)), *fragments)
     assert not os.path.exists(tmp_path / "runs")  # a failed start leaves nothing behind
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed")
+def test_a_backend_that_is_not_installed(tmp_path):
+    result = run_cli("train", "digits", "--set", "runtime.backend=torch", cwd=str(tmp_path))
+    _assert_user_error(result, "The torch backend is not installed", 'pip install -e ".[torch]"')
 
 
 def test_run_dir_that_is_a_file_is_refused(tmp_path):

@@ -315,7 +315,8 @@ def _type_name(hint):
 def _type_error(key, hint, value):
     fix = None
     if "list" in _type_name(hint) and not isinstance(value, list):
-        fix = f"Write a list, e.g. --set {key}=[32,32]."
+        example = f"[{value}]" if isinstance(value, str) else "[32,32]"
+        fix = f"Write a list, e.g. --set {key}={example}."
     return user_error(f"Wrong type for config key `{key}`", _type_name(hint),
                       f"{key}={value!r}", fix)
 
@@ -435,8 +436,10 @@ def _validate_train(train):
 
 def _validate_export(export):
     for name in export.formats:
+        close = difflib.get_close_matches(str(name), EXPORT_FORMATS, n=1)
         _require(name in ("all", *EXPORT_FORMATS), "export.formats",
-                 f"a list of formats from {['all', *EXPORT_FORMATS]}", export.formats)
+                 f"a list of formats from {['all', *EXPORT_FORMATS]}", export.formats,
+                 f"Did you mean '{close[0]}'?" if close else None)
     _require(export.name is None or bool(_NAME.fullmatch(export.name)), "export.name",
              "null or letters, digits, '_', '-' or '.' (it names a folder)", export.name)
     _require(bool(export.out), "export.out", "a folder path", export.out)

@@ -1,4 +1,5 @@
-"""Small file helpers: atomic writes, so a killed run never leaves half a file."""
+"""Small file helpers: atomic JSON writes (a killed run never leaves half a file), paths
+as shown to users."""
 
 import json
 import os
@@ -11,6 +12,12 @@ def write_json(path, data):
         json.dump(data, f, indent=2, default=_to_builtin)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def display_path(path):
+    """A path relative to the working directory when it lies inside it, else as it is."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def read_json(path):

@@ -59,9 +59,10 @@ def build_parser():
         "export", parents=[common], help="export a run's model as deployment artifacts "
         "(SavedModel for TF Serving, ONNX, LiteRT, TensorRT, .keras), each verified")
     export.add_argument("run_dir")
-    export.add_argument("--format", help="comma-separated formats: saved_model, onnx, litert, "
-                        "tensorrt, keras, or all (default: the run's export.formats, else all "
-                        "this machine can produce)")
+    export.add_argument("--format", help="comma-separated formats: saved_model, onnx, litert "
+                        "(tflite), tensorrt, keras, or all (default: all this machine can "
+                        "produce). The SavedModel is always included: every version folder "
+                        "must be servable by TF Serving")
     export.add_argument("--name", help="model name under --out (default: the experiment name)")
     export.add_argument("--out", help="TF Serving base folder; versions go to OUT/NAME/VERSION "
                         "(default: saved_models)")
@@ -126,7 +127,7 @@ def cmd_train(args):
     if summary.get("export"):
         from tfsuite.io import read_json
 
-        print_export_report(read_json(summary["export"]["report"]))
+        _print_export_report(read_json(summary["export"]["report"]))
 
 
 def print_summary(summary):
@@ -135,7 +136,8 @@ def print_summary(summary):
     if "test_top5_accuracy" in metrics:
         line += f", top-5 {metrics['test_top5_accuracy']:.2%}"
     resumed = summary["resumed_from_epoch"]
-    print(f"Done: {summary['experiment']} - {line} - {summary['epochs_completed']} epochs"
+    epochs = summary["epochs_completed"]
+    print(f"Done: {summary['experiment']} - {line} - {epochs} epoch{'s' * (epochs != 1)}"
           + (f" (resumed after epoch {resumed})" if resumed else "")
           + f" - {summary['wall_seconds']:.0f}s - {summary['images_per_second'] or 0:.0f} img/s")
     print(f"  model: {summary['model']['path']}")
@@ -182,6 +184,13 @@ def cmd_predict(args):
         _start_tensorflow_backend(args.debug)
         results = stages.predict_saved_model(args.run_dir, args.image, args.top_k)
     else:
+        if not os.path.isfile(os.path.join(args.run_dir, "config.yaml")):
+            from tfsuite.errors import user_error
+
+            raise user_error("Nothing to predict with here", "a run directory (holding "
+                             "config.yaml) or an exported SavedModel version (holding "
+                             "saved_model.pb, e.g. saved_models/digits/1)",
+                             f"path={args.run_dir!r}")
         _start_backend(read_run_config(args.run_dir), args.debug)
         results = stages.predict(args.run_dir, args.image, args.top_k)
     for path, ranked in results:
@@ -215,10 +224,15 @@ def cmd_export(args):
     from tfsuite.config import read_run_config, validate, with_overrides
     from tfsuite.export.stage import export_run
 
+    _refuse_export_folder(args.run_dir, "export")
     config = with_overrides(read_run_config(args.run_dir), args.overrides, section="export")
     # Flag values are taken as they are (not as YAML: a path may hold '#' or ': ').
-    flags = {"formats": [f.strip() for f in args.format.split(",") if f.strip()]
-             if args.format is not None else config.export.formats or ["all"],
+    formats = ["all"]  # the run's export.formats drive the stage chained after training
+    if args.format is not None:
+        formats = parse_formats(args.format)
+    elif any(o.startswith("export.formats=") for o in args.overrides):
+        formats = config.export.formats
+    flags = {"formats": formats,
              "name": config.export.name if args.name is None else args.name,
              "out": config.export.out if args.out is None else args.out,
              "onnx_opset": config.export.onnx_opset if args.opset is None else args.opset}
@@ -227,43 +241,44 @@ def cmd_export(args):
     _start_tensorflow_backend(args.debug)
     report = export_run(args.run_dir, export_config, quiet=args.quiet)
     if not os.environ.get("TFSUITE_EXPORT_CHILD"):  # a child's parent prints the report
-        print_export_report(report)
+        _print_export_report(report)
 
 
-def _shown(path):
-    """A path relative to the working directory when it lies inside it."""
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
+FORMAT_ALIASES = {"tflite": "litert", "savedmodel": "saved_model", "tf_saved_model": "saved_model",
+                  "trt": "tensorrt", "engine": "tensorrt"}
 
 
-def _command(*words):
-    import shlex
+def parse_formats(text):
+    """`--format` text to format names: case-insensitive, with the common other names."""
+    from tfsuite.errors import user_error
 
-    return " ".join(shlex.quote(str(w)) for w in words)
+    names = [FORMAT_ALIASES.get(f.strip().lower(), f.strip().lower())
+             for f in text.split(",") if f.strip()]
+    if not names:
+        raise user_error("--format is empty", "comma-separated formats, e.g. --format "
+                         "saved_model,onnx (or leave it out for all)", f"--format {text!r}")
+    return names
 
 
-def print_export_report(report):
-    print(f"Exported {report['name']} version {report['version']} -> {_shown(report['path'])}")
-    reference = report["reference"]
-    print(f"  checked on {reference['num_samples']} images ({reference['inputs']}) against "
-          f"{_shown(reference['model'])}" + (" rebuilt in float32"
-                                             if reference["rebuilt_in_float32"] else "")
-          + f"; Keras: {reference['latency_ms']:.2f} ms per batch of {reference['batch_size']}")
-    print(f"  {'format':<12} {'size':>10} {'max |diff|':>11} {'top-1':>8} {'ms/batch':>9}  path")
-    for name, result in report["formats"].items():
-        print(f"  {name:<12} {result['size_bytes'] / 1e3:>8.1f}kB {result['max_abs_diff']:>11.2e}"
-              f" {result['top1_agreement']:>8.2%} {result['latency_ms']:>9.2f}  "
-              f"{_shown(result['path'])}")
-    for name, skipped in report["skipped"].items():
-        print(f"  {name:<12} skipped: {skipped['reason']}. Build it on a GPU machine with:\n"
-              f"    {skipped['command']}")
-    serving = report.get("serving")
-    if serving:
-        print("  serve: " + _command("tensorflow_model_server", "--rest_api_port=8501",
-                                     f"--model_config_file={serving['models_config']}"))
-        print("  query: " + _command("curl", "-d", f"@{_shown(serving['rest_request'])}",
-                                     serving["rest_url"]))
-    print(f"  report: {os.path.join(_shown(report['run_dir']), 'export.json')}")
+def _print_export_report(report):
+    from tfsuite.export.report import format_report
+
+    print(format_report(report))
+
+
+def _refuse_export_folder(path, command):
+    """An export version folder passed where a run directory is expected: say where its run is."""
+    from tfsuite.errors import user_error
+
+    info = os.path.join(path, "export.json")
+    if os.path.isfile(info) and not os.path.isfile(os.path.join(path, "config.yaml")):
+        import json
+
+        with open(info, encoding="utf-8") as f:
+            run_dir = json.load(f).get("run_dir")
+        raise user_error(f"`{command}` takes a run directory, not an export version",
+                         "a folder made by `train` (holding config.yaml)", f"run_dir={path!r}",
+                         f"This version was exported from {run_dir}; pass that folder.")
 
 
 def cmd_write_digits(args):

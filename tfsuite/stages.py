@@ -161,7 +161,12 @@ def load_run_model(run_dir):
         raise user_error("The run has no trained model", f"{path} (written when training "
                          "completes)", f"run_dir={run_dir!r}", "Finish training first: "
                          "run the same train command again to resume it.")
-    return keras.saving.load_model(path)
+    try:
+        return keras.saving.load_model(path)
+    except (ValueError, OSError, KeyError) as e:  # a truncated zip, a missing weights entry
+        raise user_error("The run's model file cannot be loaded", "a complete model.keras "
+                         "saved by tfsuite", f"{path} ({type(e).__name__}: {str(e)[:200]})",
+                         "The file may be damaged; retrain, or restore it from a copy.") from e
 
 
 def evaluate(run_dir, quiet=False):

@@ -98,3 +98,22 @@ def test_model_with_augmentation_layers(digits_run, served, tmp_path):
 def test_export_settings_only(digits_run):
     result = run_cli("export", "run", "--set", "train.epochs=3", cwd=digits_run[0])
     _fails_cleanly(result, "Only `export.*` keys")
+
+
+def test_an_export_version_is_not_a_run(digits_run, served):
+    result = run_cli("export", str(served / "digits" / "1"), cwd=digits_run[0])
+    _fails_cleanly(result, "takes a run directory, not an export version", "pass that folder")
+    result = run_cli("predict", str(served / "digits"), "--image", "x.png", cwd=digits_run[0])
+    _fails_cleanly(result, "an exported SavedModel version")
+
+
+def test_empty_and_misspelled_formats(digits_run, served):
+    result = run_cli("export", "run", "--out", str(served), "--format", " ", cwd=digits_run[0])
+    _fails_cleanly(result, "--format is empty")
+    result = run_cli("export", "run", "--out", str(served), "--format", "onx", cwd=digits_run[0])
+    _fails_cleanly(result, "Did you mean 'onnx'?")
+
+
+def test_unwritable_output_folder(digits_run):
+    result = run_cli("export", "run", "--out", "/proc/tfsuite-export", cwd=digits_run[0])
+    _fails_cleanly(result, "export folder")  # not writable, or cannot be created (as root)

@@ -173,14 +173,16 @@ def test_artifacts_run_at_any_batch_size(first_export):
             assert runner(images).shape == (batch, 10)
 
 
-def test_litert_alone_converts_without_a_saved_model(digits_run, tmp_path):
+def test_every_version_is_servable(digits_run, tmp_path):
+    """TF Serving loads the newest numeric folder, so even `--format tflite` brings a SavedModel."""
     work, run_dir = digits_run
-    result = _export(work, "--out", str(tmp_path), "--format", "litert", "--name", "edge")
+    result = _export(work, "--out", str(tmp_path), "--format", "TFLite", "--name", "edge")
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(tmp_path / "edge" / "1")) == ["export.json", "model.tflite"]
+    version_dir = tmp_path / "edge" / "1"
+    assert (version_dir / "model.tflite").is_file() and (version_dir / "saved_model.pb").is_file()
     report = _read(os.path.join(run_dir, "export.json"))
+    assert set(report["formats"]) == {"saved_model", "litert"}
     assert report["formats"]["litert"]["max_abs_diff"] <= 1e-4
-    assert report["serving"] is None  # nothing for TF Serving without a SavedModel
 
 
 def test_predict_accepts_an_exported_saved_model(first_export):
@@ -254,4 +256,4 @@ def test_a_killed_exports_staging_folder_is_cleaned_up(digits_run, tmp_path):
     (stale / "model.onnx").write_text("half written")
     result = _export(work, "--out", str(tmp_path), "--format", "keras")
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(tmp_path / "digits")) == ["1"]
+    assert sorted(os.listdir(tmp_path / "digits")) == ["1", "models.config"]

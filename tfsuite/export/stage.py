@@ -20,7 +20,7 @@ from tfsuite.config import EXPORT_FORMATS
 from tfsuite.errors import UserError, VerificationError, user_error
 from tfsuite.export import layout, verify
 from tfsuite.export.formats import EXPORTERS, ExportContext
-from tfsuite.io import read_json, write_json
+from tfsuite.io import display_path, read_json, write_json
 
 EXPORT_REPORT = "export.json"
 _NEEDS = {"saved_model": ("tensorflow",), "onnx": ("tensorflow", "tf2onnx", "onnx", "onnxruntime"),
@@ -46,7 +46,8 @@ def resolve_formats(requested):
     """The formats to export, in a fixed order; 'all' means all this machine can produce.
 
     TensorRT stays in the list even where it cannot be built (the stage then
-    prints why and the `trtexec` command), and brings ONNX with it.
+    prints why and the `trtexec` command), and brings ONNX with it. The
+    SavedModel is always included where TensorFlow is installed.
     """
     if not requested or "all" in requested:
         wanted = set(available_formats())
@@ -60,6 +61,9 @@ def resolve_formats(requested):
                              "the packages installed", f"format={name!r}", _INSTALL[name] + ".")
     if "tensorrt" in wanted and not missing_modules("onnx"):
         wanted.add("onnx")  # the engine is built from the ONNX file
+    if not missing_modules("saved_model"):
+        # OUT/NAME/VERSION is TF Serving's layout: every version there must be servable.
+        wanted.add("saved_model")
     return [f for f in EXPORT_FORMATS if f in wanted]
 
 
@@ -90,9 +94,13 @@ def export_run(run_dir, export_config, quiet=False):
     images, class_names, source = _verification_inputs(config, run_dir, export_config, model)
     reference = _reference(model, model32, was_mixed, images, export_config, run_dir, source)
     version = layout.next_version(folder)
-    _say(quiet, f"tfsuite: exporting {run_dir} as {name} version {version} "
+    try:
+        staging, created = layout.start_version(folder, version)
+    except OSError as e:
+        raise user_error("Cannot create the export folder", "a folder you can write to",
+                         f"out={export_config.out!r} ({e.strerror}: {e.filename})") from e
+    _say(quiet, f"tfsuite: exporting {display_path(run_dir)} as {name} version {version} "
                 f"({', '.join(formats)})")
-    staging, created = layout.start_version(folder, version)
     context = ExportContext(model32, export_config, staging,
                             os.path.join(folder, str(version)), images, _input_name(model32))
     try:
@@ -162,7 +170,7 @@ def _reference(model, model32, was_mixed, images, export_config, run_dir, source
     """The float32 Keras model's outputs on the verification images, and its latency."""
     from tfsuite.export.model import predict_in_batches
 
-    batch = export_config.batch_size
+    batch = min(export_config.batch_size, len(images))  # the batch latency is timed on
     probabilities = predict_in_batches(model32, images, batch)
     reference = {"probabilities": probabilities,
                  "model": os.path.abspath(os.path.join(run_dir, "model.keras")),
@@ -187,6 +195,7 @@ def _export_formats(context, formats, reference, quiet):
         outcome = EXPORTERS[name](context)
         if "skipped" in outcome:  # the final report prints why, and the trtexec command
             skipped[name] = outcome["skipped"]
+            _say(quiet, f"  {name:<12} skipped (see below)")
             continue
         runner = outcome.pop("runner")
         check = verify.compare(runner, context.images, reference, context.export.batch_size)

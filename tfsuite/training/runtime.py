@@ -17,11 +17,18 @@ logger = logging.getLogger("tfsuite")
 
 def select_backend(runtime_config):
     """Sets KERAS_BACKEND from the config (must run before Keras is imported)."""
+    import importlib.util
     import sys
 
     wanted = runtime_config.backend
     if wanted == "auto":
         return os.environ.get("KERAS_BACKEND", "tensorflow")
+    if importlib.util.find_spec(wanted) is None:
+        extra = {"tensorflow": "", "jax": "[jax]", "torch": "[torch]"}[wanted]
+        raise user_error(f"The {wanted} backend is not installed", f"the `{wanted}` package for "
+                         f"runtime.backend={wanted!r}", f"runtime.backend={wanted!r}",
+                         f'Install it with `pip install -e ".{extra}"` (or pip install {wanted}), '
+                         "or pick another backend.")
     if "keras" in sys.modules:
         import keras
 

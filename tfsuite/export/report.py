@@ -1,0 +1,42 @@
+"""How an export report reads on the terminal."""
+
+import os
+import shlex
+
+from tfsuite.io import display_path
+
+
+def _command(*words):
+    """A shell command line with each word quoted as needed."""
+    return " ".join(shlex.quote(str(w)) for w in words)
+
+
+def format_report(report):
+    """The table `export` prints: one row per artifact, then what was skipped and how to serve."""
+    reference = report["reference"]
+    rebuilt = " rebuilt in float32" if reference["rebuilt_in_float32"] else ""
+    lines = [
+        (f"Exported {report['name']} version {report['version']} -> "
+         f"{display_path(report['path'])}"),
+        (f"  checked on {reference['num_samples']} images ({reference['inputs']}) against "
+         f"{display_path(reference['model'])}{rebuilt}; Keras: "
+         f"{reference['latency_ms']:.2f} ms per batch of {reference['batch_size']}"),
+        f"  {'format':<12} {'size':>10} {'max |diff|':>11} {'top-1':>8} {'ms/batch':>9}  path"]
+    for name, result in report["formats"].items():
+        lines.append(f"  {name:<12} {result['size_bytes'] / 1e3:>8.1f}kB "
+                     f"{result['max_abs_diff']:>11.2e} {result['top1_agreement']:>8.2%} "
+                     f"{result['latency_ms']:>9.2f}  {display_path(result['path'])}")
+    if "onnx" in report["formats"]:
+        lines.append(f"  (ONNX opset {report['formats']['onnx']['opset']})")
+    for name, skipped in report["skipped"].items():
+        lines.append(f"  {name:<12} skipped: {skipped['reason']}. Build it on a GPU machine "
+                     f"with:\n    {skipped['command']}")
+    serving = report.get("serving")
+    if serving:
+        lines.append("  serve: " + _command("tensorflow_model_server", "--rest_api_port=8501",
+                                            f"--model_config_file={serving['models_config']}"))
+        lines.append("  query: " + _command("curl", "-d",
+                                            f"@{display_path(serving['rest_request'])}",
+                                            serving["rest_url"]))
+    lines.append(f"  report: {os.path.join(display_path(report['run_dir']), 'export.json')}")
+    return "\n".join(lines)
