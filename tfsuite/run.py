@@ -125,9 +125,10 @@ def cmd_train(args):
     summary = stages.train(config, args.run_dir, quiet=args.quiet)
     print_summary(summary)
     if summary.get("export"):
+        from tfsuite.export.report import format_report
         from tfsuite.io import read_json
 
-        _print_export_report(read_json(summary["export"]["report"]))
+        print(format_report(read_json(summary["export"]["report"])))
 
 
 def print_summary(summary):
@@ -219,66 +220,15 @@ def _start_tensorflow_backend(debug):
 
 
 def cmd_export(args):
-    import dataclasses
+    from tfsuite.export.report import format_report
+    from tfsuite.export.stage import export_config_for, export_run
 
-    from tfsuite.config import read_run_config, validate, with_overrides
-    from tfsuite.export.stage import export_run
-
-    _refuse_export_folder(args.run_dir, "export")
-    config = with_overrides(read_run_config(args.run_dir), args.overrides, section="export")
-    # Flag values are taken as they are (not as YAML: a path may hold '#' or ': ').
-    formats = ["all"]  # the run's export.formats drive the stage chained after training
-    if args.format is not None:
-        formats = parse_formats(args.format)
-    elif any(o.startswith("export.formats=") for o in args.overrides):
-        formats = config.export.formats
-    flags = {"formats": formats,
-             "name": config.export.name if args.name is None else args.name,
-             "out": config.export.out if args.out is None else args.out,
-             "onnx_opset": config.export.onnx_opset if args.opset is None else args.opset}
-    export_config = validate(dataclasses.replace(
-        config, export=dataclasses.replace(config.export, **flags)), check_files=False).export
+    export_config = export_config_for(args.run_dir, args.overrides, formats=args.format,
+                                      name=args.name, out=args.out, opset=args.opset)
     _start_tensorflow_backend(args.debug)
     report = export_run(args.run_dir, export_config, quiet=args.quiet)
     if not os.environ.get("TFSUITE_EXPORT_CHILD"):  # a child's parent prints the report
-        _print_export_report(report)
-
-
-FORMAT_ALIASES = {"tflite": "litert", "savedmodel": "saved_model", "tf_saved_model": "saved_model",
-                  "trt": "tensorrt", "engine": "tensorrt"}
-
-
-def parse_formats(text):
-    """`--format` text to format names: case-insensitive, with the common other names."""
-    from tfsuite.errors import user_error
-
-    names = [FORMAT_ALIASES.get(f.strip().lower(), f.strip().lower())
-             for f in text.split(",") if f.strip()]
-    if not names:
-        raise user_error("--format is empty", "comma-separated formats, e.g. --format "
-                         "saved_model,onnx (or leave it out for all)", f"--format {text!r}")
-    return names
-
-
-def _print_export_report(report):
-    from tfsuite.export.report import format_report
-
-    print(format_report(report))
-
-
-def _refuse_export_folder(path, command):
-    """An export version folder passed where a run directory is expected: say where its run is."""
-    from tfsuite.errors import user_error
-
-    info = os.path.join(path, "export.json")
-    if os.path.isfile(info) and not os.path.isfile(os.path.join(path, "config.yaml")):
-        import json
-
-        with open(info, encoding="utf-8") as f:
-            run_dir = json.load(f).get("run_dir")
-        raise user_error(f"`{command}` takes a run directory, not an export version",
-                         "a folder made by `train` (holding config.yaml)", f"run_dir={path!r}",
-                         f"This version was exported from {run_dir}; pass that folder.")
+        print(format_report(report))
 
 
 def cmd_write_digits(args):

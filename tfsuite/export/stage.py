@@ -30,6 +30,56 @@ _INSTALL = {"saved_model": "pip install tensorflow", "litert": "pip install tens
             "tensorrt": "pip install tf2onnx onnx tensorrt (on a machine with a CUDA GPU)"}
 
 
+FORMAT_ALIASES = {"tflite": "litert", "savedmodel": "saved_model", "tf_saved_model": "saved_model",
+                  "trt": "tensorrt", "engine": "tensorrt"}
+
+
+def parse_formats(text):
+    """`--format` text to format names: case-insensitive, with the common other names."""
+    names = [FORMAT_ALIASES.get(f.strip().lower(), f.strip().lower())
+             for f in text.split(",") if f.strip()]
+    if not names:
+        raise user_error("--format is empty", "comma-separated formats, e.g. --format "
+                         "saved_model,onnx (or leave it out for all)", f"--format {text!r}")
+    return names
+
+
+def export_config_for(run_dir, overrides=(), formats=None, name=None, out=None, opset=None):
+    """The `ExportConfig` of an `export` command: the run's, then `--set`, then the flags.
+
+    Flag values are taken literally (not as YAML: a path may hold '#' or ': ').
+    Without `--format` (or `--set export.formats=...`), every format this
+    machine can produce: the run's own `export.formats` is for the stage
+    chained after training.
+    """
+    from tfsuite.config import read_run_config, validate, with_overrides
+
+    _refuse_export_version(run_dir)
+    config = with_overrides(read_run_config(run_dir), overrides, section="export")
+    export = config.export
+    if formats is not None:
+        chosen = parse_formats(formats)
+    elif any(o.startswith("export.formats=") for o in overrides):
+        chosen = export.formats
+    else:
+        chosen = ["all"]
+    export = dataclasses.replace(
+        export, formats=chosen, name=export.name if name is None else name,
+        out=export.out if out is None else out,
+        onnx_opset=export.onnx_opset if opset is None else opset)
+    return validate(dataclasses.replace(config, export=export), check_files=False).export
+
+
+def _refuse_export_version(path):
+    """An export version passed where a run directory is expected: say where its run is."""
+    info = os.path.join(path, EXPORT_REPORT)
+    if os.path.isfile(info) and not os.path.isfile(os.path.join(path, "config.yaml")):
+        raise user_error("`export` takes a run directory, not an export version",
+                         "a folder made by `train` (holding config.yaml)", f"run_dir={path!r}",
+                         f"This version was exported from {read_json(info).get('run_dir')}; "
+                         "pass that folder.")
+
+
 def missing_modules(name):
     return [m for m in _NEEDS[name] if importlib.util.find_spec(m) is None]
 
