@@ -1,4 +1,4 @@
-"""Runs trained on JAX or in mixed precision export through the same verified path."""
+"""Other kinds of runs (JAX, mixed precision, other models) export through the same checks."""
 
 import json
 import os
@@ -46,3 +46,21 @@ def test_mixed_precision_run_is_exported_in_float32(tmp_path):
         saved.ParseFromString(f.read())
     graph = str(saved.meta_graphs[0].graph_def)
     assert "DT_FLOAT" in graph and "DT_BFLOAT16" not in graph
+
+
+def test_resnet_with_featurewise_normalization_exports(tmp_path):
+    """The Normalization layer's statistics must stay constants, not become ONNX inputs."""
+    result = run_cli("train", "image_folder", "--run-dir", "resnet", "--set",
+                     "data.source=synthetic", "--set", "data.num_examples=64", "--set",
+                     "data.image_size=[32,32]", "--set", "train.epochs=1", "--set",
+                     "data.augment.featurewise_center=true", "--set",
+                     "data.augment.featurewise_std_normalization=true", "--set",
+                     "export.formats=[all]", "--quiet", cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    report = _report(tmp_path, "resnet")
+    assert {"saved_model", "onnx", "litert", "keras"} <= set(report["formats"])
+    assert all(r["max_abs_diff"] <= 1e-4 for r in report["formats"].values())
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(report["formats"]["onnx"]["path"])
+    assert [i.name for i in session.get_inputs()] == ["image"]

@@ -117,3 +117,24 @@ def test_empty_and_misspelled_formats(digits_run, served):
 def test_unwritable_output_folder(digits_run):
     result = run_cli("export", "run", "--out", "/proc/tfsuite-export", cwd=digits_run[0])
     _fails_cleanly(result, "export folder")  # not writable, or cannot be created (as root)
+
+
+def test_a_model_with_non_finite_outputs_is_not_exported(digits_run, served, tmp_path):
+    import keras
+    import numpy as np
+
+    import tfsuite
+
+    work, run_dir = digits_run
+    broken = tmp_path / "diverged_run"
+    shutil.copytree(run_dir, broken)
+    os.remove(broken / "export.json")
+    model = tfsuite.load_model(run_dir)
+    layer = model.get_layer("predictions")
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in layer.weights)
+    layer.set_weights([np.full_like(kernel, np.nan), bias])
+    model.save(broken / "model.keras")
+    before = _listing(served)
+    result = run_cli("export", str(broken), "--out", str(served), cwd=work)
+    _fails_cleanly(result, "outputs are not finite", "NaN or infinity on 256 of 256")
+    assert _listing(served) == before

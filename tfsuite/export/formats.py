@@ -9,8 +9,6 @@ on this machine.
 
 import dataclasses
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
@@ -31,7 +29,7 @@ class ExportContext:
     final: str
     images: np.ndarray
     input_name: str
-    saved_model: str = None  # a SavedModel to convert from (the version's, or a temporary one)
+    saved_model: str = None  # the version's SavedModel, once written: ONNX and LiteRT read it
 
 
 def _export_saved_model(context):
@@ -55,25 +53,16 @@ def _export_onnx(context):
     from tfsuite.export.onnx import OnnxRunner, dynamic_batch, export_onnx
 
     path = os.path.join(context.staging, FILES["onnx"])
-    export_onnx(context.model, path, context.export.onnx_opset)
+    export_onnx(context.saved_model, path, context.export.onnx_opset)
     return {"path": path, "runner": OnnxRunner(path), "opset": context.export.onnx_opset,
             "dynamic_batch": dynamic_batch(path), "onnx_checker": "passed"}
 
 
 def _export_litert(context):
     from tfsuite.export.litert import LiteRTRunner, export_litert
-    from tfsuite.export.saved_model import export_saved_model
 
     path = os.path.join(context.staging, FILES["litert"])
-    if context.saved_model:
-        export_litert(context.saved_model, path)
-    else:  # the converter reads a SavedModel; write a temporary one
-        source = tempfile.mkdtemp(prefix="tfsuite-litert-")
-        try:
-            export_saved_model(context.model, source)
-            export_litert(source, path)
-        finally:
-            shutil.rmtree(source, ignore_errors=True)
+    export_litert(context.saved_model, path)
     runner = LiteRTRunner(path)
     return {"path": path, "runner": runner, "interpreter": runner.runtime,
             "quantization": "none (float32)"}

@@ -112,7 +112,8 @@ def resolve_formats(requested):
     if "tensorrt" in wanted and not missing_modules("onnx"):
         wanted.add("onnx")  # the engine is built from the ONNX file
     if not missing_modules("saved_model"):
-        # OUT/NAME/VERSION is TF Serving's layout: every version there must be servable.
+        # OUT/NAME/VERSION is TF Serving's layout: every version there must be servable
+        # (and ONNX and LiteRT are converted from that SavedModel).
         wanted.add("saved_model")
     return [f for f in EXPORT_FORMATS if f in wanted]
 
@@ -222,6 +223,14 @@ def _reference(model, model32, was_mixed, images, export_config, run_dir, source
 
     batch = min(export_config.batch_size, len(images))  # the batch latency is timed on
     probabilities = predict_in_batches(model32, images, batch)
+    broken = int((~np.isfinite(probabilities).all(axis=1)).sum())
+    if broken:
+        raise user_error("The model's own outputs are not finite, so there is nothing sound to "
+                         "export", "finite probabilities", f"NaN or infinity on {broken} of "
+                         f"{len(images)} images ({source}) from {run_dir}/model.keras",
+                         "The training diverged or the weights are damaged: check summary.json "
+                         "and training_curves.png, and retrain (e.g. a lower "
+                         "train.learning_rate).")
     reference = {"probabilities": probabilities,
                  "model": os.path.abspath(os.path.join(run_dir, "model.keras")),
                  "rebuilt_in_float32": was_mixed, "inputs": source,
