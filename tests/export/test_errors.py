@@ -25,6 +25,14 @@ def served(digits_run, tmp_path):
     return tmp_path / "out"
 
 
+def _run_with_model(run_dir, copy, model):
+    """A copy of a finished run (without its export report) holding another model.keras."""
+    shutil.copytree(run_dir, copy)
+    os.remove(copy / "export.json")
+    model.save(copy / "model.keras")
+    return copy
+
+
 def _fails_cleanly(result, *phrases):
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -81,13 +89,11 @@ def test_model_with_augmentation_layers(digits_run, served, tmp_path):
     import tfsuite
 
     work, run_dir = digits_run
-    augmented = tmp_path / "augmented_run"
-    shutil.copytree(run_dir, augmented)
-    os.remove(augmented / "export.json")
     model = tfsuite.load_model(run_dir)
     inputs = keras.Input(model.input_shape[1:], name="image")
     x = keras.layers.RandomFlip("horizontal", name="flip")(inputs)
-    keras.Model(inputs, model(x)).save(augmented / "model.keras")
+    augmented = _run_with_model(run_dir, tmp_path / "augmented_run",
+                                keras.Model(inputs, model(x)))
     before = _listing(served)
     result = run_cli("export", str(augmented), "--out", str(served), cwd=work)
     _fails_cleanly(result, "augmentation layers", "flip (RandomFlip)")
@@ -126,14 +132,11 @@ def test_a_model_with_non_finite_outputs_is_not_exported(digits_run, served, tmp
     import tfsuite
 
     work, run_dir = digits_run
-    broken = tmp_path / "diverged_run"
-    shutil.copytree(run_dir, broken)
-    os.remove(broken / "export.json")
     model = tfsuite.load_model(run_dir)
     layer = model.get_layer("predictions")
     kernel, bias = (keras.ops.convert_to_numpy(w) for w in layer.weights)
     layer.set_weights([np.full_like(kernel, np.nan), bias])
-    model.save(broken / "model.keras")
+    broken = _run_with_model(run_dir, tmp_path / "diverged_run", model)
     before = _listing(served)
     result = run_cli("export", str(broken), "--out", str(served), cwd=work)
     _fails_cleanly(result, "outputs are not finite", "NaN or infinity on 256 of 256")

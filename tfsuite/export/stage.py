@@ -20,6 +20,7 @@ from tfsuite.config import EXPORT_FORMATS
 from tfsuite.errors import UserError, VerificationError, user_error
 from tfsuite.export import layout, verify
 from tfsuite.export.formats import EXPORTERS, ExportContext
+from tfsuite.export.saved_model import input_name
 from tfsuite.io import display_path, read_json, write_json
 
 EXPORT_REPORT = "export.json"
@@ -153,7 +154,7 @@ def export_run(run_dir, export_config, quiet=False):
     _say(quiet, f"tfsuite: exporting {display_path(run_dir)} as {name} version {version} "
                 f"({', '.join(formats)})")
     context = ExportContext(model32, export_config, staging,
-                            os.path.join(folder, str(version)), images, _input_name(model32))
+                            os.path.join(folder, str(version)), images, input_name(model32))
     try:
         results, skipped = _export_formats(context, formats, reference["probabilities"], quiet)
         serving = _write_serving_files(context, name, folder, "saved_model" in results)
@@ -177,12 +178,6 @@ def export_run(run_dir, export_config, quiet=False):
 def _say(quiet, text):
     if not quiet:
         print(text, flush=True)
-
-
-def _input_name(model):
-    from tfsuite.export.saved_model import input_name
-
-    return input_name(model)
 
 
 # ---------------------------------------------------------------- inputs and reference
