@@ -132,6 +132,46 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class CompressConfig:
+    """Model compression: pruning, quantization, low-rank factorization, distillation."""
+
+    methods: List[str] = field(default_factory=list)  # run after training, in order, each on
+    # the previous one's model: prune, quantize, low_rank, distill
+    fine_tune_epochs: int = 8  # training after pruning / factorizing, and for QAT
+    learning_rate: Optional[float] = None  # fine-tuning rate; null: train.learning_rate / 10
+    # pruning (schedule semantics as TFMOT's PolynomialDecay / ConstantSparsity)
+    pruning_backend: str = "native"  # native (Keras 3, any backend) or tfmot (tf_keras bridge)
+    sparsity: float = 0.8  # final fraction of zeros in each pruned kernel
+    initial_sparsity: float = 0.0  # polynomial_decay: sparsity at begin_step
+    pruning_schedule: str = "polynomial_decay"  # polynomial_decay or constant
+    begin_step: int = 0  # fine-tuning step at which pruning starts
+    end_step: Optional[int] = None  # step of the final sparsity; null: 2/3 of fine-tuning
+    pruning_frequency: Optional[int] = None  # steps between mask updates; null: 10 updates
+    pruning_power: float = 3.0  # exponent of polynomial_decay
+    pruning_structure: str = "unstructured"  # unstructured or 2:4 (2 zeros in 4 inputs)
+    pruning_layers: List[str] = field(default_factory=list)  # names or regexes; empty:
+    # every Conv2D, DepthwiseConv2D and Dense kernel
+    # quantization
+    quantization: str = "int8"  # int8 (LiteRT full integer), dynamic_range, float16, qat,
+    # keras_int8, keras_float8, keras_int4 (Keras' model.quantize: Dense/Embedding only)
+    int8_io: bool = False  # int8: the .tflite takes and returns int8 instead of float32
+    representative_samples: int = 256  # training images that calibrate int8 ranges
+    # low-rank factorization (truncated SVD); the first of these that is set is used
+    rank: Optional[int] = None  # one rank for every factorized layer
+    energy: Optional[float] = None  # keep this fraction of each kernel's squared singular values
+    param_reduction: float = 0.5  # fewer parameters in each factorized layer by this fraction
+    low_rank_layers: List[str] = field(default_factory=list)  # names or regexes; empty: every
+    # Conv2D / Dense layer with at least low_rank_min_params weights
+    low_rank_min_params: int = 4096
+    # distillation: the run's model teaches a smaller student
+    student: ModelConfig = field(default_factory=lambda: ModelConfig(name="cnn", width=8))
+    temperature: float = 4.0  # softens teacher and student probabilities
+    alpha: float = 0.1  # weight of the hard-label loss; 1 - alpha weighs the teacher's
+    distill_epochs: Optional[int] = None  # null: train.epochs
+    latency_batch_size: int = 32  # images per call when timing the models
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A whole experiment: what to train, on what, and how."""
 
@@ -142,6 +182,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    compress: CompressConfig = field(default_factory=CompressConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
     def to_dict(self):
@@ -156,6 +197,9 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "lion")
 SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
 EXPORT_FORMATS = ("saved_model", "onnx", "litert", "tensorrt", "keras")
 TENSORRT_PRECISIONS = ("fp32", "fp16", "int8")
+COMPRESS_METHODS = ("prune", "quantize", "low_rank", "distill")
+QUANTIZATIONS = ("int8", "dynamic_range", "float16", "qat", "keras_int8", "keras_float8",
+                 "keras_int4")
 
 CHOICES = {
     "task": TASKS,
@@ -170,6 +214,11 @@ CHOICES = {
     "runtime.strategy": ("auto", "none", "mirrored"),
     "runtime.precision": ("float32", "mixed_float16", "mixed_bfloat16"),
     "export.tensorrt_precision": TENSORRT_PRECISIONS,
+    "compress.pruning_backend": ("native", "tfmot"),
+    "compress.pruning_schedule": ("polynomial_decay", "constant"),
+    "compress.pruning_structure": ("unstructured", "2:4"),
+    "compress.quantization": QUANTIZATIONS,
+    "compress.student.name": ("mlp", "cnn", "resnet"),
 }
 
 
@@ -451,6 +500,56 @@ def _validate_export(export):
     _require(export.atol > 0, "export.atol", "a tolerance > 0", export.atol)
 
 
+def _validate_compress(compress):
+    for name in compress.methods:
+        close = difflib.get_close_matches(str(name), COMPRESS_METHODS, n=1)
+        _require(name in COMPRESS_METHODS, "compress.methods",
+                 f"a list of methods from {list(COMPRESS_METHODS)}", compress.methods,
+                 f"Did you mean '{close[0]}'?" if close else None)
+    _require(len(set(compress.methods)) == len(compress.methods), "compress.methods",
+             "each method at most once", compress.methods)
+    _require(0 <= compress.sparsity < 1, "compress.sparsity", "a fraction in [0, 1)",
+             compress.sparsity, "80% zeros is --set compress.sparsity=0.8.")
+    _require(0 <= compress.initial_sparsity <= compress.sparsity, "compress.initial_sparsity",
+             "a fraction in [0, compress.sparsity]", compress.initial_sparsity)
+    _require(compress.begin_step >= 0, "compress.begin_step", "an int >= 0",
+             compress.begin_step)
+    _require(compress.end_step is None or compress.end_step > compress.begin_step,
+             "compress.end_step", "null or a step > compress.begin_step", compress.end_step)
+    _require(compress.pruning_frequency is None or compress.pruning_frequency >= 1,
+             "compress.pruning_frequency", "null or an int >= 1", compress.pruning_frequency)
+    _require(compress.pruning_power > 0, "compress.pruning_power", "a value > 0",
+             compress.pruning_power)
+    for key in ("fine_tune_epochs", "representative_samples", "low_rank_min_params",
+                "latency_batch_size"):
+        minimum = 0 if key == "fine_tune_epochs" else 1
+        _require(getattr(compress, key) >= minimum, f"compress.{key}", f"an int >= {minimum}",
+                 getattr(compress, key))
+    _require(compress.learning_rate is None or 0 < compress.learning_rate < float("inf"),
+             "compress.learning_rate", "null or a finite value > 0", compress.learning_rate)
+    _require(compress.rank is None or compress.rank >= 1, "compress.rank", "null or an int >= 1",
+             compress.rank)
+    _require(compress.energy is None or 0 < compress.energy <= 1, "compress.energy",
+             "null or a fraction in (0, 1]", compress.energy)
+    _require(0 < compress.param_reduction < 1, "compress.param_reduction",
+             "a fraction in (0, 1)", compress.param_reduction)
+    _require(compress.temperature > 0, "compress.temperature", "a value > 0",
+             compress.temperature)
+    _require(0 <= compress.alpha <= 1, "compress.alpha", "a weight in [0, 1]", compress.alpha)
+    _require(compress.distill_epochs is None or compress.distill_epochs >= 1,
+             "compress.distill_epochs", "null or an int >= 1", compress.distill_epochs)
+    _require(compress.student.width >= 1, "compress.student.width", "an int >= 1",
+             compress.student.width)
+    _require(0 <= compress.student.dropout < 1, "compress.student.dropout", "a rate in [0, 1)",
+             compress.student.dropout)
+    for pattern in (*compress.pruning_layers, *compress.low_rank_layers):
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise user_error("Invalid layer pattern", "a layer name or a regular expression",
+                             f"{pattern!r} ({e})") from None
+
+
 def validate(config, check_files=True):
     """Checks value ranges and cross-field rules; raises `UserError`.
 
@@ -467,6 +566,7 @@ def validate(config, check_files=True):
     _validate_data(config.data)
     _validate_model(config.model, config.data, check_files)
     _validate_train(config.train)
+    _validate_compress(config.compress)
     _validate_export(config.export)
     _require(config.runtime.cpu_devices >= 0, "runtime.cpu_devices", "an int >= 0",
              config.runtime.cpu_devices)

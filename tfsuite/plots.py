@@ -80,3 +80,42 @@ def plot_image_grid(images, titles, path=None, columns=8):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+_COMPRESSION_PANELS = (("test_accuracy", "test accuracy (%)", 100.0),
+                       ("size_bytes", "size, gzip (KB)", 1 / 1024),
+                       ("nonzero_params", "non-zero weights (thousands)", 1 / 1000),
+                       ("latency_ms", "CPU latency per batch (ms)", 1.0))
+
+
+def plot_compression(entries, path, title=None, layer_sparsity=None):
+    """Bars comparing compression entries ({label: report entry}) on accuracy, size,
+    non-zero weights and latency; with `layer_sparsity` ({layer: fraction}), a panel of
+    the sparsity of each pruned layer."""
+    plt = _pyplot()
+    panels = len(_COMPRESSION_PANELS) + (1 if layer_sparsity else 0)
+    fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 3.8), squeeze=False)
+    labels = list(entries)
+    colors = ["#8c8c8c", "#1f77b4", "#ff7f0e", "#2ca02c"][: len(labels)]
+    for ax, (key, name, scale) in zip(axes[0], _COMPRESSION_PANELS):
+        values = [entries[label][key] * scale for label in labels]
+        bars = ax.bar(labels, values, color=colors)
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        ax.set_title(name, fontsize=10)
+        ax.tick_params(axis="x", labelsize=8, rotation=15)
+        if key == "test_accuracy":
+            ax.set_ylim(max(0.0, min(values) - 5), 100.5)
+    if layer_sparsity:
+        ax = axes[0][-1]
+        names = list(layer_sparsity)
+        ax.barh(names, [100 * layer_sparsity[n] for n in names], color="#1f77b4")
+        ax.set_xlim(0, 100)
+        ax.invert_yaxis()
+        ax.set_title("zeros per pruned layer (%)", fontsize=10)
+        ax.tick_params(axis="y", labelsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -71,6 +71,20 @@ def build_parser():
                         metavar="export.KEY=VALUE", help="override an export.* config key, "
                         "e.g. export.tensorrt_precision=int8 (repeatable)")
 
+    compress = commands.add_parser(
+        "compress", parents=[common], help="compress a run's model (prune, quantize, "
+        "low_rank, distill) and compare it with the original")
+    compress.add_argument("run_dir")
+    compress.add_argument("--method", required=True, help="prune, quantize, low_rank or "
+                          "distill")
+    compress.add_argument("--from", dest="source", metavar="METHOD",
+                          help="compress the output of an earlier method instead of the "
+                               "run's model, e.g. --method quantize --from prune")
+    compress.add_argument("--set", dest="overrides", action="append", default=[],
+                          metavar="compress.KEY=VALUE", help="override a compress.* config "
+                          "key, e.g. compress.sparsity=0.9 or compress.quantization=qat "
+                          "(repeatable)")
+
     digits = commands.add_parser("write-digits", parents=[common],
                                  help="write the bundled digits as an image folder")
     digits.add_argument("out", nargs="?", default=os.path.join("data", "digits"))
@@ -231,6 +245,21 @@ def cmd_export(args):
         print(format_report(report))
 
 
+def cmd_compress(args):
+    from tfsuite.compression.stage import check_method, compress_config_for
+
+    check_method(args.method)
+    config = compress_config_for(args.run_dir, args.overrides)
+    _start_backend(config, args.debug)
+    from tfsuite.compression.stage import compress_run, format_report
+    from tfsuite.io import display_path
+
+    report = compress_run(args.run_dir, config, args.method, source=args.source,
+                          quiet=args.quiet)
+    print(f"{args.method}: {report['compressed']['file']} in {display_path(report['path'])}")
+    print(format_report(report))
+
+
 def cmd_write_digits(args):
     from tfsuite.data.sources import write_digits_folder
 
@@ -249,7 +278,7 @@ def cmd_config(args):
 
 
 COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate,
-            "predict": cmd_predict, "export": cmd_export, "write-digits": cmd_write_digits,
+            "predict": cmd_predict, "export": cmd_export, "compress": cmd_compress, "write-digits": cmd_write_digits,
             "config": cmd_config}
 
 

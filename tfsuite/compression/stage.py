@@ -1,0 +1,204 @@
+"""The compression stage (Keras is imported only once the backend is chosen): a finished run's model, compressed by one method and measured.
+
+`compress_run` loads RUN_DIR/model.keras (or the output of an earlier method),
+runs the method, measures the baseline and the compressed deployable file the
+same way (test accuracy, weights, non-zero weights, gzip size, CPU latency),
+and writes RUN_DIR/compress/<method>/: the model, report.json and
+comparison.png. The folder is built aside and swapped in only when everything
+succeeded, so a failed run leaves an earlier result (and the run) untouched.
+"""
+
+import os
+import shutil
+import time
+
+from tfsuite.config import COMPRESS_METHODS
+from tfsuite.errors import user_error
+from tfsuite.io import display_path, read_json, write_json
+from tfsuite.run_dir import MODEL, SUMMARY
+
+COMPRESS_DIR = "compress"
+REPORT = "report.json"
+PLOT = "comparison.png"
+
+
+def output_dir(run_dir, method):
+    return os.path.join(run_dir, COMPRESS_DIR, method)
+
+
+def check_method(method):
+    if method not in COMPRESS_METHODS:
+        import difflib
+
+        close = difflib.get_close_matches(str(method), COMPRESS_METHODS, n=1)
+        raise user_error("Unknown compression method", f"one of {list(COMPRESS_METHODS)}",
+                         f"--method {method!r}", f"Did you mean '{close[0]}'?" if close
+                         else None)
+
+
+def compress_config_for(run_dir, overrides=()):
+    """The run's config with `compress.*` overrides applied and validated."""
+    from tfsuite.config import read_run_config, with_overrides
+
+    return with_overrides(read_run_config(run_dir), overrides, section="compress")
+
+
+def source_model_path(run_dir, source=None):
+    """RUN_DIR/model.keras, or the `.keras` output of an earlier method (`source`)."""
+    if source is None:
+        return os.path.join(run_dir, MODEL)
+    check_method(source)
+    path = os.path.join(output_dir(run_dir, source), "model.keras")
+    if not os.path.isfile(path):
+        raise user_error(f"--from {source}: the run has no compressed Keras model from "
+                         f"'{source}'", f"{display_path(path)} (written by `compress "
+                         f"{run_dir} --method {source}`)", f"--from {source!r}",
+                         "Run that method first, or leave out --from.")
+    return path
+
+
+def _load(path, run_dir):
+    import keras
+
+    from tfsuite.stages import load_run_model, register_custom_objects
+
+    if path == os.path.join(run_dir, MODEL):
+        return load_run_model(run_dir)
+    register_custom_objects()
+    return keras.saving.load_model(path, compile=False)
+
+
+def compress_run(run_dir, config, method, source=None, quiet=False):
+    """Compresses a finished run's model with one method; returns the report dict.
+
+    Args:
+        run_dir: a run directory with model.keras.
+        config: the run's `ExperimentConfig` (see `compress_config_for`).
+        method: "prune", "quantize", "low_rank" or "distill".
+        source: compress the output of this earlier method instead of the run's
+            model (e.g. quantize the pruned model). Defaults to `None`.
+        quiet: no progress lines. Defaults to `False`.
+    """
+    import keras
+
+    from tfsuite.compression import measure
+    from tfsuite.compression.methods import METHODS, CompressContext
+    from tfsuite.export.model import check_exportable, float32_copy
+    from tfsuite.tasks import get_task
+
+    check_method(method)
+    path = source_model_path(run_dir, source)
+    started = time.perf_counter()
+    model, _ = float32_copy(_load(path, run_dir))
+    check_exportable(model, path)  # no augmentation layers: compressed files are deployed
+    task = get_task(config)
+    data = task.build_inputs()
+    keras.utils.set_random_seed(config.runtime.seed)
+    parent = os.path.join(run_dir, COMPRESS_DIR)
+    os.makedirs(parent, exist_ok=True)
+    staging = os.path.join(parent, f".{method}.staging-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    try:
+        if not quiet:
+            print(f"tfsuite: compress {display_path(path)} with '{method}'")
+        test = measure.test_arrays(data)
+        batch = config.compress.latency_batch_size
+        context = CompressContext(config, model, path, data, task, staging, quiet)
+        baseline_model, _ = float32_copy(model)  # before the method changes `model`
+        result = METHODS[method](context)
+        baseline_path = result.get("baseline") or measure.save_deployable(
+            baseline_model, os.path.join(staging, "baseline.keras"))
+        report = _report(run_dir, method, path, result, {
+            "baseline": measure.measure(baseline_path, test, baseline_model, batch),
+            "compressed": measure.measure(result["path"], test, result["model"], batch),
+            **{name: measure.measure(p, test, m, batch)
+               for name, (p, m) in result.get("others", {}).items()}})
+        report["wall_seconds"] = round(time.perf_counter() - started, 1)
+        _plot(report, os.path.join(staging, PLOT))
+        final = output_dir(run_dir, method)
+        report["path"] = final
+        write_json(os.path.join(staging, REPORT), report)
+        _publish(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _record_in_summary(run_dir, method, report)
+    return report
+
+
+def _report(run_dir, method, source_path, result, entries):
+    baseline, compressed = entries["baseline"], entries["compressed"]
+    report = {"method": method, "run_dir": os.path.abspath(run_dir),
+              "source": os.path.abspath(source_path),
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **entries,
+              "ratios": {
+                  "size": round(compressed["size_bytes"] / baseline["size_bytes"], 4),
+                  "latency": round(compressed["latency_ms"] / baseline["latency_ms"], 4),
+                  "nonzero_params": round(compressed["nonzero_params"]
+                                          / max(1, baseline["nonzero_params"]), 4),
+                  "accuracy_drop_points": round(100 * (baseline["test_accuracy"]
+                                                       - compressed["test_accuracy"]), 2)},
+              "settings": result.get("settings", {})}
+    for key in ("pruned_layers", "factorized_layers", "note"):
+        if result.get(key) is not None:
+            report[key] = result[key]
+    return report
+
+
+def _plot(report, path):
+    from tfsuite.plots import plot_compression
+
+    labels = {"baseline": "baseline", "compressed": report["method"],
+              "student_alone": "student alone"}
+    entries = {labels[k]: report[k] for k in labels if k in report}
+    plot_compression(entries, path, title=f"{report['method']}: "
+                     + os.path.basename(report["run_dir"]),
+                     layer_sparsity=report.get("pruned_layers"))
+
+
+def _publish(staging, final):
+    """Swaps the finished folder in; an earlier result is removed only after that."""
+    old = None
+    if os.path.exists(final):
+        old = f"{final}.old-{os.getpid()}"
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _record_in_summary(run_dir, method, report):
+    path = os.path.join(run_dir, SUMMARY)
+    if not os.path.isfile(path):
+        return
+    summary = read_json(path)
+    summary.setdefault("compress", {})[method] = {
+        "path": report["path"], "report": os.path.join(report["path"], REPORT),
+        "test_accuracy": report["compressed"]["test_accuracy"],
+        "size_ratio": report["ratios"]["size"]}
+    write_json(path, summary)
+
+
+def format_report(report):
+    """The printed table: baseline against the compressed model (and any other entry)."""
+    names = [k for k in ("baseline", "compressed", "student_alone") if k in report]
+    rows = [("", *names),
+            ("file", *(report[n]["file"] for n in names)),
+            ("test accuracy", *(f"{report[n]['test_accuracy']:.2%}" for n in names)),
+            ("weights", *(f"{report[n]['num_params']:,}" for n in names)),
+            ("non-zero weights", *(f"{report[n]['nonzero_params']:,}" for n in names)),
+            ("size (gzip)", *(f"{report[n]['size_bytes'] / 1024:.1f} KB" for n in names)),
+            ("latency", *(f"{report[n]['latency_ms']:.2f} ms" for n in names))]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    ratios = report["ratios"]
+    lines.append(f"  size x{ratios['size']:.2f}, latency x{ratios['latency']:.2f}, accuracy "
+                 f"{-ratios['accuracy_drop_points']:+.2f} points")
+    if report.get("pruned_layers"):
+        lines.append("  sparsity: " + ", ".join(f"{name} {value:.0%}" for name, value
+                                                 in report["pruned_layers"].items()))
+    if report.get("note"):
+        lines.append(f"  note: {report['note']}")
+    lines.append(f"  report: {display_path(os.path.join(report['path'], REPORT))}")
+    lines.append(f"  plot: {display_path(os.path.join(report['path'], PLOT))}")
+    return "\n".join(lines)
