@@ -138,6 +138,13 @@ def cmd_train(args):
     _start_backend(config, args.debug)
     summary = stages.train(config, args.run_dir, quiet=args.quiet)
     print_summary(summary)
+    if summary.get("compress"):
+        from tfsuite.compression.stage import format_report as format_compression
+        from tfsuite.io import read_json
+
+        for method, record in summary["compress"].items():
+            print(f"Compressed ({method}):")
+            print(format_compression(read_json(record["report"])))
     if summary.get("export"):
         from tfsuite.export.report import format_report
         from tfsuite.io import read_json

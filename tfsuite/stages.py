@@ -72,10 +72,32 @@ def train(config, run_dir=None, quiet=False):
                   "path": os.path.join(run_dir, MODEL)},
     }
     write_json(os.path.join(run_dir, SUMMARY), summary)
+    if config.compress.methods:
+        summary["compress"] = _compress_after_training(run_dir, config, quiet)
     if config.export.formats:
         summary["export"] = _export_after_training(run_dir, config, quiet)
         write_json(os.path.join(run_dir, SUMMARY), summary)
     return summary
+
+
+def _compress_after_training(run_dir, config, quiet):
+    """The compression methods of `compress.methods`, in order, each on the last Keras
+    model the chain produced (quantize to LiteRT ends a branch: its output is a .tflite)."""
+    from tfsuite.compression.stage import compress_run, summary_record
+    from tfsuite.errors import UserError
+
+    records, source = {}, None
+    for method in config.compress.methods:
+        try:
+            report = compress_run(run_dir, config, method, source=source, quiet=quiet)
+        except UserError as e:
+            raise type(e)(f"Training finished and {os.path.join(run_dir, MODEL)} is saved, "
+                          f"but compression ({method}) failed: {e} Retry with `python -m "
+                          f"tfsuite.run compress {run_dir} --method {method}`.") from e
+        records[method] = summary_record(report)
+        if report["compressed"]["file"].endswith(".keras"):
+            source = method
+    return records
 
 
 def _export_after_training(run_dir, config, quiet):

@@ -172,11 +172,16 @@ def _record_in_summary(run_dir, method, report):
     if not os.path.isfile(path):
         return
     summary = read_json(path)
-    summary.setdefault("compress", {})[method] = {
-        "path": report["path"], "report": os.path.join(report["path"], REPORT),
-        "test_accuracy": report["compressed"]["test_accuracy"],
-        "size_ratio": report["ratios"]["size"]}
+    summary.setdefault("compress", {})[method] = summary_record(report)
     write_json(path, summary)
+
+
+def summary_record(report):
+    """What summary.json keeps of a compression report."""
+    return {"path": report["path"], "report": os.path.join(report["path"], REPORT),
+            "file": report["compressed"]["file"],
+            "test_accuracy": report["compressed"]["test_accuracy"],
+            "size_ratio": report["ratios"]["size"]}
 
 
 def format_report(report):

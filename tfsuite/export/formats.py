@@ -16,7 +16,7 @@ from tfsuite.errors import user_error
 from tfsuite.export import layout
 
 FILES = {"onnx": "model.onnx", "litert": "model.tflite", "tensorrt": "model.engine",
-         "keras": "model.keras"}
+         "keras": "model.keras", "litert_quantized": "model_quantized.tflite"}
 
 
 @dataclasses.dataclass
@@ -30,6 +30,7 @@ class ExportContext:
     images: np.ndarray
     input_name: str
     saved_model: str = None  # the version's SavedModel, once written: ONNX and LiteRT read it
+    run_dir: str = None
 
 
 def _export_saved_model(context):
@@ -68,6 +69,43 @@ def _export_litert(context):
             "quantization": "none (float32)"}
 
 
+
+
+def compressed_litert(run_dir):
+    """The compression stage's quantized `.tflite` in a run, with its report, or None."""
+    from tfsuite.compression.stage import REPORT, output_dir
+    from tfsuite.io import read_json
+
+    folder = output_dir(run_dir, "quantize")
+    path = os.path.join(folder, "model.tflite")
+    report = os.path.join(folder, REPORT)
+    if not (os.path.isfile(path) and os.path.isfile(report)):
+        return None
+    return path, read_json(report)
+
+
+def _export_litert_quantized(context):
+    """The run's quantized LiteRT file (compress --method quantize), checked against the
+    Keras model it was quantized from: same top-1 class on >= 99% of the images."""
+    import shutil
+
+    import keras
+
+    from tfsuite.export.litert import LiteRTRunner
+    from tfsuite.export.model import float32_copy, predict_in_batches
+    from tfsuite.stages import register_custom_objects
+
+    source, report = compressed_litert(context.run_dir)
+    path = os.path.join(context.staging, FILES["litert_quantized"])
+    shutil.copyfile(source, path)
+    register_custom_objects()
+    original, _ = float32_copy(keras.saving.load_model(report["source"], compile=False))
+    reference = predict_in_batches(original, context.images, context.export.batch_size)
+    return {"path": path, "runner": LiteRTRunner(path), "reference": reference,
+            "precision": "int8", "quantization": report["settings"]["mode"],
+            "quantized_from": report["source"], "compress_report": report["path"]}
+
+
 def _export_tensorrt(context):
     from tfsuite.export import tensorrt
 
@@ -98,4 +136,5 @@ def _export_keras(context):
 
 
 EXPORTERS = {"saved_model": _export_saved_model, "onnx": _export_onnx,
-             "litert": _export_litert, "tensorrt": _export_tensorrt, "keras": _export_keras}
+             "litert": _export_litert, "tensorrt": _export_tensorrt, "keras": _export_keras,
+             "litert_quantized": _export_litert_quantized}

@@ -21,15 +21,19 @@ def format_report(report):
         (f"  checked on {reference['num_samples']} images ({reference['inputs']}) against "
          f"{display_path(reference['model'])}{rebuilt}; Keras: "
          f"{reference['latency_ms']:.2f} ms per batch of {reference['batch_size']}"),
-        f"  {'format':<12} {'size':>10} {'max |diff|':>11} {'top-1':>8} {'ms/batch':>9}  path"]
+        f"  {'format':<16} {'size':>10} {'max |diff|':>11} {'top-1':>8} {'ms/batch':>9}  path"]
     for name, result in report["formats"].items():
-        lines.append(f"  {name:<12} {result['size_bytes'] / 1e3:>8.1f}kB "
+        lines.append(f"  {name:<16} {result['size_bytes'] / 1e3:>8.1f}kB "
                      f"{result['max_abs_diff']:>11.2e} {result['top1_agreement']:>8.2%} "
                      f"{result['latency_ms']:>9.2f}  {display_path(result['path'])}")
     if "onnx" in report["formats"]:
         lines.append(f"  (ONNX opset {report['formats']['onnx']['opset']})")
+    quantized = report["formats"].get("litert_quantized")
+    if quantized:
+        lines.append(f"  (litert_quantized: {quantized['quantization']}, from compress; checked "
+                     f"against {display_path(quantized['quantized_from'])})")
     for name, skipped in report["skipped"].items():
-        lines.append(f"  {name:<12} skipped: {skipped['reason']}. Build it on a GPU machine "
+        lines.append(f"  {name:<16} skipped: {skipped['reason']}. Build it on a GPU machine "
                      f"with:\n    {skipped['command']}")
     serving = report.get("serving")
     if serving:

@@ -19,7 +19,7 @@ import numpy as np
 from tfsuite.config import EXPORT_FORMATS
 from tfsuite.errors import UserError, VerificationError, user_error
 from tfsuite.export import layout, verify
-from tfsuite.export.formats import EXPORTERS, ExportContext
+from tfsuite.export.formats import EXPORTERS, ExportContext, compressed_litert
 from tfsuite.export.saved_model import input_name
 from tfsuite.io import display_path, read_json, write_json
 
@@ -153,8 +153,11 @@ def export_run(run_dir, export_config, quiet=False):
                          f"out={export_config.out!r} ({e.strerror}: {e.filename})") from e
     _say(quiet, f"tfsuite: exporting {display_path(run_dir)} as {name} version {version} "
                 f"({', '.join(formats)})")
+    if "litert" in formats and compressed_litert(run_dir):
+        formats = [*formats, "litert_quantized"]  # compress --method quantize made one
     context = ExportContext(model32, export_config, staging,
-                            os.path.join(folder, str(version)), images, input_name(model32))
+                            os.path.join(folder, str(version)), images, input_name(model32),
+                            run_dir=run_dir)
     try:
         results, skipped = _export_formats(context, formats, reference["probabilities"], quiet)
         serving = _write_serving_files(context, name, folder, "saved_model" in results)
@@ -249,10 +252,11 @@ def _export_formats(context, formats, reference, quiet):
         outcome = EXPORTERS[name](context)
         if "skipped" in outcome:  # the final report prints why, and the trtexec command
             skipped[name] = outcome["skipped"]
-            _say(quiet, f"  {name:<12} skipped (see below)")
+            _say(quiet, f"  {name:<16} skipped (see below)")
             continue
         runner = outcome.pop("runner")
-        check = verify.compare(runner, context.images, reference, context.export.batch_size)
+        expected = outcome.pop("reference", reference)  # a quantized file: its own source
+        check = verify.compare(runner, context.images, expected, context.export.batch_size)
         check["latency_ms"] = round(verify.latency_ms(
             runner, context.images[:context.export.batch_size]), 3)
         check["verified"] = verify.passes(check, context.export.atol,
@@ -262,7 +266,7 @@ def _export_formats(context, formats, reference, quiet):
                          "size_bytes": outcome.pop("size_bytes", None)
                          or layout.folder_size(path), **check, **outcome,
                          "export_seconds": round(time.perf_counter() - started, 2)}
-        _say(quiet, f"  {name:<12} written and checked in {results[name]['export_seconds']:.1f}s"
+        _say(quiet, f"  {name:<16} written and checked in {results[name]['export_seconds']:.1f}s"
                     + ("" if check["verified"] else
                        f"  MISMATCH: max |diff| {check['max_abs_diff']:.2e}"))
     return results, skipped
