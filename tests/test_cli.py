@@ -69,7 +69,8 @@ def test_argparse_errors_exit_2():
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("cli")
-    result = run_cli("train", "digits", "--set", "train.epochs=6", cwd=str(work))
+    result = run_cli("train", "digits", "--set", "train.epochs=6", "--set", "compress.methods=[]",
+                     cwd=str(work))
     assert result.returncode == 0, result.stderr
     return str(work), os.path.join(str(work), "runs", "digits"), result
 
@@ -139,7 +140,8 @@ def test_finished_runs_are_never_overwritten(trained_run):
     _assert_user_error(again, "completed run")
     assert os.path.getmtime(os.path.join(run_dir, "model.keras")) == before
     # Without --run-dir a new run goes next to the finished one.
-    fresh = run_cli("train", "digits", "--set", "train.epochs=1", "--quiet", cwd=work)
+    fresh = run_cli("train", "digits", "--set", "train.epochs=1", "--set", "compress.methods=[]",
+                    "--quiet", cwd=work)
     assert fresh.returncode == 0, fresh.stderr
     assert os.path.exists(os.path.join(work, "runs", "digits-2", "summary.json"))
 

@@ -27,3 +27,9 @@ def test_default_job_reaches_97_percent_and_exports(tmp_path):
     for name in ("saved_model", "onnx", "litert"):
         assert formats[name]["max_abs_diff"] <= 1e-4, name
         assert formats[name]["top1_agreement"] == 1.0, name
+    # The compression stage ran first: 80% pruning, then int8 LiteRT, which export ships.
+    prune = summary["compress"]["prune"]
+    assert summary["metrics"]["test_accuracy"] - prune["test_accuracy"] <= 0.01
+    assert summary["compress"]["quantize"]["file"] == "model.tflite"
+    assert formats["litert_quantized"]["top1_agreement"] >= 0.99
+    assert os.path.isfile(os.path.join(version_dir, "model_quantized.tflite"))

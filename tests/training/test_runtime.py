@@ -34,6 +34,7 @@ def test_auto_strategy_picks_mirrored_with_two_devices_and_mixed_bfloat16(tmp_pa
     run_dir = str(tmp_path / "auto")
     result = run_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=3",
                      "--set", "train.warmup_epochs=0", "--set", "runtime.cpu_devices=2",
+                     "--set", "compress.methods=[]",
                      "--set", "runtime.precision=mixed_bfloat16", "--quiet")
     assert result.returncode == 0, result.stderr
     summary = _summary(run_dir)
@@ -65,7 +66,7 @@ def test_training_options_run_together(tmp_path):
 def test_transfer_learning_phases(tmp_path):
     run_dir = str(tmp_path / "finetune")
     result = run_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=2",
-                     "--set", "model.freeze_base=true", "--set", "model.fine_tune_layers=2",
+                     "--set", "compress.methods=[]", "--set", "model.freeze_base=true", "--set", "model.fine_tune_layers=2",
                      "--set", "train.fine_tune_epochs=2", "--set", "data.augment.rotation_range=0")
     assert result.returncode == 0, result.stderr
     assert "Epoch 4/4" in result.stdout
