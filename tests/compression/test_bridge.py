@@ -53,7 +53,11 @@ def test_native_and_tfmot_pruning_agree_on_the_digits_cnn(digits):
     """Same target, schedule, data and fine-tuning: same sparsity, accuracy within 1 point."""
     from tfsuite.compression import finetune
     from tfsuite.compression.methods import _accuracy
-    from tfsuite.compression.pruning import MagnitudePruning, select_layers, sparsity_by_layer
+    from tfsuite.compression.pruning import (
+        MagnitudePruning,
+        select_layers,
+        sparsity_by_layer,
+    )
     from tfsuite.compression.schedules import build_schedule
     from tfsuite.compression.tfmot_bridge import prune_with_tfmot
     from tfsuite.export.model import float32_copy

@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from tfsuite.compression.pruning import m_by_n_mask, magnitude_mask
-from tfsuite.compression.schedules import ConstantSparsity, PolynomialDecay, build_schedule
+from tfsuite.compression.schedules import (
+    ConstantSparsity,
+    PolynomialDecay,
+    build_schedule,
+)
 from tfsuite.config import load_config
 
 tfmot = pytest.importorskip("tensorflow_model_optimization")
@@ -19,7 +23,7 @@ tfmot = pytest.importorskip("tensorflow_model_optimization")
 def test_schedules_match_tfmot_step_for_step(schedule):
     kind, arguments = schedule.tfmot_arguments()
     reference = getattr(tfmot.sparsity.keras, kind)(**arguments)
-    for step in range(0, 130):
+    for step in range(130):
         should, sparsity = reference(step)
         assert schedule.should_prune(step) == bool(should), step
         assert schedule.sparsity(step) == pytest.approx(float(sparsity), abs=1e-6), step

@@ -46,7 +46,11 @@ def _result(path, model, **extra):
 
 
 def prune(context):
-    from tfsuite.compression.pruning import MagnitudePruning, select_layers, sparsity_by_layer
+    from tfsuite.compression.pruning import (
+        MagnitudePruning,
+        select_layers,
+        sparsity_by_layer,
+    )
     from tfsuite.compression.schedules import build_schedule
 
     compress, model = context.compress, context.model
@@ -108,7 +112,7 @@ def quantize(context):
         calibration = None
         if mode == "int8":
             calibration = context.clean_training_images(compress.representative_samples)
-            settings["representative_samples"] = int(len(calibration))
+            settings["representative_samples"] = len(calibration)
         quantization.write_litert(model, path, mode, calibration, compress.int8_io)
     return _result(path, model, baseline=baseline, settings=settings)
 
