@@ -137,7 +137,7 @@ class CompressConfig:
 
     methods: List[str] = field(default_factory=list)  # run after training, in order, each on
     # the previous one's model: prune, quantize, low_rank, distill
-    fine_tune_epochs: int = 8  # training after pruning / factorizing, and for QAT
+    fine_tune_epochs: int = 12  # training after pruning / factorizing, and for QAT
     learning_rate: Optional[float] = None  # fine-tuning rate; null: train.learning_rate / 10
     # pruning (schedule semantics as TFMOT's PolynomialDecay / ConstantSparsity)
     pruning_backend: str = "native"  # native (Keras 3, any backend) or tfmot (tf_keras bridge)
@@ -145,7 +145,7 @@ class CompressConfig:
     initial_sparsity: float = 0.0  # polynomial_decay: sparsity at begin_step
     pruning_schedule: str = "polynomial_decay"  # polynomial_decay or constant
     begin_step: int = 0  # fine-tuning step at which pruning starts
-    end_step: Optional[int] = None  # step of the final sparsity; null: 2/3 of fine-tuning
+    end_step: Optional[int] = None  # step of the final sparsity; null: half of fine-tuning
     pruning_frequency: Optional[int] = None  # steps between mask updates; null: 10 updates
     pruning_power: float = 3.0  # exponent of polynomial_decay
     pruning_structure: str = "unstructured"  # unstructured or 2:4 (2 zeros in 4 inputs)

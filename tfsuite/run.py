@@ -248,7 +248,9 @@ def cmd_export(args):
                                       name=args.name, out=args.out, opset=args.opset)
     _start_tensorflow_backend(args.debug)
     report = export_run(args.run_dir, export_config, quiet=args.quiet)
-    if not os.environ.get("TFSUITE_EXPORT_CHILD"):  # a child's parent prints the report
+    from tfsuite.tensorflow_process import is_child
+
+    if not is_child():  # a child's parent prints the report
         print(format_report(report))
 
 
@@ -263,6 +265,10 @@ def cmd_compress(args):
 
     report = compress_run(args.run_dir, config, args.method, source=args.source,
                           quiet=args.quiet)
+    from tfsuite.tensorflow_process import is_child
+
+    if is_child():  # a child's parent prints the report
+        return
     print(f"{args.method}: {report['compressed']['file']} in {display_path(report['path'])}")
     print(format_report(report))
 

@@ -35,6 +35,7 @@ def fine_tune(model, data, epochs, learning_rate, callbacks=(), quiet=False, lab
         print(f"  {label}: {epochs} epoch{'s' * (epochs != 1)}, learning rate {rate:g}"
               + (" (cosine decay)" if rate is not learning_rate else ""))
     progress = ProgressLogger(epochs, data.num_train, quiet=quiet)
+    # shuffle=False: tf.data already shuffles (Keras warns that it ignores the flag).
     history = model.fit(data.train, validation_data=data.val, epochs=epochs, verbose=0,
-                        callbacks=[*callbacks, progress])
+                        shuffle=False, callbacks=[*callbacks, progress])
     return history.history

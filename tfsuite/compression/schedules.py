@@ -55,17 +55,19 @@ class PolynomialDecay(ConstantSparsity):
 def build_schedule(compress, total_steps):
     """The schedule of a `CompressConfig` for a fine-tuning run of `total_steps` steps.
 
-    Left at null, `end_step` is 2/3 of the way through fine-tuning (the last
-    third trains at the final sparsity) and `pruning_frequency` gives ten mask
-    updates; an automatic `end_step` is moved onto a pruning step so the final
-    sparsity is really applied (TFMOT never applies it when the two do not line
-    up, and a `end_step` given by the user is kept as it is, as TFMOT would).
+    Left at null, `end_step` is half-way through fine-tuning, so the second half
+    recovers at the final sparsity (on three digits CNNs, 12 epochs: a mean cost
+    of 0.28 points, against 0.56 when pruning ended 2/3 of the way), and
+    `pruning_frequency` gives ten mask updates. An automatic `end_step` is moved
+    onto a pruning step so the final sparsity is really applied (TFMOT never
+    applies it when the two do not line up); an `end_step` given by the user is
+    kept as it is, as TFMOT would.
     """
     begin = compress.begin_step
     end = compress.end_step
     frequency = compress.pruning_frequency
     if end is None:
-        end = max(begin + 1, (2 * total_steps) // 3)
+        end = max(begin + 1, total_steps // 2)
         frequency = frequency or max(1, (end - begin) // 10)
         end = begin + max(1, (end - begin) // frequency) * frequency
     frequency = frequency or max(1, (end - begin) // 10)

@@ -88,6 +88,8 @@ def compress_run(run_dir, config, method, source=None, quiet=False):
 
     check_method(method)
     path = source_model_path(run_dir, source)
+    if keras.backend.backend() != "tensorflow" and _needs_tensorflow(config.compress, method):
+        return _compress_in_tensorflow_process(run_dir, config, method, source, quiet)
     started = time.perf_counter()
     model, _ = float32_copy(_load(path, run_dir))
     check_exportable(model, path)  # no augmentation layers: compressed files are deployed
@@ -124,6 +126,25 @@ def compress_run(run_dir, config, method, source=None, quiet=False):
         shutil.rmtree(staging, ignore_errors=True)
     _record_in_summary(run_dir, method, report)
     return report
+
+
+def _needs_tensorflow(compress, method):
+    """LiteRT conversion and TFMOT (QAT, TFMOT pruning) run on Keras' TensorFlow backend."""
+    from tfsuite.compression.quantization import KERAS_MODES
+
+    if method == "quantize":
+        return compress.quantization not in KERAS_MODES
+    return method == "prune" and compress.pruning_backend == "tfmot"
+
+
+def _compress_in_tensorflow_process(run_dir, config, method, source, quiet):
+    from tfsuite.tensorflow_process import overrides, run_tensorflow_process
+
+    run_tensorflow_process(["compress", os.path.abspath(run_dir), "--method", method,
+                            *(["--from", source] if source else []),
+                            *overrides("compress", config.compress, skip=("methods",))],
+                           f"compression ({method})", quiet)
+    return read_json(os.path.join(output_dir(run_dir, method), REPORT))
 
 
 def _report(run_dir, method, source_path, result, entries):

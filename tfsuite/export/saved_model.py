@@ -53,7 +53,13 @@ def export_saved_model(model, path):
     module = tf.Module()
     module.captured_variables = list(concrete.variables)
     module.serve = serve
-    tf.saved_model.save(module, path, signatures={SIGNATURE: concrete})
+    logger = tf.get_logger()  # "Assets written to ..." at INFO, shown in notebooks
+    level = logger.level
+    logger.setLevel("WARNING")
+    try:
+        tf.saved_model.save(module, path, signatures={SIGNATURE: concrete})
+    finally:
+        logger.setLevel(level)
 
 
 def xla_only_ops(path):

@@ -8,9 +8,7 @@ all of them match the Keras model. RUN_DIR/export.json records the outcome.
 
 import dataclasses
 import importlib.util
-import json
 import os
-import subprocess
 import sys
 import time
 
@@ -348,26 +346,12 @@ def _mismatch_message(failed, results, export_config, rejected):
 
 def _export_in_tensorflow_process(run_dir, export_config, formats, quiet):
     """Runs `python -m tfsuite.run export` with KERAS_BACKEND=tensorflow; returns its report."""
-    overrides = []
-    for field in dataclasses.fields(export_config):
-        value = getattr(export_config, field.name)
-        if field.name not in ("formats", "out", "name") and value is not None:
-            overrides += ["--set", f"export.{field.name}={json.dumps(value)}"]  # JSON is YAML
-    command = [sys.executable, "-m", "tfsuite.run", "export", os.path.abspath(run_dir),
-               "--format", ",".join(formats),
-               "--out", os.path.abspath(os.path.expanduser(export_config.out)),
-               *(["--name", export_config.name] if export_config.name else []), *overrides,
-               *(["--quiet"] if quiet else [])]
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_FORCE_GPU_ALLOW_GROWTH": "true",
-           "TFSUITE_EXPORT_CHILD": "1"}
-    import keras
+    from tfsuite.tensorflow_process import overrides, run_tensorflow_process
 
-    _say(quiet, "  (exporting in a TensorFlow-backend process: this one runs Keras on "
-                f"{keras.backend.backend()})")
-    result = subprocess.run(command, env=env, check=False)
-    if result.returncode == VerificationError.exit_code:
-        raise VerificationError("The export failed its verification; see above.")
-    if result.returncode != 0:
-        raise UserError(f"The export failed (TensorFlow-backend process, exit code "
-                        f"{result.returncode}); its message is above.")
+    run_tensorflow_process(
+        ["export", os.path.abspath(run_dir), "--format", ",".join(formats),
+         "--out", os.path.abspath(os.path.expanduser(export_config.out)),
+         *(["--name", export_config.name] if export_config.name else []),
+         *overrides("export", export_config, skip=("formats", "out", "name"))],
+        "export", quiet)
     return read_json(os.path.join(run_dir, EXPORT_REPORT))

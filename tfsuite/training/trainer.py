@@ -123,7 +123,8 @@ class Trainer:
                 if self.config.train.ema:  # what fit() does at its end
                     model.optimizer.finalize_variable_values(model.trainable_variables)
                 break
-            model.fit(data.train, validation_data=data.val, epochs=end,
+            # shuffle=False: tf.data shuffles (Keras warns that it ignores the flag).
+            model.fit(data.train, validation_data=data.val, epochs=end, shuffle=False,
                       initial_epoch=max(start, begin), callbacks=callbacks, verbose=0)
             self._check_diverged()
             if self.early_stopping is not None and self.early_stopping.stopped_epoch:

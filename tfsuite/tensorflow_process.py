@@ -1,0 +1,51 @@
+"""Running a tfsuite command in a TensorFlow-backend process.
+
+The TensorFlow-only steps (SavedModel, LiteRT and ONNX conversion, TFMOT) need
+Keras on the TensorFlow backend; a run trained on JAX or PyTorch hands them to
+`python -m tfsuite.run ...` with KERAS_BACKEND=tensorflow. The child prints
+its progress; the parent reads the report it writes and prints that.
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+from tfsuite.errors import UserError, VerificationError
+
+CHILD = "TFSUITE_CHILD_PROCESS"  # set in the child: its parent prints the final report
+
+
+def is_child():
+    return bool(os.environ.get(CHILD))
+
+
+def overrides(section, values, skip=()):
+    """`--set section.key=value` arguments for every field of a config dataclass."""
+    arguments = []
+    for field in dataclasses.fields(values):
+        value = getattr(values, field.name)
+        if field.name not in skip and value is not None:
+            if dataclasses.is_dataclass(value):
+                value = dataclasses.asdict(value)
+            arguments += ["--set", f"{section}.{field.name}={json.dumps(value)}"]  # JSON is YAML
+    return arguments
+
+
+def run_tensorflow_process(arguments, what, quiet):
+    """Runs `python -m tfsuite.run ARGUMENTS` on the TensorFlow backend; raises on failure."""
+    import keras
+
+    if not quiet:
+        print(f"  ({what} in a TensorFlow-backend process: this one runs Keras on "
+              f"{keras.backend.backend()})", flush=True)
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+           CHILD: "1"}
+    command = [sys.executable, "-m", "tfsuite.run", *arguments, *(["--quiet"] if quiet else [])]
+    result = subprocess.run(command, env=env, check=False)
+    if result.returncode == VerificationError.exit_code:
+        raise VerificationError(f"The {what} failed its verification; see above.")
+    if result.returncode != 0:
+        raise UserError(f"The {what} failed (TensorFlow-backend process, exit code "
+                        f"{result.returncode}); its message is above.")
