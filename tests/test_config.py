@@ -118,3 +118,10 @@ def test_config_is_frozen():
     config = load_config("digits")
     with pytest.raises(Exception):
         config.train = None
+
+
+def test_two_of_four_is_text_not_a_base_60_number():
+    """YAML 1.1 reads 2:4 as 124 (base 60); tfsuite's YAML does not."""
+    config = load_config("digits", overrides=["compress.pruning_structure=2:4",
+                                              "train.epochs=124"])
+    assert config.compress.pruning_structure == "2:4" and config.train.epochs == 124

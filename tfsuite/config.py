@@ -19,6 +19,29 @@ import yaml
 from tfsuite.errors import UserError, user_error
 
 EXPERIMENTS_PACKAGE = "tfsuite.experiments"
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML without YAML 1.1's base-60 numbers, which read `2:4` as the int 124."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if not (tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+                    and ":" in regexp.pattern)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+# The int and float patterns above hold the base-60 forms as alternatives; keep the others.
+for _tag, _pattern in (
+        ("tag:yaml.org,2002:int", r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"""
+                                  r"""|[-+]?0x[0-9a-fA-F_]+)$"""),
+        ("tag:yaml.org,2002:float", r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?"""
+                                    r"""|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)"""
+                                    r"""|\.(?:nan|NaN|NAN))$""")):
+    _Loader.add_implicit_resolver(_tag, re.compile(_pattern, re.X), list("-+0123456789."))
+
+
+def _yaml(text):
+    return yaml.load(text, Loader=_Loader)
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -230,7 +253,7 @@ def list_experiments():
     found = {}
     for entry in sorted(resources.files(EXPERIMENTS_PACKAGE).iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
-            raw = yaml.safe_load(entry.read_text()) or {}
+            raw = _yaml(entry.read_text()) or {}
             found[entry.name[: -len(".yaml")]] = raw.get("description", "")
     return found
 
@@ -247,7 +270,7 @@ def _experiment_dict(name):
             f"Run `python -m tfsuite.run list` to see them.{hint}",
         )
     text = resources.files(EXPERIMENTS_PACKAGE).joinpath(f"{name}.yaml").read_text()
-    raw = yaml.safe_load(text) or {}
+    raw = _yaml(text) or {}
     raw["name"] = name
     return raw
 
@@ -257,7 +280,7 @@ def _read_yaml_file(path):
         raise user_error("Config file not found", "an existing YAML file", f"config={path!r}")
     try:
         with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f) or {}
+            raw = _yaml(f) or {}
     except yaml.YAMLError as e:
         raise UserError(f"Config file {path!r} is not valid YAML: {e}") from None
     if not isinstance(raw, dict):
@@ -287,7 +310,7 @@ def parse_override(text):
     key, _, raw_value = text.partition("=")
     key = key.strip()
     try:
-        value = yaml.safe_load(raw_value) if raw_value.strip() else None
+        value = _yaml(raw_value) if raw_value.strip() else None
     except yaml.YAMLError:
         value = raw_value
     nested = value

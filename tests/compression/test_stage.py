@@ -94,6 +94,29 @@ def test_distillation_is_reported_against_the_student_alone(cnn_run):
     assert "student_alone" in result.stdout
 
 
+@pytest.mark.slow
+def test_tfmot_pruning_and_quantization_aware_training_from_the_cli(cnn_run):
+    """The TFMOT paths through the bridge: ConstantSparsity with 2:4, then QAT to int8."""
+    work, run_dir = cnn_run
+    result = _compress(run_dir, "prune", "compress.pruning_backend=tfmot",
+                       "compress.pruning_schedule=constant", "compress.pruning_structure=2:4",
+                       "compress.fine_tune_epochs=2", work=work)
+    assert result.returncode == 0, result.stderr
+    report = _report(run_dir, "prune")
+    assert report["settings"]["backend"] == "tfmot"
+    assert report["settings"]["to_tf_keras_max_diff"] <= 1e-5
+    assert report["pruned_layers"]["block2a_conv"] == 0.5
+    assert report["pruned_layers"]["block1a_conv"] == 0.0  # one input channel: TFMOT pads
+    result = _compress(run_dir, "quantize", "compress.quantization=qat",
+                       "compress.fine_tune_epochs=1", work=work)
+    assert result.returncode == 0, result.stderr
+    report = _report(run_dir, "quantize")
+    assert report["settings"]["mode"] == "qat" and "block3_conv" in report["settings"][
+        "quantized_layers"]
+    assert report["compressed"]["file_bytes"] <= 0.3 * report["baseline"]["file_bytes"]
+    assert report["ratios"]["accuracy_drop_points"] <= 2.0
+
+
 def test_keras_quantize_notes_that_convolutions_stay_float(cnn_run):
     work, run_dir = cnn_run
     result = _compress(run_dir, "quantize", "compress.quantization=keras_int8", work=work)

@@ -10,7 +10,6 @@ import numpy as np
 from tfsuite.export.saved_model import SIGNATURE
 from tfsuite.quiet import native_stderr_silenced
 
-
 QUANTIZATIONS = ("none", "dynamic_range", "int8", "float16", "qat")
 
 
