@@ -15,20 +15,8 @@ import json
 import os
 import platform
 import tempfile
-import time
 
 import numpy as np
-
-
-def _latency(runner, batch, repeats=100):
-    for _ in range(10):
-        runner(batch)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        runner(batch)
-        times.append(time.perf_counter() - started)
-    return float(np.median(times) * 1000)
 
 
 def main():
@@ -41,6 +29,7 @@ def main():
     from tfsuite.compression.stage import compress_config_for, compress_run
     from tfsuite.config import load_config
     from tfsuite.export.litert import LiteRTRunner
+    from tfsuite.export.verify import latency_ms
     from tfsuite.tasks import get_task
 
     run_dir = args.run_dir
@@ -69,7 +58,7 @@ def main():
     print(f"{'batch':>6}{'float32':>10}{'int8':>10}{'int8/float32':>14}")
     for batch_size in (1, 32, 256):
         batch = np.resize(images, (batch_size, *images.shape[1:]))
-        f32, i8 = _latency(float32, batch), _latency(int8, batch)
+        f32, i8 = (latency_ms(runner, batch, repeats=100, warmup=10) for runner in (float32, int8))
         timings[batch_size] = {"float32_ms": round(f32, 3), "int8_ms": round(i8, 3),
                                "ratio": round(i8 / f32, 3)}
         print(f"{batch_size:>6}{f32:>10.3f}{i8:>10.3f}{i8 / f32:>14.2f}")
