@@ -256,17 +256,19 @@ def cmd_export(args):
 
 def cmd_compress(args):
     from tfsuite.compression.stage import check_method, compress_config_for
+    from tfsuite.tensorflow_process import is_child
 
     check_method(args.method)
     config = compress_config_for(args.run_dir, args.overrides)
-    _start_backend(config, args.debug)
+    if is_child():  # a JAX/torch run's TensorFlow-only step: the run's backend key must not win
+        _start_tensorflow_backend(args.debug)
+    else:
+        _start_backend(config, args.debug)
     from tfsuite.compression.stage import compress_run, format_report
     from tfsuite.io import display_path
 
     report = compress_run(args.run_dir, config, args.method, source=args.source,
                           quiet=args.quiet)
-    from tfsuite.tensorflow_process import is_child
-
     if is_child():  # a child's parent prints the report
         return
     print(f"{args.method}: {report['compressed']['file']} in {display_path(report['path'])}")

@@ -95,7 +95,7 @@ def _compress_after_training(run_dir, config, quiet):
                           f"but compression ({method}) failed: {e} Retry with `python -m "
                           f"tfsuite.run compress {run_dir} --method {method}`.") from e
         records[method] = summary_record(report)
-        if report["compressed"]["file"].endswith(".keras"):
+        if method != "quantize":  # quantized models are not compressed further
             source = method
     return records
 

@@ -26,7 +26,7 @@ def overrides(section, values, skip=()):
     arguments = []
     for field in dataclasses.fields(values):
         value = getattr(values, field.name)
-        if field.name not in skip and value is not None:
+        if field.name not in skip:  # null too: it may override a value in config.yaml
             if dataclasses.is_dataclass(value):
                 value = dataclasses.asdict(value)
             arguments += ["--set", f"{section}.{field.name}={json.dumps(value)}"]  # JSON is YAML

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 
 import pytest
 
@@ -137,7 +138,11 @@ def test_keras_quantize_notes_that_convolutions_stay_float(cnn_run):
     (["--method", "prune", "--set", "train.epochs=3"], ["Only `compress.*` keys"]),
     (["--method", "prune", "--set", "compress.pruning_layers=[nope]"], ["selects nothing"]),
     (["--method", "quantize", "--from", "pruning"], ["Unknown compression method",
+                                                    "Received: --from 'pruning'",
                                                     "Did you mean 'prune'?"]),
+    (["--method", "low_rank", "--from", "quantize"], ["cannot be compressed further"]),
+    (["--method", "prune", "--set", "compress.fine_tune_epochs=0"],
+     ["No pruning step falls within the fine-tuning"]),
 ])
 def test_bad_input_is_one_clear_error_and_the_run_is_untouched(cnn_run, args, expected):
     work, run_dir = cnn_run
@@ -162,3 +167,10 @@ def test_a_run_without_a_model(tmp_path, cnn_run):
     result = run_cli("compress", str(broken), "--method", "prune")
     assert result.returncode == 2 and "The run has no trained model" in result.stderr
     assert os.listdir(broken) == ["config.yaml"]
+    # With the model but a bad layer pattern: the error comes after RUN_DIR/compress/ was
+    # made for the output, and a failed first compression leaves no trace of it.
+    shutil.copyfile(os.path.join(run_dir, "model.keras"), broken / "model.keras")
+    result = run_cli("compress", str(broken), "--method", "prune",
+                     "--set", "compress.pruning_layers=[nope]")
+    assert result.returncode == 2 and "selects nothing" in result.stderr
+    assert sorted(os.listdir(broken)) == ["config.yaml", "model.keras"]

@@ -111,7 +111,7 @@ def factorize(model, compress):
         chosen = [l for l in chosen if len(kernel_of(l).shape) in (2, 4)
                   and np.prod(kernel_of(l).shape) >= compress.low_rank_min_params]
     config = model.get_config()
-    if "layers" not in config:
+    if "input_layers" not in config:
         raise user_error("Low-rank factorization works on functional models",
                          "a model built with keras.Input and layer calls",
                          type(model).__name__)

@@ -57,8 +57,9 @@ def prune(context):
     layers = select_layers(model, compress.pruning_layers)
     names = [layer.name for layer in layers]
     epochs = compress.fine_tune_epochs
-    schedule = build_schedule(compress, finetune.steps_per_epoch(context.config, context.data)
-                              * max(1, epochs))
+    total_steps = finetune.steps_per_epoch(context.config, context.data) * epochs
+    schedule = build_schedule(compress, max(1, total_steps))
+    _check_pruning_plan(compress, schedule, total_steps, layers)
     learning_rate = finetune.fine_tune_learning_rate(context.config)
     settings = {"backend": compress.pruning_backend, "structure": compress.pruning_structure,
                 "schedule": dataclasses.asdict(schedule) | {"kind": type(schedule).__name__},
@@ -77,6 +78,35 @@ def prune(context):
     path = measure.save_deployable(model, context.path("model.keras"))
     return _result(path, model, settings=settings,
                    pruned_layers=sparsity_by_layer(model, names))
+
+
+def _check_pruning_plan(compress, schedule, total_steps, layers):
+    """Refuses settings under which nothing would be pruned; warns when the target is missed."""
+    import logging
+
+    from tfsuite.compression.pruning import kernel_of
+    from tfsuite.errors import user_error
+
+    if compress.pruning_structure == "2:4":
+        odd = [l.name for l in layers if len(kernel_of(l).shape) not in (2, 4)]
+        if odd:
+            raise user_error("2:4 sparsity needs rank-2 or rank-4 kernels (Dense, Conv2D)",
+                             "compress.pruning_layers without these layers",
+                             f"layers={odd}", "Select the layers with compress.pruning_layers.")
+    steps = [s for s in range(1, total_steps + 1) if schedule.should_prune(s)]
+    if total_steps < 1 or (compress.pruning_structure != "2:4" and not steps):
+        raise user_error("No pruning step falls within the fine-tuning", "begin_step and "
+                         "pruning_frequency that leave a pruning step within "
+                         f"{total_steps} fine-tuning steps", f"compress.fine_tune_epochs="
+                         f"{compress.fine_tune_epochs}, compress.begin_step="
+                         f"{compress.begin_step}, compress.pruning_frequency="
+                         f"{compress.pruning_frequency}", "Raise compress.fine_tune_epochs or "
+                         "lower compress.begin_step / compress.pruning_frequency.")
+    if steps and schedule.sparsity(steps[-1]) < compress.sparsity - 1e-6:
+        logging.getLogger("tfsuite").warning(
+            "The last pruning step (%d of %d) applies %.1f%% sparsity, short of "
+            "compress.sparsity=%g: compress.end_step is beyond the fine-tuning.", steps[-1],
+            total_steps, 100 * schedule.sparsity(steps[-1]), compress.sparsity)
 
 
 # ---------------------------------------------------------------- quantization

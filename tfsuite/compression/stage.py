@@ -26,13 +26,13 @@ def output_dir(run_dir, method):
     return os.path.join(run_dir, COMPRESS_DIR, method)
 
 
-def check_method(method):
+def check_method(method, flag="--method"):
     if method not in COMPRESS_METHODS:
         import difflib
 
         close = difflib.get_close_matches(str(method), COMPRESS_METHODS, n=1)
         raise user_error("Unknown compression method", f"one of {list(COMPRESS_METHODS)}",
-                         f"--method {method!r}", f"Did you mean '{close[0]}'?" if close
+                         f"{flag} {method!r}", f"Did you mean '{close[0]}'?" if close
                          else None)
 
 
@@ -47,7 +47,11 @@ def source_model_path(run_dir, source=None):
     """RUN_DIR/model.keras, or the `.keras` output of an earlier method (`source`)."""
     if source is None:
         return os.path.join(run_dir, MODEL)
-    check_method(source)
+    check_method(source, flag="--from")
+    if source == "quantize":
+        raise user_error("A quantized model cannot be compressed further", "--from prune, "
+                         "low_rank or distill (float models)", "--from 'quantize'",
+                         "Quantize last: e.g. --method quantize --from prune.")
     path = os.path.join(output_dir(run_dir, source), "model.keras")
     if not os.path.isfile(path):
         raise user_error(f"--from {source}: the run has no compressed Keras model from "
@@ -97,6 +101,7 @@ def compress_run(run_dir, config, method, source=None, quiet=False):
     data = task.build_inputs()
     keras.utils.set_random_seed(config.runtime.seed)
     parent = os.path.join(run_dir, COMPRESS_DIR)
+    created_parent = not os.path.isdir(parent)
     os.makedirs(parent, exist_ok=True)
     staging = os.path.join(parent, f".{method}.staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
@@ -124,6 +129,8 @@ def compress_run(run_dir, config, method, source=None, quiet=False):
         _publish(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if created_parent and not os.listdir(parent):  # a failed first run leaves nothing
+            os.rmdir(parent)
     _record_in_summary(run_dir, method, report)
     return report
 
@@ -151,6 +158,9 @@ def _report(run_dir, method, source_path, result, entries):
     baseline, compressed = entries["baseline"], entries["compressed"]
     report = {"method": method, "run_dir": os.path.abspath(run_dir),
               "source": os.path.abspath(source_path),
+              # Where the export finds the source again after the run folder has moved.
+              "source_in_run": os.path.relpath(os.path.abspath(source_path),
+                                               os.path.abspath(run_dir)),
               "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **entries,
               "ratios": {
                   "size": round(compressed["size_bytes"] / baseline["size_bytes"], 4),

@@ -183,7 +183,7 @@ def to_tf_keras(model, images):
     tf_keras, _ = _modules()
     import keras
 
-    if not isinstance(model, keras.Model) or "layers" not in model.get_config():
+    if not isinstance(model, keras.Model) or "input_layers" not in model.get_config():
         raise user_error("Only functional Keras models can go through the TFMOT bridge",
                          "a model built with keras.Input and layer calls",
                          f"{type(model).__name__}", "Use --set compress.pruning_backend=native.")
@@ -231,6 +231,12 @@ def prune_with_tfmot(model, data, layer_names, schedule, structure, epochs, lear
     if structure == "2:4":
         pruning["sparsity_m_by_n"] = (2, 4)
     names = set(layer_names)
+    nested = sorted(names - {layer.name for layer in tf_model.layers})
+    if nested:
+        raise user_error("TFMOT prunes only layers at the top of a model; these are inside a "
+                         "nested model", "top-level layers", f"layers={nested}",
+                         "Use the native pruning (--set compress.pruning_backend=native), "
+                         "which reaches nested layers, or select other layers.")
 
     def wrap(layer):  # the layer itself, not a copy: its trained weights stay
         return sparsity.prune_low_magnitude(layer, **pruning) if layer.name in names else layer

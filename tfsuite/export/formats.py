@@ -99,11 +99,14 @@ def _export_litert_quantized(context):
     path = os.path.join(context.staging, FILES["litert_quantized"])
     shutil.copyfile(source, path)
     register_custom_objects()
-    original, _ = float32_copy(keras.saving.load_model(report["source"], compile=False))
+    source = os.path.join(context.run_dir, report.get("source_in_run", "")) if report.get(
+        "source_in_run") else report["source"]
+    original, _ = float32_copy(keras.saving.load_model(source, compile=False))
     reference = predict_in_batches(original, context.images, context.export.batch_size)
+    mode = report["settings"]["mode"]
     return {"path": path, "runner": LiteRTRunner(path), "reference": reference,
-            "precision": "int8", "quantization": report["settings"]["mode"],
-            "quantized_from": report["source"], "compress_report": report["path"]}
+            "precision": {"float16": "fp16", "qat": "qat"}.get(mode, "int8"),
+            "quantization": mode, "quantized_from": source, "compress_report": report["path"]}
 
 
 def _export_tensorrt(context):
