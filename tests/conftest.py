@@ -1,5 +1,6 @@
 """Shared fixtures: real image folders written with PIL, run directories."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -92,6 +93,17 @@ def _first_jpeg(folder):
 @pytest.fixture(scope="session")
 def messy_folder(tmp_path_factory):
     return write_messy_folder(str(tmp_path_factory.mktemp("messy")))
+
+
+def tree_hashes(folder):
+    """{relative path: sha256} of every file under `folder` (to show nothing changed)."""
+    hashes = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                hashes[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return hashes
 
 
 def run_cli(*args, cwd=None, timeout=600, env=None):

@@ -15,6 +15,17 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path, title=None):
+    """Titles, lays out, writes and closes a figure; returns the path."""
+    plt = _pyplot()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_history(history, path, title=None):
     """Loss and metric curves, train against validation, one panel per metric."""
     plt = _pyplot()
@@ -29,12 +40,7 @@ def plot_history(history, path, title=None):
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
@@ -113,9 +119,4 @@ def plot_compression(entries, path, title=None, layer_sparsity=None):
         ax.invert_yaxis()
         ax.set_title("zeros per pruned layer (%)", fontsize=10)
         ax.tick_params(axis="y", labelsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)

@@ -4,10 +4,9 @@ cross-check the issue asks for: native and TFMOT pruning agree on the digits CNN
 import keras
 import numpy as np
 import pytest
+import tensorflow_model_optimization  # noqa: F401  a [test] dependency: absence fails
 
 from tfsuite.errors import UserError
-
-pytest.importorskip("tensorflow_model_optimization")
 
 
 @pytest.fixture(scope="module")

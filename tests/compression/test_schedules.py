@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow_model_optimization as tfmot  # a [test] dependency: absence fails
 
 from tfsuite.compression.pruning import m_by_n_mask, magnitude_mask
 from tfsuite.compression.schedules import (
@@ -10,8 +11,6 @@ from tfsuite.compression.schedules import (
     build_schedule,
 )
 from tfsuite.config import load_config
-
-tfmot = pytest.importorskip("tensorflow_model_optimization")
 
 
 @pytest.mark.parametrize("schedule", [

@@ -1,13 +1,12 @@
 """`compress RUN_DIR --method ...` as a user runs it: files, report, bars, bad input."""
 
-import hashlib
 import json
 import os
 import shutil
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, tree_hashes
 
 REPORT_KEYS = {"test_accuracy", "num_params", "nonzero_params", "size_bytes", "latency_ms"}
 
@@ -17,28 +16,23 @@ def _compress(run_dir, method, *overrides, work=None):
     return run_cli("compress", run_dir, "--method", method, *sets, cwd=work)
 
 
+def _compressed(run_dir, method, *overrides, work=None):
+    """Runs `compress`, checks it succeeded; returns (result, report)."""
+    result = _compress(run_dir, method, *overrides, work=work)
+    assert result.returncode == 0, result.stderr
+    return result, _report(run_dir, method)
+
+
 def _report(run_dir, method):
     with open(os.path.join(run_dir, "compress", method, "report.json")) as f:
         return json.load(f)
 
 
-def _checksums(folder):
-    sums = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                sums[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
-    return sums
-
-
 @pytest.mark.slow
 def test_pruning_to_80_percent_costs_at_most_one_point(cnn_run):
     work, run_dir = cnn_run
-    result = _compress(run_dir, "prune", work=work)
-    assert result.returncode == 0, result.stderr
+    result, report = _compressed(run_dir, "prune", work=work)
     assert "non-zero weights" in result.stdout and "comparison.png" in result.stdout
-    report = _report(run_dir, "prune")
     assert REPORT_KEYS <= set(report["baseline"]) and REPORT_KEYS <= set(report["compressed"])
     assert set(report["pruned_layers"]) == {"block1a_conv", "block1b_conv", "block2a_conv",
                                             "block2b_conv", "block3_conv", "predictions"}
@@ -55,9 +49,7 @@ def test_pruning_to_80_percent_costs_at_most_one_point(cnn_run):
 @pytest.mark.slow
 def test_full_integer_int8_is_small_and_accurate(cnn_run):
     work, run_dir = cnn_run
-    result = _compress(run_dir, "quantize", "compress.int8_io=true", work=work)
-    assert result.returncode == 0, result.stderr
-    report = _report(run_dir, "quantize")
+    _, report = _compressed(run_dir, "quantize", "compress.int8_io=true", work=work)
     assert report["baseline"]["file"] == "baseline_float32.tflite"
     assert report["compressed"]["file"] == "model.tflite"
     assert report["compressed"]["file_bytes"] <= 0.3 * report["baseline"]["file_bytes"]
@@ -67,15 +59,13 @@ def test_full_integer_int8_is_small_and_accurate(cnn_run):
     details = interpreter.Interpreter(
         model_path=os.path.join(run_dir, "compress", "quantize", "model.tflite")
     ).get_signature_runner("serving_default").get_input_details()
-    assert str(next(iter(details.values()))["dtype"]) .endswith("int8'>")
+    assert str(next(iter(details.values()))["dtype"]).endswith("int8'>")
 
 
 @pytest.mark.slow
 def test_low_rank_halves_the_factorized_layers_and_stays_within_two_points(cnn_run):
     work, run_dir = cnn_run
-    result = _compress(run_dir, "low_rank", "compress.fine_tune_epochs=4", work=work)
-    assert result.returncode == 0, result.stderr
-    report = _report(run_dir, "low_rank")
+    _, report = _compressed(run_dir, "low_rank", "compress.fine_tune_epochs=4", work=work)
     assert report["settings"]["factorized_param_reduction"] >= 0.49
     assert report["ratios"]["accuracy_drop_points"] <= 2.0
     assert report["compressed"]["num_params"] < report["baseline"]["num_params"]
@@ -86,9 +76,7 @@ def test_low_rank_halves_the_factorized_layers_and_stays_within_two_points(cnn_r
 @pytest.mark.slow
 def test_distillation_is_reported_against_the_student_alone(cnn_run):
     work, run_dir = cnn_run
-    result = _compress(run_dir, "distill", "compress.distill_epochs=6", work=work)
-    assert result.returncode == 0, result.stderr
-    report = _report(run_dir, "distill")
+    result, report = _compressed(run_dir, "distill", "compress.distill_epochs=6", work=work)
     assert {"baseline", "compressed", "student_alone"} <= set(report)
     assert report["compressed"]["num_params"] < 0.2 * report["baseline"]["num_params"]
     assert report["compressed"]["test_accuracy"] >= 0.8
@@ -99,19 +87,16 @@ def test_distillation_is_reported_against_the_student_alone(cnn_run):
 def test_tfmot_pruning_and_quantization_aware_training_from_the_cli(cnn_run):
     """The TFMOT paths through the bridge: ConstantSparsity with 2:4, then QAT to int8."""
     work, run_dir = cnn_run
-    result = _compress(run_dir, "prune", "compress.pruning_backend=tfmot",
-                       "compress.pruning_schedule=constant", "compress.pruning_structure=2:4",
-                       "compress.fine_tune_epochs=2", work=work)
-    assert result.returncode == 0, result.stderr
-    report = _report(run_dir, "prune")
+    _, report = _compressed(run_dir, "prune", "compress.pruning_backend=tfmot",
+                            "compress.pruning_schedule=constant",
+                            "compress.pruning_structure=2:4", "compress.fine_tune_epochs=2",
+                            work=work)
     assert report["settings"]["backend"] == "tfmot"
     assert report["settings"]["to_tf_keras_max_diff"] <= 1e-5
     assert report["pruned_layers"]["block2a_conv"] == 0.5
     assert report["pruned_layers"]["block1a_conv"] == 0.0  # one input channel: TFMOT pads
-    result = _compress(run_dir, "quantize", "compress.quantization=qat",
-                       "compress.fine_tune_epochs=1", work=work)
-    assert result.returncode == 0, result.stderr
-    report = _report(run_dir, "quantize")
+    _, report = _compressed(run_dir, "quantize", "compress.quantization=qat",
+                            "compress.fine_tune_epochs=1", work=work)
     assert report["settings"]["mode"] == "qat" and "block3_conv" in report["settings"][
         "quantized_layers"]
     assert report["compressed"]["file_bytes"] <= 0.3 * report["baseline"]["file_bytes"]
@@ -120,10 +105,9 @@ def test_tfmot_pruning_and_quantization_aware_training_from_the_cli(cnn_run):
 
 def test_keras_quantize_notes_that_convolutions_stay_float(cnn_run):
     work, run_dir = cnn_run
-    result = _compress(run_dir, "quantize", "compress.quantization=keras_int8", work=work)
-    assert result.returncode == 0, result.stderr
+    result, report = _compressed(run_dir, "quantize", "compress.quantization=keras_int8",
+                                 work=work)
     assert "convolutions stay float32" in result.stdout
-    report = _report(run_dir, "quantize")
     assert report["settings"]["quantized_layers"] == ["predictions"]
     assert report["ratios"]["accuracy_drop_points"] <= 1.0
 
@@ -146,13 +130,13 @@ def test_keras_quantize_notes_that_convolutions_stay_float(cnn_run):
 ])
 def test_bad_input_is_one_clear_error_and_the_run_is_untouched(cnn_run, args, expected):
     work, run_dir = cnn_run
-    before = _checksums(run_dir)
+    before = tree_hashes(run_dir)
     result = run_cli("compress", run_dir, *args, cwd=work)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     for text in expected:
         assert text in result.stderr
-    assert _checksums(run_dir) == before
+    assert tree_hashes(run_dir) == before
     compress_dir = os.path.join(run_dir, "compress")
     leftovers = os.listdir(compress_dir) if os.path.isdir(compress_dir) else []
     assert not [name for name in leftovers if name.startswith(".")]

@@ -1,6 +1,5 @@
 """`python -m tfsuite.run export`: every artifact verified, versions never overwritten."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -9,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, tree_hashes
 
 
 def _export(work, *args):
@@ -19,16 +18,6 @@ def _export(work, *args):
 def _read(path):
     with open(path) as f:
         return json.load(f)
-
-
-def _tree_hashes(folder):
-    hashes = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                hashes[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
-    return hashes
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +139,10 @@ def test_tf_serving_files(first_export):
 
 def test_second_export_is_version_2_and_leaves_version_1_intact(first_export):
     work, run_dir, _, version_dir = first_export
-    before = _tree_hashes(version_dir)
+    before = tree_hashes(version_dir)
     result = _export(work, "--out", "served", "--format", "onnx,saved_model", "--opset", "13")
     assert result.returncode == 0, result.stderr
-    assert _tree_hashes(version_dir) == before
+    assert tree_hashes(version_dir) == before
     report = _read(os.path.join(run_dir, "export.json"))
     assert report["version"] == 2 and report["formats"]["onnx"]["opset"] == 13
     assert report["previous"][-1]["version"] == 1

@@ -17,6 +17,7 @@ class CompressContext:
     data: object  # the task's data (augmented training split, clean val/test)
     task: object
     staging: str
+    test: tuple  # (images, labels) of the test split, as NumPy
     quiet: bool = False
 
     @property
@@ -34,8 +35,7 @@ class CompressContext:
 
     def sample_images(self, count=64):
         """Real test images for the bridge's equality checks."""
-        images, _ = measure.test_arrays(self.data)
-        return images[:count]
+        return self.test[0][:count]
 
 
 def _result(path, model, **extra):
@@ -161,8 +161,7 @@ def low_rank(context):
     if not context.quiet:
         print(f"  factorized {len(plan)} layers: {before:,} -> {after:,} weights "
               f"({1 - after / before:.0%} fewer)")
-    test = measure.test_arrays(context.data)
-    accuracy_before_fine_tuning = _accuracy(model, test)
+    accuracy_before_fine_tuning = _accuracy(model, context.test)
     finetune.fine_tune(model, context.data, compress.fine_tune_epochs, learning_rate,
                        quiet=context.quiet, label="fine-tuning")
     path = measure.save_deployable(model, context.path("model.keras"))

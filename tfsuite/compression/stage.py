@@ -111,7 +111,7 @@ def compress_run(run_dir, config, method, source=None, quiet=False):
             print(f"tfsuite: compress {display_path(path)} with '{method}'")
         test = measure.test_arrays(data)
         batch = config.compress.latency_batch_size
-        context = CompressContext(config, model, path, data, task, staging, quiet)
+        context = CompressContext(config, model, path, data, task, staging, test, quiet)
         baseline_model, _ = float32_copy(model)  # before the method changes `model`
         result = METHODS[method](context)
         baseline_path = result.get("baseline") or measure.save_deployable(
