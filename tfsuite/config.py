@@ -130,8 +130,13 @@ class RuntimeConfig:
     """Backend, devices, distribution, precision and reproducibility."""
 
     backend: str = "auto"  # auto (KERAS_BACKEND or tensorflow), tensorflow, jax, torch
-    strategy: str = "auto"  # auto, none, mirrored
-    cpu_devices: int = 0  # > 1 splits the CPU into logical devices (TensorFlow)
+    strategy: str = "auto"  # auto, none, mirrored, multi_worker (TensorFlow);
+    # data_parallel, model_parallel (JAX keras.distribution)
+    cpu_devices: int = 0  # > 1 splits the CPU into logical devices (TF) / host devices (JAX)
+    mesh_shape: Optional[List[int]] = None  # model_parallel: [batch, model]; null: [1, devices]
+    model_parallel_layers: List[str] = field(default_factory=list)  # names or regexes of the
+    # layers whose kernels are sharded; empty: every Dense, EinsumDense and Embedding layer
+    model_parallel_min_params: int = 4096  # smaller kernels stay replicated
     precision: str = "float32"  # float32, mixed_float16, mixed_bfloat16
     seed: int = 42
     deterministic: bool = False  # op determinism, at some speed cost
@@ -221,6 +226,7 @@ SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
 EXPORT_FORMATS = ("saved_model", "onnx", "litert", "tensorrt", "keras")
 TENSORRT_PRECISIONS = ("fp32", "fp16", "int8")
 COMPRESS_METHODS = ("prune", "quantize", "low_rank", "distill")
+STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "data_parallel", "model_parallel")
 QUANTIZATIONS = ("int8", "dynamic_range", "float16", "qat", "keras_int8", "keras_float8",
                  "keras_int4")
 
@@ -234,7 +240,7 @@ CHOICES = {
     "train.optimizer": OPTIMIZERS,
     "train.schedule": SCHEDULES,
     "runtime.backend": ("auto", "tensorflow", "jax", "torch"),
-    "runtime.strategy": ("auto", "none", "mirrored"),
+    "runtime.strategy": STRATEGIES,
     "runtime.precision": ("float32", "mixed_float16", "mixed_bfloat16"),
     "export.tensorrt_precision": TENSORRT_PRECISIONS,
     "compress.pruning_backend": ("native", "tfmot"),
@@ -565,7 +571,22 @@ def _validate_compress(compress):
              compress.student.width)
     _require(0 <= compress.student.dropout < 1, "compress.student.dropout", "a rate in [0, 1)",
              compress.student.dropout)
-    for pattern in (*compress.pruning_layers, *compress.low_rank_layers):
+    _check_patterns([*compress.pruning_layers, *compress.low_rank_layers])
+
+
+def _validate_runtime(runtime):
+    _require(runtime.cpu_devices >= 0, "runtime.cpu_devices", "an int >= 0",
+             runtime.cpu_devices)
+    mesh = runtime.mesh_shape
+    _require(mesh is None or (len(mesh) == 2 and min(mesh) >= 1), "runtime.mesh_shape",
+             "null or [batch, model], each >= 1", mesh)
+    _require(runtime.model_parallel_min_params >= 0, "runtime.model_parallel_min_params",
+             "an int >= 0", runtime.model_parallel_min_params)
+    _check_patterns(runtime.model_parallel_layers)
+
+
+def _check_patterns(patterns):
+    for pattern in patterns:
         try:
             re.compile(pattern)
         except re.error as e:
@@ -591,8 +612,7 @@ def validate(config, check_files=True):
     _validate_train(config.train)
     _validate_compress(config.compress)
     _validate_export(config.export)
-    _require(config.runtime.cpu_devices >= 0, "runtime.cpu_devices", "an int >= 0",
-             config.runtime.cpu_devices)
+    _validate_runtime(config.runtime)
     return config
 
 

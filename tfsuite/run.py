@@ -85,6 +85,17 @@ def build_parser():
                           "key, e.g. compress.sparsity=0.9 or compress.quantization=qat "
                           "(repeatable)")
 
+    launch = commands.add_parser(
+        "launch", parents=[common], help="run a command as N local workers of one "
+        "multi-worker job (TF_CONFIG per worker, or JAX multi-process with --backend jax)")
+    launch.add_argument("--workers", type=int, required=True, help="number of workers")
+    launch.add_argument("--port", type=int, help="first loopback port (default: free ports)")
+    launch.add_argument("--backend", choices=("tensorflow", "jax"),
+                        help="tensorflow (MultiWorkerMirroredStrategy) or jax "
+                             "(keras.distribution); default: KERAS_BACKEND, else tensorflow")
+    launch.add_argument("worker_command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                        help="the tfsuite command every worker runs, e.g. -- train digits")
+
     digits = commands.add_parser("write-digits", parents=[common],
                                  help="write the bundled digits as an image folder")
     digits.add_argument("out", nargs="?", default=os.path.join("data", "digits"))
@@ -137,6 +148,11 @@ def cmd_train(args):
     config = load_config(args.experiment, args.config, args.overrides)
     _start_backend(config, args.debug)
     summary = stages.train(config, args.run_dir, quiet=args.quiet)
+    if "worker" in summary:  # a multi-worker job's other workers: the chief reports
+        print(f"Done: worker {summary['worker']} of {summary['num_workers']} - test accuracy "
+              f"{summary['metrics']['test_accuracy']:.2%} (the chief writes "
+              f"{summary['run_dir']})")
+        return
     print_summary(summary)
     if summary.get("compress"):
         from tfsuite.compression.stage import format_report as format_compression
@@ -162,6 +178,15 @@ def print_summary(summary):
     print(f"Done: {summary['experiment']} - {line} - {epochs} epoch{'s' * (epochs != 1)}"
           + (f" (resumed after epoch {resumed})" if resumed else "")
           + f" - {summary['wall_seconds']:.0f}s - {summary['images_per_second'] or 0:.0f} img/s")
+    scaling = summary.get("scaling")
+    if scaling and scaling["strategy"] != "none":
+        workers = scaling["num_workers"]
+        print(f"  scaling: {scaling['strategy']}, "
+              + (f"{workers} workers, " if workers > 1 else "")
+              + f"{scaling['num_replicas']} replicas x {scaling['per_replica_batch_size']} "
+              f"images (global batch {scaling['global_batch_size']}) - "
+              f"{scaling['images_per_second'] or 0:.0f} img/s, "
+              f"{scaling['images_per_second_per_replica'] or 0:.0f} per replica")
     print(f"  model: {summary['model']['path']}")
     print(f"  summary: {os.path.join(os.path.dirname(summary['model']['path']), 'summary.json')}")
 
@@ -275,6 +300,22 @@ def cmd_compress(args):
     print(format_report(report))
 
 
+def cmd_launch(args):
+    from tfsuite.launch import launch
+
+    command = list(args.worker_command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    backend = args.backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend not in ("tensorflow", "jax"):
+        from tfsuite.errors import user_error
+
+        raise user_error("launch runs TensorFlow or JAX workers", "--backend tensorflow or "
+                         "jax (Keras' PyTorch backend trains on one device)",
+                         f"backend={backend!r}")
+    return launch(args.workers, _shorthand(command), backend=backend, port=args.port)
+
+
 def cmd_write_digits(args):
     from tfsuite.data.sources import write_digits_folder
 
@@ -293,8 +334,8 @@ def cmd_config(args):
 
 
 COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate,
-            "predict": cmd_predict, "export": cmd_export, "compress": cmd_compress, "write-digits": cmd_write_digits,
-            "config": cmd_config}
+            "predict": cmd_predict, "export": cmd_export, "compress": cmd_compress,
+            "launch": cmd_launch, "write-digits": cmd_write_digits, "config": cmd_config}
 
 
 def _shorthand(argv):
@@ -319,7 +360,7 @@ def main(argv=None):
     from tfsuite.errors import UserError
 
     try:
-        COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
     except UserError as e:
         if args.debug:
             raise
@@ -329,7 +370,7 @@ def main(argv=None):
         print("interrupted. Run the same command again to resume after the last completed "
               "epoch (a run stopped during its first epoch starts again).", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

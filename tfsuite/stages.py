@@ -3,6 +3,7 @@
 any finished run directory without retraining.
 """
 
+import dataclasses
 import logging
 import os
 import time
@@ -15,7 +16,6 @@ from tfsuite.io import read_json, write_json
 from tfsuite.run_dir import MODEL, SUMMARY, resolve_run_dir, start_run_dir
 
 logger = logging.getLogger("tfsuite")
-
 
 
 # ---------------------------------------------------------------- train
@@ -38,8 +38,13 @@ def train(config, run_dir=None, quiet=False):
     started = time.perf_counter()
     run_dir, resuming = resolve_run_dir(config, run_dir)
     runtime = setup_runtime(config.runtime)
+    runtime.check_batch_size(config.train.batch_size)
     task = get_task(config)
     data = task.build_inputs()  # bad data fails here, before the run directory is touched
+    data = dataclasses.replace(data, train=runtime.shard_dataset(data.train),
+                               val=runtime.shard_dataset(data.val))
+    if not runtime.cluster.is_chief:
+        return _train_as_worker(config, run_dir, runtime, task, data, quiet)
     _warn_about_small_data(config, data)
     start_run_dir(run_dir, resuming)
     write_config(config, os.path.join(run_dir, "config.yaml"))
@@ -68,6 +73,7 @@ def train(config, run_dir=None, quiet=False):
         "runtime": {**runtime.report(),
                     "per_replica_batch_size": config.train.batch_size // runtime.num_replicas},
         "images_per_second": _round(info["images_per_second"]),
+        "scaling": scaling_report(runtime, config.train.batch_size, info["images_per_second"]),
         "model": {"name": config.model.name, "num_params": int(model.count_params()),
                   "path": os.path.join(run_dir, MODEL)},
     }
@@ -78,6 +84,43 @@ def train(config, run_dir=None, quiet=False):
         summary["export"] = _export_after_training(run_dir, config, quiet)
         write_json(os.path.join(run_dir, SUMMARY), summary)
     return summary
+
+
+def _train_as_worker(config, run_dir, runtime, task, data, quiet):
+    """A worker other than the chief: trains in step with it, resuming from the chief's
+    checkpoints, and writes only to a temporary folder (removed at the end). It saves
+    and evaluates the model as the chief does, since reading distributed variables can
+    take every worker."""
+    import shutil
+    import tempfile
+
+    from tfsuite.training.trainer import Trainer
+
+    cluster = runtime.cluster
+    work_dir = tempfile.mkdtemp(prefix=f"tfsuite-worker{cluster.index}-")
+    try:
+        if not quiet:
+            print(f"tfsuite: worker {cluster.index} of {cluster.num_workers} for "
+                  f"{run_dir} (the chief writes it; this worker writes {work_dir})", flush=True)
+        model = Trainer(config, work_dir, runtime, quiet=True, resume_from=run_dir).fit(
+            task, data)
+        _save_model(model, os.path.join(work_dir, MODEL))
+        metrics, _ = task.evaluate(model, data, os.path.join(work_dir, "evaluation"))
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return {"experiment": config.name, "status": "completed", "worker": cluster.index,
+            "num_workers": cluster.num_workers, "run_dir": run_dir, "metrics": metrics}
+
+
+def scaling_report(runtime, batch_size, images_per_second):
+    """Replicas, batch per replica and throughput overall and per replica."""
+    replicas = runtime.num_replicas
+    return {"strategy": runtime.strategy_name, "num_workers": runtime.cluster.num_workers,
+            "num_replicas": replicas, "global_batch_size": batch_size,
+            "per_replica_batch_size": batch_size // replicas,
+            "images_per_second": _round(images_per_second),
+            "images_per_second_per_replica": _round(images_per_second / replicas
+                                                    if images_per_second else None)}
 
 
 def _compress_after_training(run_dir, config, quiet):

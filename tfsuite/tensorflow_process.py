@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from tfsuite.errors import UserError, VerificationError
+from tfsuite.training.cluster import without_cluster
 
 CHILD = "TFSUITE_CHILD_PROCESS"  # set in the child: its parent prints the final report
 
@@ -40,8 +41,9 @@ def run_tensorflow_process(arguments, what, quiet):
     if not quiet:
         print(f"  ({what} in a TensorFlow-backend process: this one runs Keras on "
               f"{keras.backend.backend()})", flush=True)
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_FORCE_GPU_ALLOW_GROWTH": "true",
-           CHILD: "1"}
+    # Not a worker of the run's job: the chief alone compresses and exports.
+    env = {**without_cluster(os.environ), "KERAS_BACKEND": "tensorflow",
+           "TF_FORCE_GPU_ALLOW_GROWTH": "true", CHILD: "1"}
     command = [sys.executable, "-m", "tfsuite.run", *arguments, *(["--quiet"] if quiet else [])]
     result = subprocess.run(command, env=env, check=False)
     if result.returncode == VerificationError.exit_code:

@@ -9,23 +9,18 @@ masks are applied once more at the end of each epoch and of training, and then
 dropped: the model that remains is the plain Keras model, with exact zeros.
 """
 
-import re
 
 import keras
 import numpy as np
 
 from tfsuite.errors import user_error
+from tfsuite.models import selection
+from tfsuite.models.selection import leaf_layers  # noqa: F401  (re-exported)
 
 # Layer classes with a kernel to prune, and the attribute that holds it.
 PRUNABLE = {"Dense": "kernel", "EinsumDense": "kernel", "Conv1D": "kernel",
             "Conv2D": "kernel", "Conv3D": "kernel", "Conv2DTranspose": "kernel",
             "DepthwiseConv2D": "kernel"}
-
-
-def leaf_layers(model):
-    """Every layer that holds no other layers, nested models searched."""
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-            if not layer._flatten_layers(include_self=False, recursive=False)]
 
 
 def kernel_of(layer):
@@ -34,35 +29,8 @@ def kernel_of(layer):
 
 
 def select_layers(model, patterns, kinds=PRUNABLE, key="compress.pruning_layers"):
-    """The layers whose kernels are compressed: those named (or matched) by `patterns`.
-
-    Args:
-        model: a Keras model (nested models are searched too).
-        patterns: layer names or regular expressions (full match); empty: every
-            layer of a class in `kinds`.
-        kinds: class names that can be compressed. Defaults to `PRUNABLE`.
-        key: the config key the patterns came from, for error messages.
-
-    Returns:
-        The layers, in model order.
-    """
-    candidates = [layer for layer in leaf_layers(model) if type(layer).__name__ in kinds]
-    if not patterns:
-        return candidates
-    names = [layer.name for layer in candidates]
-    chosen = []
-    for pattern in patterns:
-        matched = [layer for layer in candidates if re.fullmatch(pattern, layer.name)]
-        if not matched:
-            others = [layer.name for layer in leaf_layers(model)
-                      if re.fullmatch(pattern, layer.name)]
-            problem = (f"{others} are not layers that can be compressed this way"
-                       if others else "it matches no layer")
-            raise user_error(f"A layer pattern in `{key}` selects nothing: {problem}",
-                             f"names or regular expressions matching some of {names}",
-                             f"{key}={list(patterns)!r}")
-        chosen.extend(layer for layer in matched if layer not in chosen)
-    return [layer for layer in candidates if layer in chosen]
+    """The layers to prune: every prunable layer, or those `patterns` name or match."""
+    return selection.select_layers(model, patterns, kinds, key)
 
 
 def magnitude_mask(weights, sparsity):

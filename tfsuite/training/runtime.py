@@ -8,9 +8,10 @@ before building data or models.
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tfsuite.errors import user_error
+from tfsuite.training.cluster import Cluster, current_cluster
 
 logger = logging.getLogger("tfsuite")
 
@@ -22,7 +23,9 @@ def select_backend(runtime_config):
 
     wanted = runtime_config.backend
     if wanted == "auto":
-        return os.environ.get("KERAS_BACKEND", "tensorflow")
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        _request_host_devices(backend, runtime_config.cpu_devices)
+        return backend
     if importlib.util.find_spec(wanted) is None:
         extra = {"tensorflow": "", "jax": "[jax]", "torch": "[torch]"}[wanted]
         raise user_error(f"The {wanted} backend is not installed", f"the `{wanted}` package for "
@@ -38,12 +41,26 @@ def select_backend(runtime_config):
                              f"Set KERAS_BACKEND={wanted} in the environment instead.")
         return wanted
     os.environ["KERAS_BACKEND"] = wanted
+    _request_host_devices(wanted, runtime_config.cpu_devices)
     return wanted
+
+
+def _request_host_devices(backend, count):
+    """`runtime.cpu_devices` on JAX: XLA's host device count, read when JAX starts."""
+    flag = "--xla_force_host_platform_device_count"
+    flags = os.environ.get("XLA_FLAGS", "")
+    if backend == "jax" and count > 1 and flag not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {flag}={count}".strip()
 
 
 @dataclass
 class Runtime:
-    """What `setup_runtime` chose; `scope()` wraps model building and compile."""
+    """What `setup_runtime` chose.
+
+    `build_model(builder)` builds a model where the strategy wants it (under a
+    tf.distribute scope, replicated or sharded by `keras.distribution`);
+    `scope()` wraps compile and fit.
+    """
 
     backend: str
     strategy_name: str
@@ -52,14 +69,74 @@ class Runtime:
     precision: str
     devices: list
     has_gpu: bool = False
+    cluster: Cluster = field(default_factory=Cluster)
+    distribution: object = None  # a keras.distribution.Distribution (JAX) or None
+    config: object = None  # the RuntimeConfig
+    sharded: dict = field(default_factory=dict)  # model_parallel: {variable path: layout}
 
     def scope(self):
-        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+        if self.strategy is not None:
+            return self.strategy.scope()
+        if self.distribution is not None:
+            return self.distribution.scope()
+        return contextlib.nullcontext()
+
+    def build_model(self, builder):
+        """`builder()` in the strategy's scope. For model_parallel, first on the host: its
+        variables choose the layouts, and the sharded model starts from its weights."""
+        if self.strategy_name != "model_parallel":
+            with self.scope():
+                model = builder()
+            if self.strategy_name == "multi_worker":
+                from tfsuite.training.multi_worker import patch_model
+
+                patch_model(model)
+            return model
+        import keras
+
+        from tfsuite.training.distribution import build_model_parallel
+
+        keras.backend.clear_session()  # the same layer names (and so variable paths) twice
+        probe = builder()
+        self.distribution, self.sharded = build_model_parallel(
+            _backend_devices(self.backend), self.config, probe)
+        keras.backend.clear_session()
+        with self.distribution.scope():
+            model = builder()
+        model.set_weights(probe.get_weights())
+        return model
+
+    def check_batch_size(self, batch_size):
+        """The global batch must split evenly over the replicas of a JAX mesh."""
+        if self.backend == "jax" and self.num_replicas > 1 and batch_size % self.num_replicas:
+            raise user_error("train.batch_size does not split over the replicas",
+                             f"a global batch size divisible by {self.num_replicas} "
+                             f"(runtime.strategy={self.strategy_name})",
+                             f"train.batch_size={batch_size}",
+                             f"Use e.g. --set train.batch_size="
+                             f"{max(1, round(batch_size / self.num_replicas)) * self.num_replicas}.")
+
+    def shard_dataset(self, dataset):
+        """Each worker of a multi-worker job reads its share of every global batch."""
+        if dataset is None or self.strategy_name != "multi_worker":
+            return dataset
+        import tensorflow as tf
+
+        options = tf.data.Options()
+        # The sources are in-memory arrays or file lists read whole: shard the elements.
+        options.experimental_distribute.auto_shard_policy = \
+            tf.data.experimental.AutoShardPolicy.DATA
+        return dataset.with_options(options)
 
     def report(self):
-        return {"backend": self.backend, "strategy": self.strategy_name,
-                "num_replicas": self.num_replicas, "precision": self.precision,
-                "devices": self.devices}
+        report = {"backend": self.backend, "strategy": self.strategy_name,
+                  "num_replicas": self.num_replicas, "num_workers": self.cluster.num_workers,
+                  "precision": self.precision, "devices": self.devices}
+        if self.strategy_name == "model_parallel":
+            report["mesh_shape"] = list(self.distribution.device_mesh.shape) \
+                if self.distribution is not None else None
+            report["sharded_variables"] = {k: list(v) for k, v in self.sharded.items()}
+        return report
 
 
 def _split_cpu(tf, count):
@@ -77,7 +154,9 @@ def _split_cpu(tf, count):
                              "Start a new Python process (or restart the notebook kernel).") from None
 
 
-def _tensorflow_devices(tf, runtime_config):
+def _tensorflow_devices(tf, runtime_config, multi_worker):
+    """The local devices, after GPU memory growth and the CPU split; a multi-worker
+    strategy is created first (TensorFlow refuses it once its context has started)."""
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         if runtime_config.gpu_memory_growth:
@@ -85,21 +164,62 @@ def _tensorflow_devices(tf, runtime_config):
                 tf.config.experimental.set_memory_growth(gpu, True)
             except RuntimeError:
                 pass  # already initialized: the setting from the first call stays
-    if runtime_config.cpu_devices > 1 and not gpus:
+    strategy = None
+    if multi_worker:
+        from tfsuite.training.multi_worker import patch_trainer
+
+        patch_trainer()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    elif runtime_config.cpu_devices > 1 and not gpus:
         _split_cpu(tf, runtime_config.cpu_devices)
-    if gpus:
-        return [d.name for d in tf.config.list_logical_devices("GPU")]
-    return [d.name for d in tf.config.list_logical_devices("CPU")]
+    kind = "GPU" if gpus else "CPU"
+    return [d.name for d in tf.config.list_logical_devices(kind)], strategy
 
 
-def _choose_strategy(tf, name, devices, backend):
-    if backend != "tensorflow":
-        if name == "mirrored":
-            raise user_error("runtime.strategy='mirrored' is a tf.distribute strategy",
-                             "the TensorFlow backend", f"backend={backend!r}",
-                             "Run with KERAS_BACKEND=tensorflow, or use runtime.strategy=none.")
-        return "none", None
-    if name == "none" or (name == "auto" and len(devices) < 2):
+def _strategy_error(name, backend, expected, fix):
+    return user_error(f"runtime.strategy={name!r} does not run on the {backend} backend",
+                      expected, f"runtime.strategy={name!r}, backend={backend!r}", fix)
+
+
+def _check_strategy(name, backend, cluster):
+    """Refuses a strategy its backend has no engine for, before anything starts."""
+    if backend == "tensorflow" and name in ("data_parallel", "model_parallel"):
+        raise _strategy_error(name, backend, "mirrored or multi_worker on TensorFlow "
+                              "(Keras' TensorFlow keras.distribution is a prototype)",
+                              "Use runtime.strategy=mirrored (or auto), or run with "
+                              "KERAS_BACKEND=jax.")
+    if backend == "jax" and name in ("mirrored", "multi_worker"):
+        raise _strategy_error(name, backend, "data_parallel or model_parallel on JAX "
+                              "(mirrored and multi_worker are tf.distribute strategies)",
+                              "Use runtime.strategy=data_parallel (or auto), or run with "
+                              "KERAS_BACKEND=tensorflow.")
+    if backend == "torch" and name not in ("auto", "none"):
+        raise _strategy_error(name, backend, "auto or none: Keras' PyTorch backend trains on "
+                              "one device (neither tf.distribute nor keras.distribution "
+                              "supports it)", "Use runtime.strategy=none, or run with "
+                              "KERAS_BACKEND=jax (data_parallel, model_parallel) or "
+                              "tensorflow (mirrored, multi_worker).")
+    if name == "multi_worker" and cluster.num_workers < 2:
+        raise user_error("runtime.strategy='multi_worker' needs a cluster",
+                         "TF_CONFIG describing two or more workers", "TF_CONFIG="
+                         f"{os.environ.get('TF_CONFIG')!r}", "Start the workers with "
+                         "`python -m tfsuite.run launch --workers 2 -- train ...`, or set "
+                         "TF_CONFIG on each machine (README: Scaling out).")
+    if cluster.num_workers > 1 and name in ("none", "mirrored"):
+        raise user_error(f"runtime.strategy={name!r} trains each process alone, but this "
+                         f"process is worker {cluster.index} of {cluster.num_workers}",
+                         "runtime.strategy=auto or multi_worker (data_parallel on JAX) in a "
+                         "multi-worker job", f"runtime.strategy={name!r}", "Drop the "
+                         "override, or unset TF_CONFIG to train on this machine alone.")
+
+
+def _choose_strategy(tf, name, devices, backend, cluster):
+    """(name, tf.distribute strategy or None) for the config's `runtime.strategy`."""
+    if backend == "jax":
+        if name == "auto":
+            name = "data_parallel" if len(devices) > 1 else "none"
+        return name, None
+    if backend != "tensorflow" or name == "none" or (name == "auto" and len(devices) < 2):
         return "none", None
     return "mirrored", tf.distribute.MirroredStrategy(devices=devices)
 
@@ -107,29 +227,34 @@ def _choose_strategy(tf, name, devices, backend):
 def setup_runtime(runtime_config):
     """Applies the runtime config; returns a `Runtime`.
 
-    Order matters: device configuration first (TensorFlow refuses it once it
-    has started), then seeds, determinism, the dtype policy and the strategy.
+    Order matters: the multi-process and device configuration first
+    (TensorFlow and JAX refuse it once they have started), then seeds,
+    determinism, the dtype policy and the strategy.
     """
     import keras
 
     backend = keras.backend.backend()
-    devices = []
-    tf = None
+    cluster = current_cluster(backend)
+    name = runtime_config.strategy
+    _check_strategy(name, backend, cluster)
+    devices, tf, strategy = [], None, None
     try:
         import tensorflow as tf
     except ImportError:
         if backend == "tensorflow":
             raise
-    if tf is not None:
-        if backend != "tensorflow":
-            # TensorFlow only feeds data here: keep it off the GPUs (it would take all memory).
-            try:
-                tf.config.set_visible_devices([], "GPU")
-            except RuntimeError:
-                pass
-            devices = [f"{d.platform}:{d.id}" for d in _backend_devices(backend)]
-        else:
-            devices = _tensorflow_devices(tf, runtime_config)
+    if backend == "jax" and cluster.num_workers > 1:
+        keras.distribution.initialize()  # from KERAS_DISTRIBUTION_*: before any JAX work
+    if tf is not None and backend != "tensorflow":
+        # TensorFlow only feeds data here: keep it off the GPUs (it would take all memory).
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:
+            pass
+    if backend == "tensorflow":
+        devices, strategy = _tensorflow_devices(tf, runtime_config, cluster.num_workers > 1)
+    elif backend == "jax":
+        devices = _jax_devices(runtime_config)
     keras.utils.set_random_seed(runtime_config.seed)
     if runtime_config.deterministic and tf is not None:
         tf.config.experimental.enable_op_determinism()
@@ -138,10 +263,42 @@ def setup_runtime(runtime_config):
     if runtime_config.precision != "float32" and not has_gpu:
         logger.warning("runtime.precision=%s on a CPU: it runs, but slower than float32.",
                        runtime_config.precision)
-    strategy_name, strategy = _choose_strategy(tf, runtime_config.strategy, devices, backend)
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    return Runtime(backend, strategy_name, strategy, replicas, runtime_config.precision, devices,
-                   has_gpu)
+    if strategy is not None:
+        name = "multi_worker"
+    else:
+        name, strategy = _choose_strategy(tf, name, devices, backend, cluster)
+    runtime = Runtime(backend, name, strategy, 1, runtime_config.precision, devices, has_gpu,
+                      cluster=cluster, config=runtime_config)
+    _distribute(runtime, runtime_config)
+    return runtime
+
+
+def _distribute(runtime, runtime_config):
+    """Sets the replica count, and the JAX data-parallel distribution."""
+    if runtime.strategy is not None:
+        runtime.num_replicas = runtime.strategy.num_replicas_in_sync
+    elif runtime.strategy_name == "data_parallel":
+        from tfsuite.training.distribution import build_data_parallel
+
+        runtime.distribution = build_data_parallel(_backend_devices(runtime.backend))
+        runtime.num_replicas = len(runtime.devices)
+    elif runtime.strategy_name == "model_parallel":
+        from tfsuite.training.distribution import mesh_shape
+
+        # The distribution itself needs the model's variables: Runtime.build_model.
+        runtime.num_replicas = mesh_shape(runtime_config, len(runtime.devices))[0]
+
+
+def _jax_devices(runtime_config):
+    devices = _backend_devices("jax")
+    wanted = runtime_config.cpu_devices
+    if wanted > 1 and devices[0].platform == "cpu" and len(devices) != wanted:
+        raise user_error("JAX started with another number of CPU devices",
+                         f"runtime.cpu_devices={wanted} set before JAX starts",
+                         f"{len(devices)} CPU device(s)", "Start a new Python process (or "
+                         "restart the notebook kernel), or set XLA_FLAGS="
+                         f"--xla_force_host_platform_device_count={wanted} before starting it.")
+    return [f"{d.platform}:{d.id}" for d in devices]
 
 
 def _backend_devices(backend):

@@ -31,14 +31,18 @@ class Trainer:
         run_dir: the run directory (checkpoints, logs, curves go there).
         runtime: `tfsuite.training.runtime.Runtime`.
         quiet: no per-epoch lines. Defaults to `False`.
+        resume_from: the run directory whose checkpoints a resumed run starts from.
+            Defaults to `run_dir` (another worker's temporary folder takes the chief's).
     """
 
-    def __init__(self, config, run_dir, runtime, quiet=False):
+    def __init__(self, config, run_dir, runtime, quiet=False, resume_from=None):
         self.config = config
         self.run_dir = run_dir
         self.runtime = runtime
         self.quiet = quiet
         self.checkpoint_dir = os.path.join(run_dir, "checkpoints")
+        # A multi-worker job resumes every worker from the chief's checkpoints.
+        self.resume_dir = os.path.join(resume_from or run_dir, "checkpoints")
         self.state = None
         self.progress = None
 
@@ -96,14 +100,13 @@ class Trainer:
 
     def fit(self, task, data):
         """Trains (or resumes) and returns the model with its final weights."""
-        self.state = read_state(self.checkpoint_dir)
+        self.state = read_state(self.resume_dir)
         start = self.state["epochs_completed"] if self.state else 0
         self.resumed_from_epoch = start or None
         self.earlier_wall_seconds = (self.state or {}).get("wall_seconds", 0.0)
         batch = self.config.train.batch_size
         steps_per_epoch = max(1, math.ceil(data.num_train / batch))
-        with self.runtime.scope():
-            model = task.build_model(data)
+        model = self.runtime.build_model(lambda: task.build_model(data))
         restore = self.state is not None
         weights_file = restore and self.state["weights"]
         callbacks = self._callbacks(data, self.earlier_wall_seconds)
@@ -117,15 +120,16 @@ class Trainer:
                               data.num_classes)
                 if restore:  # optimizer variables must exist before loading their state
                     model.optimizer.build(model.trainable_variables)
-                    model.load_weights(os.path.join(self.checkpoint_dir, weights_file))
+                    model.load_weights(os.path.join(self.resume_dir, weights_file))
                     restore = False
             if start >= end:  # every epoch finished before an interruption: nothing to fit
                 if self.config.train.ema:  # what fit() does at its end
                     model.optimizer.finalize_variable_values(model.trainable_variables)
                 break
             # shuffle=False: tf.data shuffles (Keras warns that it ignores the flag).
-            model.fit(data.train, validation_data=data.val, epochs=end, shuffle=False,
-                      initial_epoch=max(start, begin), callbacks=callbacks, verbose=0)
+            with self.runtime.scope():
+                model.fit(data.train, validation_data=data.val, epochs=end, shuffle=False,
+                          initial_epoch=max(start, begin), callbacks=callbacks, verbose=0)
             self._check_diverged()
             if self.early_stopping is not None and self.early_stopping.stopped_epoch:
                 break
