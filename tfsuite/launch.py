@@ -109,6 +109,7 @@ def launch(num_workers, command, backend="tensorflow", port=None, out=None):
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True, bufsize=1)
         processes.append(process)
+        print(f"tfsuite launch: worker {index} is pid {process.pid}", file=out, flush=True)
         threads.append(threading.Thread(target=_stream, args=(process, f"[worker {index}] ",
                                                               out), daemon=True))
         threads[-1].start()

@@ -40,12 +40,13 @@ def train(config, run_dir=None, quiet=False):
     runtime = setup_runtime(config.runtime)
     runtime.check_batch_size(config.train.batch_size)
     task = get_task(config)
-    data = task.build_inputs()  # bad data fails here, before the run directory is touched
+    # Bad data fails here, before the run directory is touched.
+    data = task.build_inputs(drop_remainder=runtime.needs_full_batches)
     data = dataclasses.replace(data, train=runtime.shard_dataset(data.train),
                                val=runtime.shard_dataset(data.val))
     if not runtime.cluster.is_chief:
         return _train_as_worker(config, run_dir, runtime, task, data, quiet)
-    _warn_about_small_data(config, data)
+    _warn_about_small_data(config, data, runtime)
     start_run_dir(run_dir, resuming)
     write_config(config, os.path.join(run_dir, "config.yaml"))
     if not quiet:
@@ -181,7 +182,13 @@ def _save_model(model, path):
     os.replace(tmp, path)
 
 
-def _warn_about_small_data(config, data):
+def _warn_about_small_data(config, data, runtime):
+    left_out = data.num_train % config.train.batch_size
+    if runtime.needs_full_batches and left_out:
+        logger.warning("runtime.strategy=%s splits only full batches over the devices: %d of "
+                       "the %d training images (another draw each epoch) and the validation "
+                       "split's last partial batch are left out.", runtime.strategy_name,
+                       left_out, data.num_train)
     if config.data.validation_split > 0 and data.num_val == 0:
         logger.warning("The validation split is empty (%d images in all): early stopping "
                        "and the best checkpoint use the training metrics.", data.num_train)

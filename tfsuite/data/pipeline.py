@@ -156,7 +156,7 @@ def apply_augmentation(tf, dataset, layers, seed):
     return dataset.map(lambda x, y, s: (x, y))
 
 
-def build_image_data(data_config, batch_size, seed, augment=True):
+def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder=False):
     """Builds the batched train/validation/test datasets for an experiment.
 
     Args:
@@ -164,6 +164,9 @@ def build_image_data(data_config, batch_size, seed, augment=True):
         batch_size: global batch size.
         seed: seeds the split, the shuffle and the augmentation.
         augment: apply `data_config.augment` to the training set. Defaults to `True`.
+        drop_remainder: leave out the last, partial batch of the training and
+            validation sets (a JAX device mesh splits only full batches evenly).
+            Defaults to `False`.
 
     Returns:
         An `ImageData`.
@@ -184,11 +187,11 @@ def build_image_data(data_config, batch_size, seed, augment=True):
         mean, variance = _feature_stats(tf, splits["train"], aug.rescale)
     layers = build_augmentation(aug, seed, image_dtype="uint8") if augment else []
 
-    def finish(dataset, training):
+    def finish(dataset, training, drop=drop_remainder):
         if training:
             dataset = dataset.shuffle(min(len(raw.train), 20000), seed=seed,
                                       reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size, num_parallel_calls=autotune)
+        dataset = dataset.batch(batch_size, num_parallel_calls=autotune, drop_remainder=drop)
         if training and layers:  # on uint8 batches: the first layer casts when it must
             dataset = apply_augmentation(tf, dataset, layers, seed)
         dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y),
@@ -198,7 +201,7 @@ def build_image_data(data_config, batch_size, seed, augment=True):
     return ImageData(
         train=finish(splits["train"], True),
         val=finish(splits["val"], False) if len(raw.val) else None,
-        test=finish(splits["test"], False) if len(raw.test) else None,
+        test=finish(splits["test"], False, drop=False) if len(raw.test) else None,
         class_names=list(raw.class_names), num_train=len(raw.train), num_val=len(raw.val),
         num_test=len(raw.test), image_shape=(*size, channels), skipped=list(raw.skipped),
         feature_mean=mean, feature_variance=variance)

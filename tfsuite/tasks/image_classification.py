@@ -18,9 +18,10 @@ class ImageClassificationTask:
     def __init__(self, config):
         self.config = config
 
-    def build_inputs(self, augment=True):
+    def build_inputs(self, augment=True, drop_remainder=False):
         return build_image_data(self.config.data, self.config.train.batch_size,
-                                self.config.runtime.seed, augment=augment)
+                                self.config.runtime.seed, augment=augment,
+                                drop_remainder=drop_remainder)
 
     def build_model(self, data):
         model = build_classifier(self.config.model, self.config.data.augment, data.image_shape,

@@ -87,8 +87,8 @@ class Runtime:
         if self.strategy_name != "model_parallel":
             with self.scope():
                 model = builder()
-            if self.strategy_name == "multi_worker":
-                from tfsuite.training.multi_worker import patch_model
+            if self.strategy is not None:
+                from tfsuite.training.keras_tf_distribute import patch_model
 
                 patch_model(model)
             return model
@@ -106,9 +106,14 @@ class Runtime:
         model.set_weights(probe.get_weights())
         return model
 
+    @property
+    def needs_full_batches(self):
+        """A JAX mesh splits each batch evenly over its devices: no partial batches."""
+        return self.backend == "jax" and self.num_replicas > 1
+
     def check_batch_size(self, batch_size):
         """The global batch must split evenly over the replicas of a JAX mesh."""
-        if self.backend == "jax" and self.num_replicas > 1 and batch_size % self.num_replicas:
+        if self.needs_full_batches and batch_size % self.num_replicas:
             raise user_error("train.batch_size does not split over the replicas",
                              f"a global batch size divisible by {self.num_replicas} "
                              f"(runtime.strategy={self.strategy_name})",
@@ -166,7 +171,7 @@ def _tensorflow_devices(tf, runtime_config, multi_worker):
                 pass  # already initialized: the setting from the first call stays
     strategy = None
     if multi_worker:
-        from tfsuite.training.multi_worker import patch_trainer
+        from tfsuite.training.keras_tf_distribute import patch_trainer
 
         patch_trainer()
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
