@@ -9,6 +9,8 @@ from PIL import Image
 
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
 
 def _assert_user_error(result, *fragments):
     assert result.returncode == 2, (result.stdout, result.stderr)

@@ -7,6 +7,8 @@ from tfsuite.config import (ExperimentConfig, config_from_dict, list_experiments
                             parse_override, read_run_config, write_config)
 from tfsuite.errors import UserError
 
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
 
 def test_shipped_experiments_all_load():
     experiments = list_experiments()

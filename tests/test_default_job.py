@@ -7,6 +7,8 @@ import pytest
 
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
 
 @pytest.mark.slow
 def test_default_job_reaches_97_percent_and_exports(tmp_path):

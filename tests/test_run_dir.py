@@ -9,6 +9,8 @@ from tfsuite.errors import UserError
 from tfsuite.io import write_json
 from tfsuite.run_dir import resolve_run_dir, start_run_dir
 
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
 
 def _unfinished_run(path, config, epochs_done=2):
     os.makedirs(os.path.join(path, "checkpoints"))

@@ -10,6 +10,8 @@ from tfsuite.compression.low_rank import factorize
 from tfsuite.config import CompressConfig
 from tfsuite.errors import UserError
 
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
 
 def _model_with_rank_two_kernels():
     """A functional model whose Conv2D and Dense kernels are exactly rank 2."""

@@ -18,6 +18,8 @@ from tfsuite.compression.pruning import (
 from tfsuite.compression.schedules import PolynomialDecay
 from tfsuite.errors import UserError
 
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
 SCRIPT = """
 import json, keras, numpy as np
 from tfsuite.compression.pruning import MagnitudePruning, select_layers, sparsity_by_layer

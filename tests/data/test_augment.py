@@ -10,6 +10,8 @@ from tfsuite.data.pipeline import apply_augmentation
 from tfsuite.data.augment import (RandomAffine, RandomBrightnessScale, RandomChannelShift,
                                   build_augmentation)
 
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
 IDENTITY = {"theta": 0.0, "tx": 0.0, "ty": 0.0, "shear": 0.0, "zx": 1.0, "zy": 1.0,
             "flip_horizontal": 0.0, "flip_vertical": 0.0}
 

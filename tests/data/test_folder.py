@@ -8,6 +8,8 @@ from tfsuite.data.folder import scan_image_folder
 from tfsuite.data.pipeline import build_image_data, load_image_file
 from tfsuite.errors import UserError
 
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
 
 def test_messy_folder_scan_counts_good_and_skipped(messy_folder):
     root, good, bad = messy_folder

@@ -10,6 +10,8 @@ from tfsuite.models.vision import (RESNET50_NOTOP, build_classifier, resolve_res
                                    set_trainable_layers)
 from tfsuite.stages import load_run_model
 
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
 
 @pytest.mark.parametrize("name, shape", [("mlp", (8, 8, 1)), ("cnn", (16, 16, 1)),
                                          ("resnet", (32, 32, 3))])

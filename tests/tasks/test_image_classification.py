@@ -7,6 +7,8 @@ import pytest
 from tests.conftest import run_cli, write_messy_folder
 from tfsuite.tasks.image_classification import per_class_report
 
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
 
 @pytest.mark.slow
 def test_messy_real_world_folder_trains_without_cleaning(tmp_path):

@@ -197,7 +197,7 @@ def test_jax_model_parallel_shards_dense_kernels_and_matches_one_device(tmp_path
     (["runtime.strategy=model_parallel", "runtime.cpu_devices=2",
       "runtime.mesh_shape=[2,2]"], JAX, "mesh_shape does not cover the devices"),
     (["runtime.strategy=data_parallel", "runtime.cpu_devices=2", "train.batch_size=33"],
-     JAX, "does not split over the replicas.*batch_size=34"),
+     JAX, "does not split over the replicas.*batch_size=32"),
     (["runtime.strategy=none"], {"TF_CONFIG": json.dumps(
         {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
          "task": {"type": "worker", "index": 0}})}, "trains each process alone"),
@@ -221,3 +221,37 @@ def test_launch_refuses_bad_arguments(tmp_path):
     assert zero.returncode == 2 and "--workers must be positive" in zero.stderr
     typo = run_cli("launch", "--workers", "2", "--", "train", "digitz")
     assert typo.returncode == 2 and "Did you mean 'digits'" in typo.stderr
+
+
+def test_cluster_variables_are_read_and_written_consistently(monkeypatch):
+    from tfsuite.training.cluster import current_cluster, worker_environment, without_cluster
+
+    addresses = ["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:5002"]
+    for backend in ("tensorflow", "jax"):
+        for index in range(3):
+            env = worker_environment(backend, index, addresses)
+            for key, value in env.items():
+                monkeypatch.setenv(key, value)
+            cluster = current_cluster(backend)
+            assert (cluster.num_workers, cluster.index) == (3, index)
+            assert cluster.is_chief == (index == 0)
+            assert without_cluster(env) == {}
+            for key in env:
+                monkeypatch.delenv(key)
+    chief = json.dumps({"cluster": {"chief": ["a:1"], "worker": ["b:1"]},
+                        "task": {"type": "worker", "index": 0}})
+    monkeypatch.setenv("TF_CONFIG", chief)  # a chief task: the worker is index 1
+    assert current_cluster("tensorflow").index == 1
+    assert current_cluster("jax").num_workers == 1  # TF_CONFIG is TensorFlow's
+
+
+def test_pytorch_gets_a_clear_error_for_multi_device_strategies():
+    from tfsuite.errors import UserError
+    from tfsuite.training.cluster import Cluster
+    from tfsuite.training.runtime import _check_strategy
+
+    for name in ("mirrored", "multi_worker", "data_parallel", "model_parallel"):
+        with pytest.raises(UserError, match="does not run on the torch backend.*one device"):
+            _check_strategy(name, "torch", Cluster())
+    for name in ("auto", "none"):
+        _check_strategy(name, "torch", Cluster())  # single-device training is fine

@@ -7,6 +7,8 @@ from tfsuite.errors import UserError
 from tfsuite.training.losses import SparseCategoricalCrossentropy
 from tfsuite.training.optimizers import OPTIMIZERS, build_optimizer, get_optimizer, get_schedule
 
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
 
 def _rate(schedule, step):
     return float(keras.ops.convert_to_numpy(schedule(step))) if callable(schedule) else schedule

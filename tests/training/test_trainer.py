@@ -13,6 +13,8 @@ import pytest
 import tfsuite
 from tests.conftest import REPO, run_cli
 
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
 RESUME_ARGS = ["train", "digits_mlp", "--set", "train.epochs=14", "--set", "runtime.seed=5"]
 
 
