@@ -113,6 +113,12 @@ def launch(num_workers, command, backend="tensorflow", port=None, out=None):
         threads.append(threading.Thread(target=_stream, args=(process, f"[worker {index}] ",
                                                               out), daemon=True))
         threads[-1].start()
+    def terminated(signum, frame):  # the launcher stopped: no orphaned workers
+        _stop(processes)
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminated)
     try:
         failed = _wait(processes)
     except KeyboardInterrupt:

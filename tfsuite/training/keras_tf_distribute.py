@@ -14,6 +14,8 @@
    `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar ("Invalid
    reduction dimension 0 for input with 0 dimensions"). `patch_trainer`
    averages scalars with `axis=None`.
+
+Both are open upstream (keras-team/keras#20585, tensorflow/tensorflow#72388).
 """
 
 import tensorflow as tf

@@ -6,6 +6,7 @@ SIGKILL, it rebuilds the model, restores weights and optimizer state from the
 last completed epoch and continues from there.
 """
 
+import importlib.util
 import math
 import os
 import time
@@ -72,7 +73,10 @@ class Trainer:
     def _callbacks(self, data, wall_offset):
         started = time.perf_counter()
         self.nan_guard = NanGuard()
-        self.progress = ProgressLogger(self.total_epochs, data.num_train, quiet=self.quiet)
+        images = data.num_train  # per epoch; a JAX mesh leaves the partial batch out
+        if self.runtime.needs_full_batches:
+            images -= images % self.config.train.batch_size
+        self.progress = ProgressLogger(self.total_epochs, images, quiet=self.quiet)
         checkpoint = ResumableCheckpoint(
             self.checkpoint_dir, monitor=self._monitor(data), nan_guard=self.nan_guard,
             state=self.state, extra_state=lambda: {
@@ -81,7 +85,7 @@ class Trainer:
         callbacks = [self.nan_guard, checkpoint, self.progress,
                      keras.callbacks.CSVLogger(os.path.join(self.run_dir, "history.csv"),
                                                append=True)]
-        if self.runtime.backend == "tensorflow":
+        if importlib.util.find_spec("tensorflow"):  # it writes with tf.summary, on any backend
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs")))
         if self.config.train.early_stopping_patience:
             self.early_stopping = ResumableEarlyStopping(
@@ -105,7 +109,8 @@ class Trainer:
         self.resumed_from_epoch = start or None
         self.earlier_wall_seconds = (self.state or {}).get("wall_seconds", 0.0)
         batch = self.config.train.batch_size
-        steps_per_epoch = max(1, math.ceil(data.num_train / batch))
+        steps_per_epoch = max(1, data.num_train // batch if self.runtime.needs_full_batches
+                              else math.ceil(data.num_train / batch))
         model = self.runtime.build_model(lambda: task.build_model(data))
         restore = self.state is not None
         weights_file = restore and self.state["weights"]
