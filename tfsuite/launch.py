@@ -1,10 +1,10 @@
-"""`launch --workers N -- COMMAND`: N local workers of one multi-worker job.
+"""`launch --workers N -- train ...`: N local workers of one multi-worker job.
 
-Each worker is `python -m tfsuite.run COMMAND` with its own TF_CONFIG (or, with
-`--backend jax`, Keras' JAX multi-process variables) on loopback ports. Their
-output is streamed with a `[worker i]` prefix; when one fails the others are
-stopped and the launcher exits with the failed worker's code. On several
-machines, set the same variables by hand on each (README: Scaling out).
+Each worker is `python -m tfsuite.run train ...` with its own TF_CONFIG (or,
+on JAX, Keras' multi-process variables) on loopback ports. Their output is
+streamed with a `[worker i]` prefix; when one fails the others are stopped and
+the launcher exits with the failed worker's code. On several machines, set the
+same variables by hand on each (README: Scaling out).
 """
 
 import os
@@ -37,37 +37,87 @@ def free_ports(count, first=None):
             s.close()
 
 
-def pin_run_dir(command):
-    """`train` without --run-dir: every worker must agree on one folder, so the launcher
-    picks it (a new one, or the unfinished run it resumes) and passes it to all."""
+def check_ports(ports):
+    """Every port is a valid loopback port that nothing listens on yet."""
+    for port in ports:
+        if not 1024 <= port <= 65535:
+            raise user_error("--port is out of range", "ports in 1024-65535 (one per worker "
+                             "from --port on)", f"port={port}", "Choose another --port, or "
+                             "leave it out to take free ports.")
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError as e:
+                raise user_error("A worker port is taken", "free loopback ports",
+                                 f"port={port} ({e.strerror})", "Choose another --port, or "
+                                 "leave it out to take free ports.") from None
+
+
+def prepare(command, backend):
+    """(command, backend, run directory) for the workers.
+
+    Only `train` runs as a job. Every worker must agree on one run folder, so the
+    launcher picks it (a new one, or the unfinished run it resumes). The backend
+    is the run's own `runtime.backend` when its config pins one.
+    """
     from tfsuite.config import load_config
     from tfsuite.run import build_parser
     from tfsuite.run_dir import resolve_run_dir
 
+    if not command:
+        raise user_error("No command to launch", "a tfsuite command after `--`, e.g. "
+                         "`launch --workers 2 -- train digits`", "command=[]")
     args = build_parser().parse_args(command)
-    if args.command != "train" or args.run_dir:
-        return command
+    if args.command != "train":
+        raise user_error("launch runs training jobs", "`-- train EXPERIMENT ...` (evaluate, "
+                         "compress and export run in one process on the finished run)",
+                         f"command={args.command!r}")
     config = load_config(args.experiment, args.config, args.overrides)
-    run_dir, _ = resolve_run_dir(config)
-    return [*command, "--run-dir", run_dir]
+    pinned = config.runtime.backend
+    if pinned != "auto" and backend not in (None, pinned):
+        raise user_error("--backend and the run's runtime.backend differ",
+                         "the same backend (or leave --backend out)",
+                         f"--backend={backend}, runtime.backend={pinned}")
+    if pinned != "auto":
+        backend = pinned
+    backend = backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend not in ("tensorflow", "jax"):
+        raise user_error("launch runs TensorFlow or JAX workers", "--backend tensorflow or "
+                         "jax (Keras' PyTorch backend trains on one device)",
+                         f"backend={backend!r}")
+    run_dir = args.run_dir
+    if not run_dir:
+        run_dir = resolve_run_dir(config)[0]
+        command = [*command, "--run-dir", run_dir]
+    return command, backend, run_dir
 
 
 def _stream(process, prefix, out):
     for line in iter(process.stdout.readline, ""):
-        out.write(f"{prefix}{line}")
-        out.flush()
+        try:
+            out.write(f"{prefix}{line}")
+            out.flush()
+        except (OSError, ValueError):
+            pass  # keep draining the pipe, or the worker would block on a full one
+
+
+def _signal_group(process, signum):
+    try:
+        os.killpg(process.pid, signum)  # the worker and its compress/export children
+    except ProcessLookupError:
+        pass
 
 
 def _stop(processes):
     for process in processes:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            _signal_group(process, signal.SIGTERM)
     deadline = time.time() + STOP_GRACE_SECONDS
     for process in processes:
         try:
             process.wait(timeout=max(0.1, deadline - time.time()))
         except subprocess.TimeoutExpired:
-            process.kill()
+            _signal_group(process, signal.SIGKILL)
             process.wait()
 
 
@@ -75,14 +125,35 @@ def _exit_code(returncode):
     return 128 - returncode if returncode < 0 else returncode  # a signal: 128 + its number
 
 
-def launch(num_workers, command, backend="tensorflow", port=None, out=None):
-    """Runs `command` as `num_workers` local workers; returns the job's exit code.
+def _start(command, backend, addresses, out):
+    """The worker processes and the threads that stream their output."""
+    processes, threads = [], []
+    for index in range(len(addresses)):
+        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONUNBUFFERED": "1",
+               **worker_environment(backend, index, addresses)}
+        # A session of its own: Ctrl-C reaches the launcher, which then stops each
+        # worker's whole process group (its compress/export children too).
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tfsuite.run", *command], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
+            start_new_session=True)
+        processes.append(process)
+        print(f"tfsuite launch: worker {index} is pid {process.pid}", file=out, flush=True)
+        threads.append(threading.Thread(target=_stream, daemon=True,
+                                        args=(process, f"[worker {index}] ", out)))
+        threads[-1].start()
+    return processes, threads
+
+
+def launch(num_workers, command, backend=None, port=None, out=None):
+    """Runs a `train` command as `num_workers` local workers; returns the job's exit code.
 
     Args:
         num_workers: how many worker processes (>= 1).
         command: the tfsuite command line, e.g. `["train", "digits"]`.
         backend: "tensorflow" (TF_CONFIG, MultiWorkerMirroredStrategy) or "jax"
-            (keras.distribution over every worker's devices). Defaults to "tensorflow".
+            (keras.distribution over every worker's devices). Defaults to the run's
+            `runtime.backend`, else KERAS_BACKEND, else "tensorflow".
         port: the first of the loopback ports; the system picks free ones when None.
         out: where the prefixed output goes. Defaults to `sys.stdout`.
     """
@@ -90,49 +161,53 @@ def launch(num_workers, command, backend="tensorflow", port=None, out=None):
     if num_workers < 1:
         raise user_error("--workers must be positive", "an int >= 1",
                          f"workers={num_workers}")
-    if not command:
-        raise user_error("No command to launch", "a tfsuite command after `--`, e.g. "
-                         "`launch --workers 2 -- train digits`", "command=[]")
-    command = pin_run_dir(command)
+    command, backend, run_dir = prepare(command, backend)
     ports = free_ports(1 if backend == "jax" else num_workers, port)
+    if port is not None:
+        check_ports(ports)
     if backend == "jax":
         addresses = [f"127.0.0.1:{ports[0]}"] * num_workers  # the coordinator, for each
     else:
         addresses = [f"127.0.0.1:{p}" for p in ports]
     print(f"tfsuite launch: {num_workers} workers ({backend}) on "
           f"{', '.join(sorted(set(addresses)))}: {' '.join(command)}", file=out, flush=True)
-    processes, threads = [], []
-    for index in range(num_workers):
-        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONUNBUFFERED": "1",
-               **worker_environment(backend, index, addresses)}
-        process = subprocess.Popen([sys.executable, "-m", "tfsuite.run", *command], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, bufsize=1)
-        processes.append(process)
-        print(f"tfsuite launch: worker {index} is pid {process.pid}", file=out, flush=True)
-        threads.append(threading.Thread(target=_stream, args=(process, f"[worker {index}] ",
-                                                              out), daemon=True))
-        threads[-1].start()
-    def terminated(signum, frame):  # the launcher stopped: no orphaned workers
+    processes = []
+
+    def terminated(signum, frame):  # the launcher was stopped: no orphaned workers
         _stop(processes)
         raise SystemExit(128 + signum)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, terminated)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminated) if main_thread else None
     try:
+        started, threads = _start(command, backend, addresses, out)
+        processes.extend(started)
         failed = _wait(processes)
-    except KeyboardInterrupt:
+    except BaseException:
         _stop(processes)
         raise
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     if failed is not None:
-        index, code = failed
-        print(f"tfsuite launch: worker {index} failed (exit code {code}); stopping the "
-              "others. Run the same command again to resume after the last completed "
-              "epoch.", file=out, flush=True)
         _stop(processes)
+        print(f"tfsuite launch: worker {failed[0]} failed (exit code {failed[1]}); the "
+              f"others were stopped. {_next_step(failed[1], run_dir)}", file=out, flush=True)
     for thread in threads:
         thread.join(timeout=5)
     return 0 if failed is None else _exit_code(failed[1])
+
+
+def _next_step(code, run_dir):
+    """What to do after a failed job, from the failure and what the run kept."""
+    from tfsuite.run_dir import is_completed
+
+    if code == 2:
+        return "Fix the error above and run the same command again."
+    if is_completed(run_dir):
+        return (f"Training had finished ({run_dir} is complete): retry what failed after it "
+                f"with `python -m tfsuite.run compress` or `export` on {run_dir}.")
+    return "Run the same command again to resume after the last completed epoch."
 
 
 def _wait(processes):

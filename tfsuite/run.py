@@ -7,6 +7,7 @@ command it trains the default experiment (`digits`) into `runs/digits`.
 import argparse
 import logging
 import os
+import signal
 import sys
 
 DEFAULT_EXPERIMENT = "digits"
@@ -306,14 +307,7 @@ def cmd_launch(args):
     command = list(args.worker_command)
     if command[:1] == ["--"]:
         command = command[1:]
-    backend = args.backend or os.environ.get("KERAS_BACKEND", "tensorflow")
-    if backend not in ("tensorflow", "jax"):
-        from tfsuite.errors import user_error
-
-        raise user_error("launch runs TensorFlow or JAX workers", "--backend tensorflow or "
-                         "jax (Keras' PyTorch backend trains on one device)",
-                         f"backend={backend!r}")
-    return launch(args.workers, _shorthand(command), backend=backend, port=args.port)
+    return launch(args.workers, _shorthand(command), backend=args.backend, port=args.port)
 
 
 def cmd_write_digits(args):
@@ -358,6 +352,11 @@ def main(argv=None):
                                          + (["--debug"] if args.debug else []))
     _configure_logging(args.debug)
     from tfsuite.errors import UserError
+
+    def terminated(signum, frame):  # e.g. launch stopping its workers: run `finally` blocks
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
 
     try:
         code = COMMANDS[args.command](args)

@@ -44,6 +44,7 @@ def train(config, run_dir=None, quiet=False):
     data = task.build_inputs(drop_remainder=runtime.needs_full_batches)
     data = dataclasses.replace(data, train=runtime.shard_dataset(data.train),
                                val=runtime.shard_dataset(data.val))
+    _check_full_batches(config, data, runtime)
     if not runtime.cluster.is_chief:
         return _train_as_worker(config, run_dir, runtime, task, data, quiet)
     _warn_about_small_data(config, data, runtime)
@@ -84,6 +85,7 @@ def train(config, run_dir=None, quiet=False):
     if config.export.formats:
         summary["export"] = _export_after_training(run_dir, config, quiet)
         write_json(os.path.join(run_dir, SUMMARY), summary)
+    runtime.end_job()
     return summary
 
 
@@ -109,6 +111,7 @@ def _train_as_worker(config, run_dir, runtime, task, data, quiet):
         metrics, _ = task.evaluate(model, data, os.path.join(work_dir, "evaluation"))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+    runtime.end_job()
     return {"experiment": config.name, "status": "completed", "worker": cluster.index,
             "num_workers": cluster.num_workers, "run_dir": run_dir, "metrics": metrics}
 
@@ -182,8 +185,21 @@ def _save_model(model, path):
     os.replace(tmp, path)
 
 
+def _check_full_batches(config, data, runtime):
+    """A JAX mesh takes full batches only: a split smaller than one would be empty."""
+    batch = config.train.batch_size
+    for split, count in (("training", data.num_train), ("validation", data.num_val)):
+        if runtime.needs_full_batches and 0 < count < batch:
+            raise user_error(f"The {split} split is smaller than one batch",
+                             f"at least train.batch_size={batch} {split} images "
+                             f"(runtime.strategy={runtime.strategy_name} takes full batches "
+                             "only)", f"{count} {split} images",
+                             "Lower train.batch_size (a multiple of the replicas).")
+
+
 def _warn_about_small_data(config, data, runtime):
-    left_out = data.num_train % config.train.batch_size
+    batch = config.train.batch_size
+    left_out = data.num_train % batch
     if runtime.needs_full_batches and left_out:
         logger.warning("runtime.strategy=%s splits only full batches over the devices: %d of "
                        "the %d training images (another draw each epoch) and the validation "

@@ -221,6 +221,14 @@ def test_launch_refuses_bad_arguments(tmp_path):
     assert zero.returncode == 2 and "--workers must be positive" in zero.stderr
     typo = run_cli("launch", "--workers", "2", "--", "train", "digitz")
     assert typo.returncode == 2 and "Did you mean 'digits'" in typo.stderr
+    other = run_cli("launch", "--workers", "2", "--", "export", str(tmp_path))
+    assert other.returncode == 2 and "launch runs training jobs" in other.stderr
+    port = run_cli("launch", "--workers", "2", "--port", "80", "--", "train", "digits_mlp")
+    assert port.returncode == 2 and "--port is out of range" in port.stderr
+    backend = run_cli("launch", "--workers", "2", "--backend", "jax", "--", "train",
+                      "digits_mlp", "--set", "runtime.backend=tensorflow")
+    assert backend.returncode == 2 and "--backend and the run's runtime.backend" in backend.stderr
+    assert not os.path.exists(os.path.join(REPO, "runs", "digitz"))
 
 
 def test_cluster_variables_are_read_and_written_consistently(monkeypatch):
@@ -242,7 +250,10 @@ def test_cluster_variables_are_read_and_written_consistently(monkeypatch):
                         "task": {"type": "worker", "index": 0}})
     monkeypatch.setenv("TF_CONFIG", chief)  # a chief task: the worker is index 1
     assert current_cluster("tensorflow").index == 1
-    assert current_cluster("jax").num_workers == 1  # TF_CONFIG is TensorFlow's
+    from tfsuite.errors import UserError
+
+    with pytest.raises(UserError, match="TF_CONFIG describes a 2-worker job.*trains on jax"):
+        current_cluster("jax")  # each process would train alone into the same folder
 
 
 def test_pytorch_gets_a_clear_error_for_multi_device_strategies():

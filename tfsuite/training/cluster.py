@@ -79,9 +79,26 @@ def _jax_processes():
 
 
 def current_cluster(backend):
-    """This process's `Cluster`, from the variables of its backend's engine."""
-    found = _jax_processes() if backend == "jax" else _tf_config() if backend == "tensorflow" \
-        else None
+    """This process's `Cluster`, from the variables of its backend's engine.
+
+    The other engine's variables are an error: each worker would train alone
+    and write the same run directory.
+    """
+    tensorflow, jax = _tf_config(), _jax_processes()
+    found = {"tensorflow": tensorflow, "jax": jax}.get(backend)
+    others = [(name, cluster) for name, cluster in (("TF_CONFIG", tensorflow),
+                                                    (JAX_NUM_PROCESSES, jax))
+              if cluster is not None and cluster.num_workers > 1 and cluster is not found]
+    if others:
+        name, cluster = others[0]
+        engine = {"TF_CONFIG": "TensorFlow's MultiWorkerMirroredStrategy",
+                  JAX_NUM_PROCESSES: "JAX (keras.distribution)"}[name]
+        raise user_error(f"{name} describes a {cluster.num_workers}-worker job for {engine}, "
+                         f"but this run trains on {backend}",
+                         "the backend whose cluster variables are set",
+                         f"backend={backend!r}, {name} set",
+                         "Launch with the run's backend (`launch --backend ...`, or drop "
+                         "runtime.backend), or unset the variable.")
     return found if found is not None and found.num_workers > 1 else Cluster()
 
 

@@ -8,6 +8,8 @@ the `model` axis through a `LayoutMap` (the layers chosen by
 batch is split over the `batch` axis.
 """
 
+import collections
+import contextlib
 import logging
 
 import keras
@@ -60,6 +62,25 @@ def shardable_variables(model, runtime_config, model_axis_size):
             continue
         layouts[variable.path] = (None,) * (len(shape) - 1) + ("model",)
     return layouts
+
+
+@contextlib.contextmanager
+def same_layer_names():
+    """Yields `repeat()`, after which new layers get the names the ones built since the
+    start got again (Keras numbers auto-named layers: `dense`, `dense_1`, ...), so a
+    model built twice has the same variable paths for the LayoutMap."""
+    from keras.src.backend.common import global_state
+
+    uids = global_state.get_global_attribute("object_name_uids",
+                                             default=collections.defaultdict(int),
+                                             set_to_default=True)
+    saved = dict(uids)
+
+    def repeat():
+        uids.clear()
+        uids.update(saved)
+
+    yield repeat
 
 
 def build_model_parallel(devices, runtime_config, probe_model):

@@ -92,15 +92,15 @@ class Runtime:
 
                 patch_model(model)
             return model
-        import keras
+        import jax
 
-        from tfsuite.training.distribution import build_model_parallel
+        from tfsuite.training.distribution import build_model_parallel, same_layer_names
 
-        keras.backend.clear_session()  # the same layer names (and so variable paths) twice
-        probe = builder()
+        with same_layer_names() as repeat, jax.default_device(jax.devices("cpu")[0]):
+            probe = builder()  # on the host: the whole model need not fit one accelerator
+            repeat()
         self.distribution, self.sharded = build_model_parallel(
             _backend_devices(self.backend), self.config, probe)
-        keras.backend.clear_session()
         with self.distribution.scope():
             model = builder()
         model.set_weights(probe.get_weights())
@@ -132,6 +132,47 @@ class Runtime:
         options.experimental_distribute.auto_shard_policy = \
             tf.data.experimental.AutoShardPolicy.DATA
         return dataset.with_options(options)
+
+    def gather_from_workers(self, value):
+        """`value` (an int) from every worker of the job, in worker order."""
+        if self.cluster.num_workers < 2:
+            return [value]
+        import numpy as np
+
+        if self.backend == "jax":
+            from jax.experimental import multihost_utils
+
+            return [int(v) for v in np.ravel(multihost_utils.process_allgather(
+                np.array([value], np.int64)))]
+        import tensorflow as tf
+
+        strategy = self.strategy
+
+        @tf.function
+        def gather():
+            values = strategy.run(lambda: tf.constant([value], tf.int64))
+            return strategy.gather(values, axis=0)
+
+        return [int(v) for v in gather().numpy()]
+
+    def check_same_start(self, epochs_completed):
+        """Every worker resumes from the same epoch (a worker that cannot read the chief's
+        checkpoints would start over while the chief resumes)."""
+        found = self.gather_from_workers(epochs_completed)
+        if len(set(found)) > 1:
+            raise user_error("The workers would start from different epochs",
+                             "every worker reading the chief's checkpoints",
+                             f"epochs completed, by worker: {found}",
+                             "Put --run-dir on storage every worker reads (or start the "
+                             "workers on one machine with `launch`).")
+
+    def end_job(self):
+        """JAX: every process waits here for the chief, whose compression and export run
+        after training (a process that exited first would time out in JAX's shutdown)."""
+        if self.backend == "jax" and self.cluster.num_workers > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("tfsuite: the chief has finished")
 
     def report(self):
         report = {"backend": self.backend, "strategy": self.strategy_name,
@@ -204,6 +245,13 @@ def _check_strategy(name, backend, cluster):
                               "supports it)", "Use runtime.strategy=none, or run with "
                               "KERAS_BACKEND=jax (data_parallel, model_parallel) or "
                               "tensorflow (mirrored, multi_worker).")
+    if name == "model_parallel" and cluster.num_workers > 1:
+        raise user_error("runtime.strategy='model_parallel' runs in one process",
+                         "data_parallel in a multi-process job (a kernel sharded over "
+                         "several processes cannot be saved from one)",
+                         f"runtime.strategy='model_parallel' with {cluster.num_workers} "
+                         "processes", "Use runtime.strategy=data_parallel (or auto) here, "
+                         "or model_parallel over the devices of one machine.")
     if name == "multi_worker" and cluster.num_workers < 2:
         raise user_error("runtime.strategy='multi_worker' needs a cluster",
                          "TF_CONFIG describing two or more workers", "TF_CONFIG="
@@ -272,6 +320,10 @@ def setup_runtime(runtime_config):
         name = "multi_worker"
     else:
         name, strategy = _choose_strategy(tf, name, devices, backend, cluster)
+    if name != "model_parallel" and (runtime_config.mesh_shape or
+                                     runtime_config.model_parallel_layers):
+        logger.warning("runtime.mesh_shape and runtime.model_parallel_layers apply to "
+                       "runtime.strategy=model_parallel only; this run uses %s.", name)
     runtime = Runtime(backend, name, strategy, 1, runtime_config.precision, devices, has_gpu,
                       cluster=cluster, config=runtime_config)
     _distribute(runtime, runtime_config)

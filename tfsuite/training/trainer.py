@@ -106,6 +106,7 @@ class Trainer:
         """Trains (or resumes) and returns the model with its final weights."""
         self.state = read_state(self.resume_dir)
         start = self.state["epochs_completed"] if self.state else 0
+        self.runtime.check_same_start(start)
         self.resumed_from_epoch = start or None
         self.earlier_wall_seconds = (self.state or {}).get("wall_seconds", 0.0)
         batch = self.config.train.batch_size
