@@ -266,3 +266,45 @@ def test_pytorch_gets_a_clear_error_for_multi_device_strategies():
             _check_strategy(name, "torch", Cluster())
     for name in ("auto", "none"):
         _check_strategy(name, "torch", Cluster())  # single-device training is fine
+
+
+@pytest.mark.slow
+def test_launch_jax_processes_train_one_job(tmp_path):
+    import jax  # noqa: F401  a [test] dependency
+    run_dir = str(tmp_path / "jax")
+    result = run_cli("launch", "--workers", "2", "--backend", "jax", "--", *MLP,
+                     "--set", "train.epochs=3", "--run-dir", run_dir)
+    assert result.returncode == 0, result.stdout[-3000:]
+    summary = _summary(run_dir)
+    assert summary["runtime"]["backend"] == "jax"
+    assert summary["scaling"]["strategy"] == "data_parallel"
+    assert summary["scaling"]["num_workers"] == 2 and summary["scaling"]["num_replicas"] == 2
+    assert summary["metrics"]["test_accuracy"] > 0.85
+    assert "[worker 1] Done: worker 1 of 2" in result.stdout
+
+
+@pytest.mark.slow
+def test_workers_that_would_start_from_different_epochs_stop(tmp_path):
+    """A worker that cannot read the chief's checkpoints (its own --run-dir here, as on a
+    machine without shared storage) would start over while the chief resumes."""
+    chief_dir, worker_dir = str(tmp_path / "chief"), str(tmp_path / "worker")
+    args = [*MLP, "--set", "train.epochs=3", "--quiet"]
+    first = run_cli(*args, "--run-dir", chief_dir)  # alone: auto is one device
+    assert first.returncode == 0, first.stderr
+    os.remove(os.path.join(chief_dir, "summary.json"))  # as if stopped after its last epoch
+    ports = __import__("tfsuite.launch", fromlist=["free_ports"]).free_ports(2)
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    processes = []
+    for index, run_dir in enumerate((chief_dir, worker_dir)):
+        tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                                "task": {"type": "worker", "index": index}})
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "tfsuite.run", *args, "--run-dir", run_dir],
+            env={**env, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    for process in processes:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 2, stderr
+        assert "The workers would start from different epochs" in stderr
+        assert "by worker: [3, 0]" in stderr
+    assert not os.path.exists(os.path.join(chief_dir, "summary.json"))  # nothing finished
