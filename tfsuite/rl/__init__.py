@@ -1,0 +1,1 @@
+"""Reinforcement learning: DQN for Gymnasium environments (in progress, issue 6)."""
