@@ -73,7 +73,8 @@ def train(config, run_dir=None, quiet=False):
         "metrics": {**metrics, **_final_history(history)},
         "data": _data_report(config, data),
         "runtime": {**runtime.report(),
-                    "per_replica_batch_size": config.train.batch_size // runtime.num_replicas},
+                    "per_replica_batch_size": runtime.per_replica_batch_size(
+                        config.train.batch_size)},
         "images_per_second": _round(info["images_per_second"]),
         "scaling": scaling_report(runtime, config.train.batch_size, info["images_per_second"]),
         "model": {"name": config.model.name, "num_params": int(model.count_params()),
@@ -121,7 +122,7 @@ def scaling_report(runtime, batch_size, images_per_second):
     replicas = runtime.num_replicas
     return {"strategy": runtime.strategy_name, "num_workers": runtime.cluster.num_workers,
             "num_replicas": replicas, "global_batch_size": batch_size,
-            "per_replica_batch_size": batch_size // replicas,
+            "per_replica_batch_size": runtime.per_replica_batch_size(batch_size),
             "images_per_second": _round(images_per_second),
             "images_per_second_per_replica": _round(images_per_second / replicas
                                                     if images_per_second else None)}

@@ -106,6 +106,9 @@ class Runtime:
         model.set_weights(probe.get_weights())
         return model
 
+    def per_replica_batch_size(self, batch_size):
+        return batch_size // self.num_replicas
+
     @property
     def needs_full_batches(self):
         """A JAX mesh splits each batch evenly over its devices: no partial batches."""
@@ -266,7 +269,7 @@ def _check_strategy(name, backend, cluster):
                          "override, or unset TF_CONFIG to train on this machine alone.")
 
 
-def _choose_strategy(tf, name, devices, backend, cluster):
+def _choose_strategy(tf, name, devices, backend):
     """(name, tf.distribute strategy or None) for the config's `runtime.strategy`."""
     if backend == "jax":
         if name == "auto":
@@ -319,7 +322,7 @@ def setup_runtime(runtime_config):
     if strategy is not None:
         name = "multi_worker"
     else:
-        name, strategy = _choose_strategy(tf, name, devices, backend, cluster)
+        name, strategy = _choose_strategy(tf, name, devices, backend)
     if name != "model_parallel" and (runtime_config.mesh_shape or
                                      runtime_config.model_parallel_layers):
         logger.warning("runtime.mesh_shape and runtime.model_parallel_layers apply to "

@@ -73,10 +73,8 @@ class Trainer:
     def _callbacks(self, data, wall_offset):
         started = time.perf_counter()
         self.nan_guard = NanGuard()
-        images = data.num_train  # per epoch; a JAX mesh leaves the partial batch out
-        if self.runtime.needs_full_batches:
-            images -= images % self.config.train.batch_size
-        self.progress = ProgressLogger(self.total_epochs, images, quiet=self.quiet)
+        self.progress = ProgressLogger(self.total_epochs, self._images_per_epoch(data),
+                                       quiet=self.quiet)
         checkpoint = ResumableCheckpoint(
             self.checkpoint_dir, monitor=self._monitor(data), nan_guard=self.nan_guard,
             state=self.state, extra_state=lambda: {
@@ -98,6 +96,13 @@ class Trainer:
             self.early_stopping = None
         return callbacks
 
+    def _images_per_epoch(self, data):
+        """Training images an epoch takes: a JAX mesh leaves the partial batch out."""
+        images = data.num_train
+        if self.runtime.needs_full_batches:
+            images -= images % self.config.train.batch_size
+        return images
+
     def _monitor(self, data):
         monitor = self.config.train.monitor
         return monitor if data.val is not None else monitor.replace("val_", "")
@@ -110,8 +115,7 @@ class Trainer:
         self.resumed_from_epoch = start or None
         self.earlier_wall_seconds = (self.state or {}).get("wall_seconds", 0.0)
         batch = self.config.train.batch_size
-        steps_per_epoch = max(1, data.num_train // batch if self.runtime.needs_full_batches
-                              else math.ceil(data.num_train / batch))
+        steps_per_epoch = max(1, math.ceil(self._images_per_epoch(data) / batch))
         model = self.runtime.build_model(lambda: task.build_model(data))
         restore = self.state is not None
         weights_file = restore and self.state["weights"]
