@@ -17,6 +17,7 @@ from typing import List, Optional, Union
 import yaml
 
 from tfsuite.errors import UserError, user_error
+from tfsuite.rl.config import DQNConfig
 
 EXPERIMENTS_PACKAGE = "tfsuite.experiments"
 
@@ -212,13 +213,14 @@ class ExperimentConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    rl: DQNConfig = field(default_factory=DQNConfig)  # task: reinforcement_learning
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
 
 # The accepted names, defined once; the modules that implement them import these.
-TASKS = ("image_classification",)
+TASKS = ("image_classification", "reinforcement_learning")
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("nearest", "bilinear")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "lion")
@@ -585,6 +587,39 @@ def _validate_runtime(runtime):
     _check_patterns(runtime.model_parallel_layers)
 
 
+def _validate_rl(config):
+    """The DQN settings, and what a reinforcement-learning run does not take."""
+    rl = config.rl
+    _require(bool(rl.env_id.strip()), "rl.env_id", "a Gymnasium id such as CartPole-v1",
+             rl.env_id)
+    for key in ("num_envs", "total_steps", "buffer_size", "batch_size", "train_frequency",
+                "gradient_steps", "target_update_interval", "n_step"):
+        _require(getattr(rl, key) >= 1, f"rl.{key}", "an int >= 1", getattr(rl, key),
+                 "e.g. 100000 transitions." if key == "buffer_size" else None)
+    _require(rl.learning_starts >= 0, "rl.learning_starts", "an int >= 0", rl.learning_starts)
+    for key in ("learning_rate", "max_grad_norm"):
+        _require(0 < getattr(rl, key) < float("inf"), f"rl.{key}", "a finite value > 0",
+                 getattr(rl, key))
+    _require(0 <= rl.gamma <= 1, "rl.gamma", "a discount in [0, 1]", rl.gamma)
+    _require(0 < rl.tau <= 1, "rl.tau", "a fraction in (0, 1] (1 = hard updates)", rl.tau)
+    for key in ("exploration_fraction", "epsilon_start", "epsilon_end"):
+        _require(0 <= getattr(rl, key) <= 1, f"rl.{key}", "a fraction in [0, 1]",
+                 getattr(rl, key))
+    _require(len(rl.hidden_units) >= 1 and min(rl.hidden_units) >= 1, "rl.hidden_units",
+             "a list of layer widths, each >= 1", rl.hidden_units)
+    if config.task != "reinforcement_learning":
+        return
+    runtime = config.runtime
+    _require(runtime.strategy in ("auto", "none"), "runtime.strategy", "auto or none for "
+             "reinforcement learning (DQN steps one small network; it trains on one device)",
+             runtime.strategy)
+    _require(runtime.precision == "float32", "runtime.precision", "float32 for "
+             "reinforcement learning (Q-values are regressed; the network is small)",
+             runtime.precision)
+    _require(not config.compress.methods, "compress.methods", "[] for reinforcement learning "
+             "(compression works on image classifiers)", config.compress.methods)
+
+
 def _check_patterns(patterns):
     for pattern in patterns:
         try:
@@ -613,6 +648,7 @@ def validate(config, check_files=True):
     _validate_compress(config.compress)
     _validate_export(config.export)
     _validate_runtime(config.runtime)
+    _validate_rl(config)
     return config
 
 

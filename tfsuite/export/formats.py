@@ -1,8 +1,8 @@
 """One writer per export format; each returns its artifact and a runner to check it with.
 
 A writer takes the shared `ExportContext` and returns a dict with `path`,
-`runner` (a callable from float32 images to probabilities, executing the
-artifact in the format's own runtime) and facts for the report, or
+`runner` (a callable from float32 inputs to the model's scores, executing
+the artifact in the format's own runtime) and facts for the report, or
 `{"skipped": {"reason": ..., "command": ...}}` when the format cannot be built
 on this machine.
 """
@@ -31,12 +31,18 @@ class ExportContext:
     input_name: str
     saved_model: str = None  # the version's SavedModel, once written: ONNX and LiteRT read it
     run_dir: str = None
+    outputs: tuple = ("probabilities", "class_id")  # the signature's scores and their argmax
+
+    @property
+    def scores(self):
+        """The output every runner returns and every check compares."""
+        return self.outputs[0]
 
 
 def _export_saved_model(context):
     from tfsuite.export import saved_model
 
-    saved_model.export_saved_model(context.model, context.staging)
+    saved_model.export_saved_model(context.model, context.staging, context.outputs)
     xla = saved_model.xla_only_ops(context.staging)
     if xla:
         raise user_error("The SavedModel contains XLA-only ops, which TF Serving's CPU build "
@@ -45,9 +51,10 @@ def _export_saved_model(context):
     warmup = saved_model.write_warmup_requests(context.staging, context.images[:1],
                                                context.input_name)
     context.saved_model = context.staging
-    return {"path": context.staging, "runner": saved_model.SavedModelRunner(context.staging),
+    return {"path": context.staging,
+            "runner": saved_model.SavedModelRunner(context.staging, context.scores),
             "size_bytes": size, "signature": saved_model.SIGNATURE,
-            "outputs": list(saved_model.OUTPUTS), "warmup_requests": warmup}
+            "outputs": list(context.outputs), "warmup_requests": warmup}
 
 
 def _export_onnx(context):
@@ -55,7 +62,7 @@ def _export_onnx(context):
 
     path = os.path.join(context.staging, FILES["onnx"])
     export_onnx(context.saved_model, path, context.export.onnx_opset)
-    return {"path": path, "runner": OnnxRunner(path), "opset": context.export.onnx_opset,
+    return {"path": path, "runner": OnnxRunner(path, context.scores), "opset": context.export.onnx_opset,
             "dynamic_batch": dynamic_batch(path), "onnx_checker": "passed"}
 
 
@@ -64,7 +71,7 @@ def _export_litert(context):
 
     path = os.path.join(context.staging, FILES["litert"])
     export_litert(context.saved_model, path)
-    runner = LiteRTRunner(path)
+    runner = LiteRTRunner(path, context.scores)
     return {"path": path, "runner": runner, "interpreter": runner.runtime,
             "quantization": "none (float32)"}
 
@@ -104,7 +111,7 @@ def _export_litert_quantized(context):
     original, _ = float32_copy(keras.saving.load_model(source, compile=False))
     reference = predict_in_batches(original, context.images, context.export.batch_size)
     mode = report["settings"]["mode"]
-    return {"path": path, "runner": LiteRTRunner(path), "reference": reference,
+    return {"path": path, "runner": LiteRTRunner(path, context.scores), "reference": reference,
             "precision": {"float16": "fp16", "qat": "qat"}.get(mode, "int8"),
             "quantization": mode, "quantized_from": source, "compress_report": report["path"]}
 
@@ -126,7 +133,7 @@ def _export_tensorrt(context):
                             "command": command}}
     tensorrt.build_engine(onnx_path, path, export.tensorrt_precision, export.batch_size,
                           export.max_batch_size, calibration=context.images)
-    return {"path": path, "runner": tensorrt.TensorRTRunner(path),
+    return {"path": path, "runner": tensorrt.TensorRTRunner(path, context.scores),
             "precision": export.tensorrt_precision, "trtexec_command": command}
 
 

@@ -73,13 +73,14 @@ class LiteRTRunner:
     dequantized, as a client of such a model would.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, output="probabilities"):
         module, self.runtime = interpreter_module()
         self.interpreter = module.Interpreter(model_path=path, num_threads=2)
         self.runner = self.interpreter.get_signature_runner(SIGNATURE)
         (self.input_name,) = self.interpreter.get_signature_list()[SIGNATURE]["inputs"]
         self.input = self.runner.get_input_details()[self.input_name]
-        self.output = self.runner.get_output_details()["probabilities"]
+        self.output_name = output
+        self.output = self.runner.get_output_details()[output]
         self._first_call = True
 
     def _to_input(self, images):
@@ -96,8 +97,8 @@ class LiteRTRunner:
         with native_stderr_silenced(self._first_call):
             outputs = self.runner(**{self.input_name: self._to_input(images)})
         self._first_call = False
-        probabilities = outputs["probabilities"]
+        scores = outputs[self.output_name]
         if self.output["dtype"] == np.float32:
-            return probabilities
+            return scores
         scale, zero_point = self.output["quantization"]
-        return (probabilities.astype(np.float32) - zero_point) * scale
+        return (scores.astype(np.float32) - zero_point) * scale

@@ -50,7 +50,7 @@ def dynamic_batch(path):
 class OnnxRunner:
     """Runs an ONNX file in onnxruntime on the CPU."""
 
-    def __init__(self, path):
+    def __init__(self, path, output="probabilities"):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -58,8 +58,9 @@ class OnnxRunner:
         self.session = onnxruntime.InferenceSession(path, options,
                                                     providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        self.output = output
 
     def __call__(self, images):
-        (probabilities,) = self.session.run(["probabilities"],
-                                            {self.input_name: np.asarray(images, np.float32)})
-        return probabilities
+        (scores,) = self.session.run([self.output],
+                                     {self.input_name: np.asarray(images, np.float32)})
+        return scores

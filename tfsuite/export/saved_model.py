@@ -1,9 +1,11 @@
 """SavedModel for TF Serving: the `serving_default` signature, TF Serving files, a runner.
 
 The signature takes the model's own input (raw images at the configured size,
-float32, dynamic batch) under the input's name and returns named outputs:
-`probabilities` [batch, classes] and `class_id` [batch]. Preprocessing lives in
-the model, so a client sends pixels and nothing else.
+or observations, float32, dynamic batch) under the input's name and returns two
+named outputs: the model's scores and their argmax, `probabilities` [batch,
+classes] and `class_id` [batch] for a classifier (`q_values` and `action` for a
+Q-network). Preprocessing lives in the model, so a client sends pixels and
+nothing else.
 """
 
 import json
@@ -22,22 +24,23 @@ def input_name(model):
     return name if name.isidentifier() else "image"
 
 
-def serving_function(model):
-    """A `tf.function` (never XLA-compiled) with a dynamic batch and named outputs."""
+def serving_function(model, outputs=OUTPUTS):
+    """A `tf.function` (never XLA-compiled) with a dynamic batch and named outputs:
+    `outputs` names the scores and their argmax."""
     import tensorflow as tf
 
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name=input_name(model))
 
     @tf.function(input_signature=[spec], jit_compile=False)
     def serve(image):
-        probabilities = model(image, training=False)
-        return {"probabilities": probabilities,
-                "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
+        scores = model(image, training=False)
+        return {outputs[0]: scores,
+                outputs[1]: tf.argmax(scores, axis=-1, output_type=tf.int64)}
 
     return serve, spec
 
 
-def export_saved_model(model, path):
+def export_saved_model(model, path, outputs=OUTPUTS):
     """Writes `model` as a SavedModel with the `serving_default` signature to `path`.
 
     A plain `tf.Module` holding the TensorFlow variables the function captures,
@@ -48,7 +51,7 @@ def export_saved_model(model, path):
     """
     import tensorflow as tf
 
-    serve, _ = serving_function(model)
+    serve, _ = serving_function(model, outputs)
     concrete = serve.get_concrete_function()
     module = tf.Module()
     module.captured_variables = list(concrete.variables)
@@ -81,9 +84,10 @@ def xla_only_ops(path):
 
 
 class SavedModelRunner:
-    """Runs `serving_default` of a SavedModel loaded with `tf.saved_model.load`."""
+    """Runs `serving_default` of a SavedModel loaded with `tf.saved_model.load`; returns
+    its `output` (the scores)."""
 
-    def __init__(self, path):
+    def __init__(self, path, output=OUTPUTS[0]):
         import tensorflow as tf
 
         self._tf = tf
@@ -91,10 +95,11 @@ class SavedModelRunner:
         self.signature = self.loaded.signatures[SIGNATURE]
         _, inputs = self.signature.structured_input_signature
         (self.input_name, self.input_spec), = inputs.items()
+        self.output = output
 
     def __call__(self, images):
         outputs = self.signature(**{self.input_name: self._tf.constant(images, self._tf.float32)})
-        return outputs["probabilities"].numpy()
+        return outputs[self.output].numpy()
 
 
 def write_rest_request(path, images, name):

@@ -2,20 +2,21 @@
 
 `export_run` loads RUN_DIR/model.keras, rebuilds it in float32, writes each
 requested format into a new version OUT/NAME/VERSION/, runs every artifact in
-its own runtime on real test-split images, and publishes the version only when
-all of them match the Keras model. RUN_DIR/export.json records the outcome.
+its own runtime on real inputs (test-split images, or observations from the
+policy's own episodes), and publishes the version only when all of them match
+the Keras model. RUN_DIR/export.json records the outcome. The task says what
+the inputs are and what the signature's outputs are called.
 """
 
 import dataclasses
 import importlib.util
 import os
-import sys
 import time
 
 import numpy as np
 
 from tfsuite.config import EXPORT_FORMATS
-from tfsuite.errors import UserError, VerificationError, user_error
+from tfsuite.errors import VerificationError, user_error
 from tfsuite.export import layout, verify
 from tfsuite.export.formats import EXPORTERS, ExportContext, compressed_litert
 from tfsuite.export.saved_model import input_name
@@ -141,8 +142,12 @@ def export_run(run_dir, export_config, quiet=False):
     model = load_run_model(run_dir)
     check_exportable(model, os.path.join(run_dir, MODEL))
     model32, was_mixed = float32_copy(model)
-    images, class_names, source = _verification_inputs(config, run_dir, export_config, model)
-    reference = _reference(model, model32, was_mixed, images, export_config, run_dir, source)
+    from tfsuite.tasks import get_task
+
+    spec = get_task(config).export_spec(run_dir, model, export_config.verify_samples)
+    images = spec["inputs"]
+    reference = _reference(model, model32, was_mixed, images, export_config, run_dir,
+                           spec["source"])
     version = layout.next_version(folder)
     try:
         staging, created = layout.start_version(folder, version)
@@ -155,11 +160,11 @@ def export_run(run_dir, export_config, quiet=False):
         formats = [*formats, "litert_quantized"]  # compress --method quantize made one
     context = ExportContext(model32, export_config, staging,
                             os.path.join(folder, str(version)), images, input_name(model32),
-                            run_dir=run_dir)
+                            run_dir=run_dir, outputs=spec["outputs"])
     try:
         results, skipped = _export_formats(context, formats, reference["probabilities"], quiet)
         serving = _write_serving_files(context, name, folder, "saved_model" in results)
-        report = _report(run_dir, name, version, context, class_names, reference, results,
+        report = _report(run_dir, name, version, context, spec, reference, results,
                          skipped, serving, config)
         write_json(os.path.join(staging, EXPORT_REPORT), report)
     except BaseException:
@@ -181,36 +186,7 @@ def _say(quiet, text):
         print(text, flush=True)
 
 
-# ---------------------------------------------------------------- inputs and reference
-
-
-def _verification_inputs(config, run_dir, export_config, model):
-    """Up to `verify_samples` test-split images (validation if there is no test split).
-
-    When the run's data is gone (a model copied to another machine), random
-    pixels stand in and the report says so.
-    """
-    count = export_config.verify_samples
-    summary = os.path.join(run_dir, "summary.json")
-    class_names = read_json(summary)["data"]["class_names"] if os.path.isfile(summary) else None
-    try:
-        from tfsuite.tasks import get_task
-
-        data = get_task(config).build_inputs(augment=False)
-    except (UserError, ImportError) as e:  # ImportError: no TensorFlow for tf.data
-        rng = np.random.default_rng(0)
-        shape = (min(count, 64), *model.input_shape[1:])
-        print(f"warning: the run's data is not available ({e}); verifying on random images.",
-              file=sys.stderr)
-        return rng.uniform(0, 255, shape).astype(np.float32), class_names, "random pixels"
-    dataset, split = (data.test, "test") if data.test is not None else (data.val, "validation")
-    batches, total = [], 0
-    for images, _ in dataset:
-        batches.append(np.asarray(images, np.float32))
-        total += len(batches[-1])
-        if total >= count:
-            break
-    return np.concatenate(batches)[:count], class_names or data.class_names, f"{split} split"
+# ---------------------------------------------------------------- reference
 
 
 def _reference(model, model32, was_mixed, images, export_config, run_dir, source):
@@ -222,8 +198,8 @@ def _reference(model, model32, was_mixed, images, export_config, run_dir, source
     broken = int((~np.isfinite(probabilities).all(axis=1)).sum())
     if broken:
         raise user_error("The model's own outputs are not finite, so there is nothing sound to "
-                         "export", "finite probabilities", f"NaN or infinity on {broken} of "
-                         f"{len(images)} images ({source}) from {run_dir}/model.keras",
+                         "export", "finite outputs", f"NaN or infinity on {broken} of "
+                         f"{len(images)} inputs ({source}) from {run_dir}/model.keras",
                          "The training diverged or the weights are damaged: check summary.json "
                          "and training_curves.png, and retrain (e.g. a lower "
                          "train.learning_rate).")
@@ -306,19 +282,18 @@ def _write_models_config(serving, name):
             f.write(models_config_text(name, os.path.dirname(path)))
 
 
-def _report(run_dir, name, version, context, class_names, reference, results, skipped,
+def _report(run_dir, name, version, context, spec, reference, results, skipped,
             serving, config):
     model = context.model
+    scores, argmax = context.outputs
     return {
         "run_dir": os.path.abspath(run_dir), "experiment": config.name, "name": name,
         "version": version, "path": context.final,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "input": {"name": context.input_name, "shape": [None, *model.input_shape[1:]],
-                  "dtype": "float32", "color_mode": config.data.color_mode,
-                  "description": "raw pixels 0..255 at the configured size; the model "
-                                 "preprocesses them itself"},
-        "outputs": {"probabilities": [None, model.output_shape[-1]], "class_id": [None]},
-        "class_names": class_names,
+                  "dtype": "float32", **spec["input"]},
+        "outputs": {scores: [None, model.output_shape[-1]], argmax: [None]},
+        **spec["labels"],
         "reference": {k: v for k, v in reference.items() if k != "probabilities"},
         "tolerance": {"atol": context.export.atol},
         "formats": results, "skipped": skipped, "serving": serving,

@@ -147,7 +147,7 @@ def _calibrator(trt, images, input_name, batch_size):
 class TensorRTRunner:
     """Runs a serialized engine on the GPU with CUDA tensors from PyTorch."""
 
-    def __init__(self, path):
+    def __init__(self, path, output="probabilities"):
         import tensorrt as trt
         import torch
 
@@ -161,6 +161,7 @@ class TensorRTRunner:
         self.inputs = [n for n in names
                        if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if n not in self.inputs]
+        self.output = output
 
     def __call__(self, images):
         torch = self.torch
@@ -177,4 +178,4 @@ class TensorRTRunner:
         stream = torch.cuda.current_stream()
         self.context.execute_async_v3(stream.cuda_stream)
         stream.synchronize()
-        return buffers["probabilities"].cpu().numpy()
+        return buffers[self.output].cpu().numpy()

@@ -1,8 +1,9 @@
 """DQN for Gymnasium environments with discrete actions and vector observations.
 
-Reads top to bottom: the config, the environments, the Q-network, the loss,
-the agent (acting and the update step), then the training loop. Replay,
-n-step returns and the TD targets are in `replay.py` and `targets.py`.
+Reads top to bottom: the environments, the Q-network, the loss, the agent
+(acting and the update step), the training loop, then the greedy policy. The
+settings are in `config.py`; replay, n-step returns and the TD targets in
+`replay.py` and `targets.py`.
 
 Bootstrapping uses `terminated` only (a time limit still bootstraps), and
 transitions never cross an episode reset: the vector environments reset in the
@@ -11,76 +12,33 @@ ending episode comes from `info["final_obs"]`.
 """
 
 import time
-from dataclasses import dataclass, field
-from typing import List
 
 import keras
 import numpy as np
 
 from tfsuite.errors import user_error
+from tfsuite.rl.config import DQNConfig  # noqa: F401  (the agent's settings)
 from tfsuite.rl.replay import ReplayBuffer
 from tfsuite.rl.targets import linear_schedule, td_targets
-
-
-@dataclass(frozen=True)
-class DQNConfig:
-    """DQN settings; the defaults are tuned for CartPole-v1 (50,000 steps).
-
-    Stable-Baselines3 zoo's CartPole settings, plus double DQN and 3-step
-    returns: with 1-step plain DQN, seed 1 reached a greedy mean of 89.9 at
-    50,000 steps; with these, seeds 1, 2 and 3 each reached 500.
-    """
-
-    env_id: str = "CartPole-v1"
-    """Gymnasium id of a discrete-action, vector-observation environment."""
-    num_envs: int = 1
-    """Parallel environments stepped together (synchronous vector env)."""
-    total_steps: int = 50_000
-    """Environment steps in all (summed over the parallel environments)."""
-    learning_rate: float = 2.3e-3
-    """Adam's learning rate."""
-    buffer_size: int = 100_000
-    """Transitions the replay buffer keeps."""
-    batch_size: int = 64
-    """Transitions per gradient step."""
-    gamma: float = 0.99
-    """Discount factor."""
-    learning_starts: int = 1_000
-    """Environment steps of random play before the first update."""
-    train_frequency: int = 256
-    """Environment steps between two rounds of updates."""
-    gradient_steps: int = 128
-    """Gradient steps per round of updates."""
-    target_update_interval: int = 10
-    """Environment steps between target-network updates (as Stable-Baselines3 counts:
-    with bursts of updates, the target stays fixed within each burst)."""
-    tau: float = 1.0
-    """Target update: 1.0 copies the online network, smaller values are Polyak averaging."""
-    exploration_fraction: float = 0.16
-    """Fraction of `total_steps` over which epsilon falls from its start to its end."""
-    epsilon_start: float = 1.0
-    """Epsilon of the epsilon-greedy policy at the start."""
-    epsilon_end: float = 0.04
-    """Epsilon after the exploration fraction."""
-    double_dqn: bool = True
-    """Let the online network pick the next action and the target network score it."""
-    n_step: int = 3
-    """Rewards summed per transition (n-step returns)."""
-    max_grad_norm: float = 10.0
-    """Gradients are clipped to this global norm."""
-    hidden_units: List[int] = field(default_factory=lambda: [256, 256])
-    """Widths of the Q-network's hidden Dense layers (ReLU)."""
-    seed: int = 42
-    """Seeds the environments, their action spaces, NumPy and Keras."""
 
 
 # ---------------------------------------------------------------- environments
 
 
+def gymnasium():
+    """The gymnasium module, or a clear error saying how to install it."""
+    try:
+        import gymnasium as gym
+    except ImportError:
+        raise user_error("Reinforcement learning needs gymnasium", "gymnasium installed",
+                         "no module named 'gymnasium'", "Install it with: pip install -e "
+                         "\".[rl]\" (or pip install \"gymnasium[classic-control]\").") from None
+    return gym
+
+
 def make_envs(config, render_mode=None):
     """A synchronous vector env of `config.num_envs` copies, resetting in the same step."""
-    import gymnasium as gym
-
+    gym = gymnasium()
     try:
         envs = gym.make_vec(config.env_id, num_envs=config.num_envs, vectorization_mode="sync",
                             vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
@@ -139,7 +97,7 @@ class DQNAgent:
     (`predict_on_batch`, `train_on_batch`): no per-step `predict`.
     """
 
-    def __init__(self, config, observation_size, num_actions):
+    def __init__(self, config, observation_size, num_actions, seed=42):
         self.config = config
         self.num_actions = num_actions
         self.q_network = build_q_network(observation_size, num_actions, config.hidden_units)
@@ -150,7 +108,7 @@ class DQNAgent:
             optimizer=keras.optimizers.Adam(config.learning_rate,
                                             global_clipnorm=config.max_grad_norm),
             loss=QLearningLoss())
-        self.rng = np.random.default_rng(config.seed)
+        self.rng = np.random.default_rng(seed)
         self.updates = 0
 
     def act(self, observations, epsilon):
@@ -161,8 +119,7 @@ class DQNAgent:
                         greedy)
 
     def greedy(self, observations):
-        q_values = self.q_network.predict_on_batch(np.asarray(observations, np.float32))
-        return np.asarray(q_values).argmax(axis=1)
+        return greedy_actions(self.q_network, observations)
 
     def update(self, batch):
         """One gradient step on a replay batch; returns the loss."""
@@ -200,28 +157,42 @@ def _real_next_observations(next_observations, terminated, truncated, infos):
     return real
 
 
-def train_dqn(config, log=None):
+def train_dqn(config, seed=42, log=None):
     """Trains a DQN agent; returns (agent, history).
 
-    `history` holds `episode_returns` with their `episode_steps`, the `losses`
-    with their `loss_steps`, `epsilons`, and `env_steps`, `wall_seconds`.
-    `log(step, history)` is called after every finished episode when given.
+    `history` holds `episode_returns` with their `episode_steps` and
+    `epsilons`, the `losses` with their `loss_steps`, and `env_steps`,
+    `wall_seconds`, `interrupted`. `log(step, history)` is called after every
+    finished episode when given. Ctrl-C stops training early and still returns
+    the agent, with `interrupted` set, so nothing trained so far is lost.
     """
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(seed)
     envs = make_envs(config)
-    envs.action_space.seed(config.seed)
+    envs.action_space.seed(seed)
     observation_size = envs.single_observation_space.shape[0]
-    agent = DQNAgent(config, observation_size, int(envs.single_action_space.n))
+    agent = DQNAgent(config, observation_size, int(envs.single_action_space.n), seed)
     buffer = ReplayBuffer(config.buffer_size, (observation_size,), config.num_envs,
-                          config.n_step, config.gamma, seed=config.seed)
+                          config.n_step, config.gamma, seed=seed)
     history = {"episode_returns": [], "episode_steps": [], "losses": [], "loss_steps": [],
-               "epsilons": []}
-    observations, _ = envs.reset(seed=config.seed)
+               "epsilons": [], "env_steps": 0, "interrupted": False}
+    started = time.perf_counter()
+    try:
+        _run_steps(config, seed, envs, agent, buffer, history, log)
+    except KeyboardInterrupt:
+        history["interrupted"] = True
+    finally:
+        envs.close()
+        history["wall_seconds"] = time.perf_counter() - started
+    return agent, history
+
+
+def _run_steps(config, seed, envs, agent, buffer, history, log):
+    observations, _ = envs.reset(seed=seed)
     returns = np.zeros(config.num_envs)
     explore_steps = config.exploration_fraction * config.total_steps
-    started, step = time.perf_counter(), 0
     next_train, next_target = config.learning_starts, config.target_update_interval
-    while step < config.total_steps:
+    while history["env_steps"] < config.total_steps:
+        step = history["env_steps"]
         epsilon = linear_schedule(config.epsilon_start, config.epsilon_end, explore_steps, step)
         actions = (envs.action_space.sample() if step < config.learning_starts
                    else agent.act(observations, epsilon))
@@ -229,7 +200,7 @@ def train_dqn(config, log=None):
         real_next = _real_next_observations(next_observations, terminated, truncated, infos)
         buffer.add(observations, actions, rewards, real_next, terminated, truncated)
         returns += rewards
-        step += config.num_envs
+        step = history["env_steps"] = step + config.num_envs
         for env in np.flatnonzero(np.logical_or(terminated, truncated)):
             history["episode_returns"].append(float(returns[env]))
             history["episode_steps"].append(step)
@@ -246,26 +217,39 @@ def train_dqn(config, log=None):
             for _ in range(config.gradient_steps):
                 history["losses"].append(agent.update(buffer.sample(config.batch_size)))
                 history["loss_steps"].append(step)
-    envs.close()
-    history["env_steps"] = step
-    history["wall_seconds"] = time.perf_counter() - started
-    return agent, history
 
 
-def evaluate_policy(agent, config, episodes=20, seed=10_000):
-    """Greedy returns over `episodes` episodes (fresh seeds, apart from training's)."""
-    import gymnasium as gym
+# ---------------------------------------------------------------- the greedy policy
 
-    env = gym.make(config.env_id)
-    returns = []
-    for episode in range(episodes):
-        observation, _ = env.reset(seed=seed + episode)
-        total, done = 0.0, False
-        while not done:
-            action = int(agent.greedy(observation[None])[0])
-            observation, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    env.close()
-    return returns
+
+def greedy_actions(q_network, observations):
+    """The highest-valued action for each observation (compiled, no `predict` loop)."""
+    q_values = q_network.predict_on_batch(np.asarray(observations, np.float32))
+    return np.asarray(q_values).argmax(axis=1)
+
+
+def play_episode(q_network, env, seed, frames=None):
+    """One greedy episode; returns its return. With a `frames` list, appends each
+    `env.render()` image (the env made with render_mode="rgb_array")."""
+    observation, _ = env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        if frames is not None:
+            frames.append(env.render())
+        action = int(greedy_actions(q_network, observation[None])[0])
+        observation, reward, terminated, truncated, _ = env.step(action)
+        total += float(reward)
+        done = terminated or truncated
+    if frames is not None:
+        frames.append(env.render())
+    return total
+
+
+def evaluate_policy(q_network, env_id, episodes=20, seed=10_000):
+    """Greedy returns over `episodes` episodes, seeded `seed`, `seed + 1`, ... (apart
+    from training's seeds)."""
+    env = gymnasium().make(env_id)
+    try:
+        return [play_episode(q_network, env, seed + episode) for episode in range(episodes)]
+    finally:
+        env.close()

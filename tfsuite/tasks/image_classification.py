@@ -2,11 +2,14 @@
 
 import csv
 import os
+import sys
 
 import keras
 import numpy as np
 
 from tfsuite.data.pipeline import build_image_data, load_image_file
+from tfsuite.errors import UserError
+from tfsuite.io import read_json
 from tfsuite.models.vision import build_classifier, set_trainable_layers
 from tfsuite.plots import plot_confusion_matrix
 from tfsuite.training.losses import SparseCategoricalCrossentropy
@@ -69,6 +72,40 @@ class ImageClassificationTask:
         write_confusion_csv(matrix, data.class_names,
                             os.path.join(out_dir, "confusion_matrix.csv"))
         return metrics, per_class
+
+    def export_spec(self, run_dir, model, count):
+        """What the export stage verifies artifacts on, and how their interface reads.
+
+        The inputs are up to `count` test-split images (validation if there is
+        no test split). When the run's data is gone (a model copied to another
+        machine), random pixels stand in and the report says so.
+        """
+        summary = os.path.join(run_dir, "summary.json")
+        class_names = read_json(summary)["data"]["class_names"] if os.path.isfile(
+            summary) else None
+        spec = {"outputs": ("probabilities", "class_id"),
+                "input": {"color_mode": self.config.data.color_mode,
+                          "description": "raw pixels 0..255 at the configured size; the "
+                                         "model preprocesses them itself"}}
+        try:
+            data = self.build_inputs(augment=False)
+        except (UserError, ImportError) as e:  # ImportError: no TensorFlow for tf.data
+            rng = np.random.default_rng(0)
+            shape = (min(count, 64), *model.input_shape[1:])
+            print(f"warning: the run's data is not available ({e}); verifying on random "
+                  "images.", file=sys.stderr)
+            return {**spec, "inputs": rng.uniform(0, 255, shape).astype(np.float32),
+                    "source": "random pixels", "labels": {"class_names": class_names}}
+        dataset, split = ((data.test, "test") if data.test is not None
+                          else (data.val, "validation"))
+        batches, total = [], 0
+        for images, _ in dataset:
+            batches.append(np.asarray(images, np.float32))
+            total += len(batches[-1])
+            if total >= count:
+                break
+        return {**spec, "inputs": np.concatenate(batches)[:count], "source": f"{split} split",
+                "labels": {"class_names": class_names or data.class_names}}
 
     def predict_files(self, model, class_names, paths, top_k=5):
         """Top-k (class name, probability) for each image file."""

@@ -1,0 +1,59 @@
+"""The DQN agent's typed settings: the `rl` section of an experiment config.
+
+No Keras or Gymnasium import here, so reading a config stays cheap. The seed
+is the run's `runtime.seed`; it seeds the environments, their action spaces,
+NumPy and Keras.
+"""
+
+from dataclasses import dataclass, field
+from typing import List
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """DQN settings; the defaults are tuned for CartPole-v1 (50,000 steps).
+
+    Stable-Baselines3 zoo's CartPole settings, plus double DQN and 3-step
+    returns: with 1-step plain DQN, seed 1 reached a greedy mean of 89.9 at
+    50,000 steps; with these, seeds 1, 2 and 3 each reached 500.
+    """
+
+    env_id: str = "CartPole-v1"
+    """Gymnasium id of a discrete-action, vector-observation environment."""
+    num_envs: int = 1
+    """Parallel environments stepped together (synchronous vector env)."""
+    total_steps: int = 50_000
+    """Environment steps in all (summed over the parallel environments)."""
+    learning_rate: float = 2.3e-3
+    """Adam's learning rate."""
+    buffer_size: int = 100_000
+    """Transitions the replay buffer keeps."""
+    batch_size: int = 64
+    """Transitions per gradient step."""
+    gamma: float = 0.99
+    """Discount factor."""
+    learning_starts: int = 1_000
+    """Environment steps of random play before the first update."""
+    train_frequency: int = 256
+    """Environment steps between two rounds of updates."""
+    gradient_steps: int = 128
+    """Gradient steps per round of updates."""
+    target_update_interval: int = 10
+    """Environment steps between target-network updates (as Stable-Baselines3 counts:
+    with bursts of updates, the target stays fixed within each burst)."""
+    tau: float = 1.0
+    """Target update: 1.0 copies the online network, smaller values are Polyak averaging."""
+    exploration_fraction: float = 0.16
+    """Fraction of `total_steps` over which epsilon falls from its start to its end."""
+    epsilon_start: float = 1.0
+    """Epsilon of the epsilon-greedy policy at the start."""
+    epsilon_end: float = 0.04
+    """Epsilon after the exploration fraction."""
+    double_dqn: bool = True
+    """Let the online network pick the next action and the target network score it."""
+    n_step: int = 3
+    """Rewards summed per transition (n-step returns)."""
+    max_grad_norm: float = 10.0
+    """Gradients are clipped to this global norm."""
+    hidden_units: List[int] = field(default_factory=lambda: [256, 256])
+    """Widths of the Q-network's hidden Dense layers (ReLU)."""
