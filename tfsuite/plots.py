@@ -120,3 +120,56 @@ def plot_compression(entries, path, title=None, layer_sparsity=None):
         ax.set_title("zeros per pruned layer (%)", fontsize=10)
         ax.tick_params(axis="y", labelsize=7)
     return _save(fig, path, title)
+
+
+def _moving_average(values, window):
+    values = np.asarray(values, np.float64)
+    if len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    head = np.cumsum(values[: window - 1]) / np.arange(1, window)
+    return np.concatenate([head, np.convolve(values, kernel, mode="valid")])
+
+
+def plot_rl_history(history, path, title=None, reward_threshold=None):
+    """Reinforcement-learning curves over environment steps: episode returns (with a
+    20-episode moving average and the env's "solved" line), the TD loss and epsilon."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    steps, returns = history["episode_steps"], history["episode_returns"]
+    axes[0].plot(steps, returns, alpha=0.3, label="episode")
+    axes[0].plot(steps, _moving_average(returns, 20), label="mean of 20")
+    if reward_threshold is not None:
+        axes[0].axhline(reward_threshold, color="gray", linestyle="--",
+                        label=f"solved ({reward_threshold:g})")
+    axes[0].set_title("episode return")
+    axes[0].legend(fontsize=8)
+    if history["losses"]:  # updates come in rounds at one env step: one mean per round
+        loss_steps, rounds = np.unique(history["loss_steps"], return_inverse=True)
+        means = np.bincount(rounds, weights=history["losses"]) / np.bincount(rounds)
+        axes[1].plot(loss_steps, means)
+        axes[1].set_yscale("log")
+    axes[1].set_title("TD loss (Huber), mean per round of updates")
+    axes[2].plot(steps, history["epsilons"])
+    axes[2].set_ylim(0, 1.02)
+    axes[2].set_title("epsilon (exploration)")
+    for ax in axes:
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+    return _save(fig, path, title)
+
+
+def plot_returns(returns, path, title=None, reward_threshold=None):
+    """The return of each evaluation episode, as bars."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.25 * len(returns) + 2), 3.5))
+    ax.bar(np.arange(1, len(returns) + 1), returns, color="#1f77b4")
+    if reward_threshold is not None:
+        ax.axhline(reward_threshold, color="gray", linestyle="--",
+                   label=f"solved ({reward_threshold:g})")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("episode")
+    ax.set_ylabel("return")
+    ax.set_title(f"greedy policy: mean {np.mean(returns):.1f} over {len(returns)} episodes")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path, title)

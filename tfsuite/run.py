@@ -41,8 +41,25 @@ def build_parser():
     commands.add_parser("list", parents=[common], help="list the experiments")
 
     evaluate = commands.add_parser("evaluate", parents=[common],
-                                   help="evaluate a run's model on its test split")
+                                   help="evaluate a run's model on its test split (a DQN "
+                                        "run: its greedy policy over N episodes)")
     evaluate.add_argument("run_dir")
+    evaluate.add_argument("--episodes", type=int, help="DQN runs: episodes to play "
+                          "(default 20)")
+    evaluate.add_argument("--seed", type=int, help="DQN runs: seed of the first episode "
+                          "(default 10000, apart from training's)")
+
+    render = commands.add_parser("render", parents=[common],
+                                 help="DQN runs: a GIF of one greedy episode")
+    render.add_argument("run_dir")
+    render.add_argument("--out", default="episode.gif", help="GIF to write (a new file; "
+                        "default episode.gif)")
+    render.add_argument("--seed", type=int, default=10_000, help="episode seed "
+                        "(default 10000)")
+    render.add_argument("--fps", type=int, default=50, help="frames per second (default 50, "
+                        "CartPole's real time)")
+    render.add_argument("--scale", type=float, default=0.5, help="frame size factor "
+                        "(default 0.5)")
 
     predict = commands.add_parser("predict", parents=[common],
                                   help="classify image files with a run's model or an "
@@ -149,6 +166,12 @@ def cmd_train(args):
     config = load_config(args.experiment, args.config, args.overrides)
     _start_backend(config, args.debug)
     summary = stages.train(config, args.run_dir, quiet=args.quiet)
+    if config.task == "reinforcement_learning":
+        from tfsuite.rl.stage import format_summary
+
+        print(format_summary(summary))
+        _print_export(summary)
+        return
     if "worker" in summary:  # a multi-worker job's other workers: the chief reports
         print(f"Done: worker {summary['worker']} of {summary['num_workers']} - test accuracy "
               f"{summary['metrics']['test_accuracy']:.2%} (the chief writes "
@@ -162,6 +185,10 @@ def cmd_train(args):
         for method, record in summary["compress"].items():
             print(f"Compressed ({method}):")
             print(format_compression(read_json(record["report"])))
+    _print_export(summary)
+
+
+def _print_export(summary):
     if summary.get("export"):
         from tfsuite.export.report import format_report
         from tfsuite.io import read_json
@@ -206,7 +233,21 @@ def cmd_evaluate(args):
     from tfsuite import stages
     from tfsuite.config import read_run_config
 
-    _start_backend(read_run_config(args.run_dir), args.debug)
+    config = read_run_config(args.run_dir)
+    _start_backend(config, args.debug)
+    if config.task == "reinforcement_learning":
+        from tfsuite.rl.stage import EVAL_EPISODES, EVAL_SEED, evaluate, format_evaluation
+
+        episodes = EVAL_EPISODES if args.episodes is None else args.episodes
+        seed = EVAL_SEED if args.seed is None else args.seed
+        print(format_evaluation(*evaluate(args.run_dir, episodes, seed)))
+        return
+    if args.episodes is not None or args.seed is not None:
+        from tfsuite.errors import user_error
+
+        raise user_error("--episodes and --seed apply to reinforcement-learning runs",
+                         "no such flag for this run", f"{args.run_dir} (task={config.task})",
+                         "Leave them out: image runs are evaluated on their test split.")
     metrics, per_class, out_dir = stages.evaluate(args.run_dir, quiet=args.quiet)
     print(f"test accuracy {metrics['test_accuracy']:.2%} on {metrics['num_evaluated']} images"
           + (f", top-5 {metrics['test_top5_accuracy']:.2%}" if "test_top5_accuracy" in metrics
@@ -239,7 +280,15 @@ def cmd_predict(args):
                              "config.yaml) or an exported SavedModel version (holding "
                              "saved_model.pb, e.g. saved_models/digits/1)",
                              f"path={args.run_dir!r}")
-        _start_backend(read_run_config(args.run_dir), args.debug)
+        config = read_run_config(args.run_dir)
+        if config.task != "image_classification":
+            from tfsuite.errors import user_error
+
+            raise user_error("`predict` classifies images", "a run of an image_classification "
+                             "experiment", f"{args.run_dir} (task={config.task})",
+                             f"For a DQN run use `evaluate {args.run_dir} --episodes N` or "
+                             f"`render {args.run_dir} --out episode.gif`.")
+        _start_backend(config, args.debug)
         results = stages.predict(args.run_dir, args.image, args.top_k)
     for path, ranked in results:
         print(f"{path}:")
@@ -301,6 +350,23 @@ def cmd_compress(args):
     print(format_report(report))
 
 
+def cmd_render(args):
+    from tfsuite.config import read_run_config
+    from tfsuite.errors import user_error
+
+    config = read_run_config(args.run_dir)
+    if config.task != "reinforcement_learning":
+        raise user_error("`render` plays episodes of a DQN run", "a run of a "
+                         "reinforcement_learning experiment (e.g. cartpole_dqn)",
+                         f"{args.run_dir} (task={config.task})")
+    _start_backend(config, args.debug)
+    from tfsuite.rl.stage import render
+
+    path, total, frames = render(args.run_dir, args.out, args.seed, args.fps, args.scale)
+    print(f"Wrote {path}: one greedy episode, return {total:g}, {frames} frames at "
+          f"{args.fps} fps")
+
+
 def cmd_launch(args):
     from tfsuite.launch import launch
 
@@ -327,7 +393,7 @@ def cmd_config(args):
     print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
 
 
-COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate,
+COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate, "render": cmd_render,
             "predict": cmd_predict, "export": cmd_export, "compress": cmd_compress,
             "launch": cmd_launch, "write-digits": cmd_write_digits, "config": cmd_config}
 

@@ -30,6 +30,10 @@ def train(config, run_dir=None, quiet=False):
     from tfsuite.training.runtime import select_backend
 
     select_backend(config.runtime)
+    if config.task == "reinforcement_learning":
+        from tfsuite.rl import stage as rl_stage
+
+        return rl_stage.train(config, run_dir, quiet)
     from tfsuite.plots import plot_history
     from tfsuite.tasks import get_task
     from tfsuite.training.runtime import setup_runtime
@@ -54,7 +58,7 @@ def train(config, run_dir=None, quiet=False):
         _print_start(config, run_dir, runtime, data, resuming)
     trainer = Trainer(config, run_dir, runtime, quiet=quiet)
     model = trainer.fit(task, data)
-    _save_model(model, os.path.join(run_dir, MODEL))
+    save_model(model, os.path.join(run_dir, MODEL))
     history = trainer.history()
     if history:
         plot_history(history, os.path.join(run_dir, "training_curves.png"), title=config.name)
@@ -84,7 +88,7 @@ def train(config, run_dir=None, quiet=False):
     if config.compress.methods:
         summary["compress"] = _compress_after_training(run_dir, config, quiet)
     if config.export.formats:
-        summary["export"] = _export_after_training(run_dir, config, quiet)
+        summary["export"] = export_after_training(run_dir, config, quiet)
         write_json(os.path.join(run_dir, SUMMARY), summary)
     runtime.end_job()
     return summary
@@ -108,7 +112,7 @@ def _train_as_worker(config, run_dir, runtime, task, data, quiet):
                   f"{run_dir} (the chief writes it; this worker writes {work_dir})", flush=True)
         model = Trainer(config, work_dir, runtime, quiet=True, resume_from=run_dir).fit(
             task, data)
-        _save_model(model, os.path.join(work_dir, MODEL))
+        save_model(model, os.path.join(work_dir, MODEL))
         metrics, _ = task.evaluate(model, data, os.path.join(work_dir, "evaluation"))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -148,7 +152,7 @@ def _compress_after_training(run_dir, config, quiet):
     return records
 
 
-def _export_after_training(run_dir, config, quiet):
+def export_after_training(run_dir, config, quiet):
     """The export stage chained after training (experiments with `export.formats`)."""
     from tfsuite.errors import UserError
     from tfsuite.export.stage import EXPORT_REPORT, export_run
@@ -180,7 +184,7 @@ def _data_report(config, data):
             "skipped": [{"path": p, "reason": r} for p, r in data.skipped[:100]]}
 
 
-def _save_model(model, path):
+def save_model(model, path):
     tmp = path[: -len(".keras")] + ".tmp.keras"
     model.save(tmp)
     os.replace(tmp, path)

@@ -40,7 +40,13 @@ def compress_config_for(run_dir, overrides=()):
     """The run's config with `compress.*` overrides applied and validated."""
     from tfsuite.config import read_run_config, with_overrides
 
-    return with_overrides(read_run_config(run_dir), overrides, section="compress")
+    config = read_run_config(run_dir)
+    if config.task != "image_classification":
+        raise user_error("Compression works on image classifiers", "a run of an "
+                         "image_classification experiment", f"{run_dir} (task={config.task})",
+                         "A DQN's Q-network is small already; export it with `python -m "
+                         f"tfsuite.run export {run_dir}`.")
+    return with_overrides(config, overrides, section="compress")
 
 
 def source_model_path(run_dir, source=None):

@@ -15,13 +15,15 @@ def format_report(report):
     """The table `export` prints: one row per artifact, then what was skipped and how to serve."""
     reference = report["reference"]
     rebuilt = " rebuilt in float32" if reference["rebuilt_in_float32"] else ""
+    inputs = "images" if "color_mode" in report["input"] else "inputs"
+    agreement = "top-1" if "probabilities" in report["outputs"] else "argmax"
     lines = [
         (f"Exported {report['name']} version {report['version']} -> "
          f"{display_path(report['path'])}"),
-        (f"  checked on {reference['num_samples']} images ({reference['inputs']}) against "
+        (f"  checked on {reference['num_samples']} {inputs} ({reference['inputs']}) against "
          f"{display_path(reference['model'])}{rebuilt}; Keras: "
          f"{reference['latency_ms']:.2f} ms per batch of {reference['batch_size']}"),
-        f"  {'format':<16} {'size':>10} {'max |diff|':>11} {'top-1':>8} {'ms/batch':>9}  path"]
+        f"  {'format':<16} {'size':>10} {'max |diff|':>11} {agreement:>8} {'ms/batch':>9}  path"]
     for name, result in report["formats"].items():
         lines.append(f"  {name:<16} {result['size_bytes'] / 1e3:>8.1f}kB "
                      f"{result['max_abs_diff']:>11.2e} {result['top1_agreement']:>8.2%} "

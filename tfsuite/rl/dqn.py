@@ -61,6 +61,17 @@ def make_envs(config, render_mode=None):
     return envs
 
 
+def describe_env(config):
+    """Facts about `config.env_id` for the run's summary; checks it as `make_envs` does."""
+    envs = make_envs(config)
+    envs.close()
+    spec = gymnasium().spec(config.env_id)
+    return {"id": config.env_id, "observation_size": int(envs.single_observation_space.shape[0]),
+            "num_actions": int(envs.single_action_space.n),
+            "reward_threshold": spec.reward_threshold,
+            "max_episode_steps": spec.max_episode_steps}
+
+
 # ---------------------------------------------------------------- Q-network and loss
 
 
@@ -132,6 +143,14 @@ class DQNAgent:
         loss = self.q_network.train_on_batch(batch["observations"], y)
         self.updates += 1
         return float(loss)
+
+    def policy_network(self):
+        """A copy of the online Q-network without loss or optimizer: what is saved and
+        exported (it loads anywhere, with no tfsuite class registered)."""
+        copy = build_q_network(self.q_network.input_shape[-1], self.num_actions,
+                               self.config.hidden_units)
+        copy.set_weights(self.q_network.get_weights())
+        return copy
 
     def update_target(self):
         tau = self.config.tau

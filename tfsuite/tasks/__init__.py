@@ -10,4 +10,8 @@ def get_task(config):
         from tfsuite.tasks.image_classification import ImageClassificationTask
 
         return ImageClassificationTask(config)
+    if config.task == "reinforcement_learning":
+        from tfsuite.tasks.reinforcement_learning import ReinforcementLearningTask
+
+        return ReinforcementLearningTask(config)
     raise user_error("Unknown task", f"one of {list(TASKS)}", f"task={config.task!r}")
