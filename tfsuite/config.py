@@ -579,6 +579,8 @@ def _validate_compress(compress):
 def _validate_runtime(runtime):
     _require(runtime.cpu_devices >= 0, "runtime.cpu_devices", "an int >= 0",
              runtime.cpu_devices)
+    _require(0 <= runtime.seed < 2 ** 31, "runtime.seed", "an int in [0, 2**31)",
+             runtime.seed)
     mesh = runtime.mesh_shape
     _require(mesh is None or (len(mesh) == 2 and min(mesh) >= 1), "runtime.mesh_shape",
              "null or [batch, model], each >= 1", mesh)

@@ -162,7 +162,7 @@ def plot_rl_history(history, path, title=None, reward_threshold=None):
 def plot_returns(returns, path, title=None, reward_threshold=None):
     """The return of each evaluation episode, as bars."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.25 * len(returns) + 2), 3.5))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(5.0, 0.25 * len(returns) + 2)), 3.5))
     ax.bar(np.arange(1, len(returns) + 1), returns, color="#1f77b4")
     if reward_threshold is not None:
         ax.axhline(reward_threshold, color="gray", linestyle="--",

@@ -432,8 +432,9 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted. Run the same command again to resume after the last completed "
-              "epoch (a run stopped during its first epoch starts again).", file=sys.stderr)
+        print("interrupted. Run the same command again: an image run resumes after its last "
+              "completed epoch (one stopped during its first epoch starts again); a DQN run "
+              "starts again.", file=sys.stderr)
         return 130
     return code or 0
 

@@ -309,10 +309,18 @@ def predict_saved_model(path, images, top_k=5):
     from tfsuite.tasks.image_classification import rank_top_k
 
     _check_image_files(images)
-    runner = SavedModelRunner(path)
-    height, width, channels = runner.input_spec.shape[1:]
     info_path = os.path.join(path, "export.json")
     info = read_json(info_path) if os.path.isfile(info_path) else {}
+    runner = SavedModelRunner(path)
+    if "probabilities" not in info.get("outputs", {"probabilities": None}) or \
+            len(runner.input_spec.shape) != 4:
+        raise user_error("This SavedModel does not classify images", "an image classifier's "
+                         "export (inputs [batch, height, width, channels], output "
+                         "probabilities)", f"{path} with input {runner.input_spec.shape} and "
+                         f"outputs {sorted(info.get('outputs', {}))}", "A DQN policy's "
+                         "SavedModel takes observations: query it through TF Serving, or use "
+                         "`evaluate`/`render` on its run directory.")
+    height, width, channels = runner.input_spec.shape[1:]
     color_mode = info.get("input", {}).get("color_mode") or {1: "grayscale", 3: "rgb",
                                                               4: "rgba"}[channels]
     data = DataConfig(image_size=[height, width], color_mode=color_mode)

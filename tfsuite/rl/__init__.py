@@ -1,1 +1,1 @@
-"""Reinforcement learning: DQN for Gymnasium environments (in progress, issue 6)."""
+"""Reinforcement learning: DQN for Gymnasium environments with discrete actions."""

@@ -33,7 +33,8 @@ class DQNConfig:
     gamma: float = 0.99
     """Discount factor."""
     learning_starts: int = 1_000
-    """Environment steps of random play before the first update."""
+    """Environment steps of random play before the first update (updates also wait
+    for `batch_size` stored transitions)."""
     train_frequency: int = 256
     """Environment steps between two rounds of updates."""
     gradient_steps: int = 128
@@ -42,7 +43,8 @@ class DQNConfig:
     """Environment steps between target-network updates (as Stable-Baselines3 counts:
     with bursts of updates, the target stays fixed within each burst)."""
     tau: float = 1.0
-    """Target update: 1.0 copies the online network, smaller values are Polyak averaging."""
+    """Target update: 1.0 copies the online network, smaller values are Polyak averaging
+    (applied every `target_update_interval` env steps, as Stable-Baselines3 does)."""
     exploration_fraction: float = 0.16
     """Fraction of `total_steps` over which epsilon falls from its start to its end."""
     epsilon_start: float = 1.0

@@ -15,6 +15,7 @@ import time
 
 import keras
 import numpy as np
+from keras import ops
 
 from tfsuite.errors import user_error
 from tfsuite.rl.config import DQNConfig  # noqa: F401  (the agent's settings)
@@ -43,9 +44,20 @@ def make_envs(config, render_mode=None):
         envs = gym.make_vec(config.env_id, num_envs=config.num_envs, vectorization_mode="sync",
                             vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
                             render_mode=render_mode)
+    except gym.error.DependencyNotInstalled as e:
+        raise user_error("The environment needs a package that is not installed",
+                         "its dependencies installed", f"rl.env_id={config.env_id!r} ({e})",
+                         "Install what the message names, e.g. pip install "
+                         "\"gymnasium[box2d]\" for LunarLander.") from None
     except gym.error.Error as e:
         raise user_error("Unknown Gymnasium environment", "a registered id such as "
                          "CartPole-v1", f"rl.env_id={config.env_id!r} ({e})") from None
+    if envs.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
+        envs.close()  # an env's registered vector_kwargs can override the request
+        raise user_error("The environment resets in another autoreset mode",
+                         "AutoresetMode.SAME_STEP (tfsuite's transitions rely on it)",
+                         f"rl.env_id={config.env_id!r} with "
+                         f"{envs.metadata.get('autoreset_mode')}")
     if not isinstance(envs.single_action_space, gym.spaces.Discrete):
         envs.close()
         raise user_error("DQN needs discrete actions", "an environment with a Discrete "
@@ -85,17 +97,44 @@ def build_q_network(observation_size, num_actions, hidden_units, name="q_network
     return keras.Model(inputs, outputs, name=name)
 
 
-@keras.saving.register_keras_serializable(package="tfsuite")
+class TDPair(keras.layers.Layer):
+    """Q(s, a) of the taken actions next to their TD targets, `[batch, 2]`.
+
+    The targets come from the target network (and, for double DQN, the online
+    network's choice of action) under `stop_gradient`: only Q(s, a) is trained.
+    """
+
+    def call(self, q_values, actions, rewards, terminated, discounts, next_q_target,
+             next_q_online=None):
+        chosen = ops.take_along_axis(q_values, ops.expand_dims(ops.cast(actions, "int32"), -1),
+                                     axis=-1)[:, 0]
+        targets = ops.stop_gradient(td_targets(rewards, terminated, discounts, next_q_target,
+                                               next_q_online))
+        return ops.stack([chosen, targets], axis=-1)
+
+
 class QLearningLoss(keras.losses.Loss):
-    """Huber loss between Q(s, a) and the TD target; `y_true` is `[target, action]`."""
+    """Huber loss between Q(s, a) and its TD target, both in `y_pred` (from `TDPair`)."""
 
     def call(self, y_true, y_pred):
-        targets = y_true[:, 0]
-        actions = keras.ops.cast(y_true[:, 1], "int32")
-        chosen = keras.ops.take_along_axis(y_pred, keras.ops.expand_dims(actions, -1),
-                                           axis=-1)[:, 0]
-        return keras.losses.huber(keras.ops.expand_dims(targets, -1),
-                                  keras.ops.expand_dims(chosen, -1))
+        return keras.losses.huber(y_pred[:, 1:], y_pred[:, :1])
+
+
+def build_update_model(q_network, target_network, double_dqn):
+    """One Keras model whose `train_on_batch` is a whole DQN update, compiled as one
+    step: Q-values, targets from the (frozen) target network, Huber loss, clipped Adam."""
+    size = q_network.input_shape[-1]
+    inputs = {"observations": keras.Input((size,), name="observations"),
+              "next_observations": keras.Input((size,), name="next_observations")}
+    for name in ("actions", "rewards", "terminated", "discounts"):
+        inputs[name] = keras.Input((), name=name)
+    target_network.trainable = False  # updated by copying or averaging, never by gradients
+    next_online = q_network(inputs["next_observations"]) if double_dqn else None
+    pair = TDPair(name="td_pair")(
+        q_network(inputs["observations"]), inputs["actions"], inputs["rewards"],
+        inputs["terminated"], inputs["discounts"], target_network(inputs["next_observations"]),
+        next_online)
+    return keras.Model(inputs, pair, name="dqn_update")
 
 
 # ---------------------------------------------------------------- the agent
@@ -104,8 +143,9 @@ class QLearningLoss(keras.losses.Loss):
 class DQNAgent:
     """The online and target Q-networks, epsilon-greedy acting and the update step.
 
-    Both the greedy action and the update are compiled by Keras
-    (`predict_on_batch`, `train_on_batch`): no per-step `predict`.
+    The greedy action (`predict_on_batch`) and the whole update (one
+    `train_on_batch` of `build_update_model`) are compiled by Keras: no per-step
+    `predict`, no host round trip inside an update.
     """
 
     def __init__(self, config, observation_size, num_actions, seed=42):
@@ -115,7 +155,9 @@ class DQNAgent:
         self.target_network = build_q_network(observation_size, num_actions,
                                               config.hidden_units, name="target_q_network")
         self.target_network.set_weights(self.q_network.get_weights())
-        self.q_network.compile(
+        self.update_model = build_update_model(self.q_network, self.target_network,
+                                               config.double_dqn)
+        self.update_model.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate,
                                             global_clipnorm=config.max_grad_norm),
             loss=QLearningLoss())
@@ -124,23 +166,23 @@ class DQNAgent:
 
     def act(self, observations, epsilon):
         """Epsilon-greedy actions for a batch of observations."""
-        greedy = self.greedy(observations)
-        explore = self.rng.random(len(observations)) < epsilon
-        return np.where(explore, self.rng.integers(0, self.num_actions, len(observations)),
-                        greedy)
+        count = len(observations)
+        explore = self.rng.random(count) < epsilon
+        random_actions = self.rng.integers(0, self.num_actions, count)
+        if explore.all():  # the network's choice would be thrown away
+            return random_actions
+        return np.where(explore, random_actions, self.greedy(observations))
 
     def greedy(self, observations):
         return greedy_actions(self.q_network, observations)
 
     def update(self, batch):
         """One gradient step on a replay batch; returns the loss."""
-        next_q = np.asarray(self.target_network.predict_on_batch(batch["next_observations"]))
-        online = (np.asarray(self.q_network.predict_on_batch(batch["next_observations"]))
-                  if self.config.double_dqn else None)
-        targets = np.asarray(td_targets(batch["rewards"], batch["terminated"],
-                                        batch["discounts"], next_q, online), np.float32)
-        y = np.stack([targets, batch["actions"].astype(np.float32)], axis=1)
-        loss = self.q_network.train_on_batch(batch["observations"], y)
+        inputs = {name: batch[name] for name in ("observations", "next_observations",
+                                                 "actions", "rewards", "terminated",
+                                                 "discounts")}
+        loss = self.update_model.train_on_batch(inputs, np.zeros(len(batch["actions"]),
+                                                                 np.float32))
         self.updates += 1
         return float(loss)
 
@@ -153,20 +195,19 @@ class DQNAgent:
         return copy
 
     def update_target(self):
+        """Copies the online weights (tau = 1) or moves towards them by tau (Polyak)."""
         tau = self.config.tau
-        online = self.q_network.get_weights()
-        if tau >= 1.0:
-            self.target_network.set_weights(online)
-        else:
-            self.target_network.set_weights(
-                [tau * w + (1.0 - tau) * t for w, t in
-                 zip(online, self.target_network.get_weights())])
+        for target, online in zip(self.target_network.weights, self.q_network.weights):
+            # A copy, not the online array itself: JAX donates both variables' buffers to
+            # the compiled update, and one buffer cannot be donated twice.
+            target.assign(ops.copy(online) if tau >= 1.0
+                          else tau * online + (1.0 - tau) * target)
 
 
 # ---------------------------------------------------------------- training
 
 
-def _real_next_observations(next_observations, terminated, truncated, infos):
+def real_next_observations(next_observations, terminated, truncated, infos):
     """The observation each step really reached: for an episode that just ended, its last
     observation (SAME_STEP autoreset already put the next episode's first one in its slot)."""
     real = np.array(next_observations, copy=True)
@@ -176,47 +217,81 @@ def _real_next_observations(next_observations, terminated, truncated, infos):
     return real
 
 
-def train_dqn(config, seed=42, log=None):
+def train_dqn(config, seed=42, log=None, buffer=None):
     """Trains a DQN agent; returns (agent, history).
 
     `history` holds `episode_returns` with their `episode_steps` and
     `epsilons`, the `losses` with their `loss_steps`, and `env_steps`,
     `wall_seconds`, `interrupted`. `log(step, history)` is called after every
     finished episode when given. Ctrl-C stops training early and still returns
-    the agent, with `interrupted` set, so nothing trained so far is lost.
+    the agent, with `interrupted` set, so nothing trained so far is lost. Pass a
+    `ReplayBuffer` as `buffer` to look at what was stored afterwards.
     """
     keras.utils.set_random_seed(seed)
     envs = make_envs(config)
     envs.action_space.seed(seed)
     observation_size = envs.single_observation_space.shape[0]
-    agent = DQNAgent(config, observation_size, int(envs.single_action_space.n), seed)
-    buffer = ReplayBuffer(config.buffer_size, (observation_size,), config.num_envs,
-                          config.n_step, config.gamma, seed=seed)
+    # Exploration and replay sampling draw from independent streams of the one seed.
+    agent_seed, buffer_seed = np.random.SeedSequence(seed).spawn(2)
+    agent = DQNAgent(config, observation_size, int(envs.single_action_space.n), agent_seed)
+    if buffer is None:
+        buffer = ReplayBuffer(config.buffer_size, (observation_size,), config.num_envs,
+                              config.n_step, config.gamma, seed=buffer_seed)
     history = {"episode_returns": [], "episode_steps": [], "losses": [], "loss_steps": [],
                "epsilons": [], "env_steps": 0, "interrupted": False}
     started = time.perf_counter()
     try:
-        _run_steps(config, seed, envs, agent, buffer, history, log)
-    except KeyboardInterrupt:
-        history["interrupted"] = True
+        with _StopOnCtrlC() as stop:
+            _run_steps(config, seed, envs, agent, buffer, history, log, stop)
+        history["interrupted"] = stop.requested
     finally:
         envs.close()
         history["wall_seconds"] = time.perf_counter() - started
     return agent, history
 
 
-def _run_steps(config, seed, envs, agent, buffer, history, log):
+class _StopOnCtrlC:
+    """Turns the first Ctrl-C into a request the loop sees between two steps (an
+    interrupt inside a compiled JAX step would leave the weights' buffers donated and
+    gone); a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def _run_steps(config, seed, envs, agent, buffer, history, log, stop):
     observations, _ = envs.reset(seed=seed)
     returns = np.zeros(config.num_envs)
     explore_steps = config.exploration_fraction * config.total_steps
     next_train, next_target = config.learning_starts, config.target_update_interval
-    while history["env_steps"] < config.total_steps:
+    while history["env_steps"] < config.total_steps and not stop.requested:
         step = history["env_steps"]
         epsilon = linear_schedule(config.epsilon_start, config.epsilon_end, explore_steps, step)
         actions = (envs.action_space.sample() if step < config.learning_starts
                    else agent.act(observations, epsilon))
         next_observations, rewards, terminated, truncated, infos = envs.step(actions)
-        real_next = _real_next_observations(next_observations, terminated, truncated, infos)
+        real_next = real_next_observations(next_observations, terminated, truncated, infos)
         buffer.add(observations, actions, rewards, real_next, terminated, truncated)
         returns += rewards
         step = history["env_steps"] = step + config.num_envs
@@ -228,14 +303,19 @@ def _run_steps(config, seed, envs, agent, buffer, history, log):
             if log:
                 log(step, history)
         observations = next_observations
-        if step >= next_target:
-            next_target += config.target_update_interval
+        if step >= next_target:  # once, however many intervals num_envs steps crossed
+            next_target += config.target_update_interval * (
+                1 + (step - next_target) // config.target_update_interval)
             agent.update_target()
         if step >= next_train:
-            next_train += config.train_frequency
-            for _ in range(config.gradient_steps):
-                history["losses"].append(agent.update(buffer.sample(config.batch_size)))
-                history["loss_steps"].append(step)
+            rounds = 1 + (step - next_train) // config.train_frequency
+            next_train += config.train_frequency * rounds
+            if len(buffer) >= config.batch_size:  # n-step tails may not be stored yet
+                for _ in range(config.gradient_steps * rounds):
+                    if stop.requested:
+                        break
+                    history["losses"].append(agent.update(buffer.sample(config.batch_size)))
+                    history["loss_steps"].append(step)
 
 
 # ---------------------------------------------------------------- the greedy policy

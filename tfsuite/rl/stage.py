@@ -12,6 +12,7 @@ stage turns model.keras into a SavedModel whose signature maps observations to
 import csv
 import dataclasses
 import os
+import shutil
 import time
 
 import numpy as np
@@ -37,17 +38,22 @@ def train(config, run_dir=None, quiet=False):
     from tfsuite.training.runtime import setup_runtime
 
     started = time.perf_counter()
+    _refuse_multi_worker()
     run_dir, _ = resolve_run_dir(config, run_dir)
     # One device: DQN steps one small network a batch of 64 at a time.
     runtime = setup_runtime(dataclasses.replace(config.runtime, strategy="none"))
     env = describe_env(config.rl)  # a bad env id fails before the run directory is touched
     start_run_dir(run_dir, resuming=False)
+    # A fresh start: TensorBoard events of an attempt that stopped early (tfsuite's own
+    # files, or resolve_run_dir would have refused the folder) would overlap the new ones.
+    shutil.rmtree(os.path.join(run_dir, "logs"), ignore_errors=True)
     write_config(config, os.path.join(run_dir, "config.yaml"))
     if not quiet:
         _print_start(config, run_dir, env, runtime)
     progress = Progress(run_dir, config.rl.total_steps, quiet)
     try:
         agent, history = train_dqn(config.rl, config.runtime.seed, log=progress)
+        progress.last_line(history)
     finally:
         progress.close()
     model = agent.policy_network()
@@ -67,6 +73,19 @@ def train(config, run_dir=None, quiet=False):
         summary["export"] = export_after_training(run_dir, config, quiet)
         write_json(os.path.join(run_dir, SUMMARY), summary)
     return summary
+
+
+def _refuse_multi_worker():
+    import keras
+
+    from tfsuite.training.cluster import current_cluster
+
+    cluster = current_cluster(keras.backend.backend())
+    if cluster.num_workers > 1:
+        raise user_error("DQN trains in one process", "a single process (no `launch`, no "
+                         "TF_CONFIG cluster)", f"worker {cluster.index} of "
+                         f"{cluster.num_workers}", "Run `python -m tfsuite.run train "
+                         "EXPERIMENT` on its own; start several seeds as separate runs.")
 
 
 def _summary(config, run_dir, runtime, env, history, returns, model, wall_seconds):
@@ -129,6 +148,7 @@ class Progress:
         self.quiet = quiet
         self.interval = max(1, total_steps // 10)
         self.next_line = self.interval
+        self.printed_step = 0
         self.started = time.perf_counter()
         self.losses_seen = 0
         self.file = open(os.path.join(run_dir, HISTORY), "w", newline="", encoding="utf-8")
@@ -148,13 +168,24 @@ class Progress:
         if step >= self.next_line:
             self.next_line += self.interval
             self.file.flush()
-            if not self.quiet:
-                recent = history["episode_returns"][-20:]
-                loss = f"{np.mean(history['losses'][-256:]):.4f}" if history["losses"] else "-"
-                print(f"  step {step:>{len(f'{self.total_steps:,}')},}/{self.total_steps:,}  "
-                      f"episodes {episode:>5}  return (last 20) {np.mean(recent):7.1f}  "
-                      f"epsilon {history['epsilons'][-1]:.2f}  loss {loss}  "
-                      f"{step / wall:,.0f} steps/s", flush=True)
+            self._line(step, history)
+
+    def _line(self, step, history):
+        self.printed_step = step
+        if self.quiet or not history["episode_returns"]:
+            return
+        recent = history["episode_returns"][-20:]
+        loss = f"{np.mean(history['losses'][-256:]):.4f}" if history["losses"] else "-"
+        steps_per_second = step / max(time.perf_counter() - self.started, 1e-9)
+        print(f"  step {step:>{len(f'{self.total_steps:,}')},}/{self.total_steps:,}  "
+              f"episodes {len(history['episode_returns']):>5}  return (last 20) "
+              f"{np.mean(recent):7.1f}  epsilon {history['epsilons'][-1]:.2f}  loss {loss}  "
+              f"{steps_per_second:,.0f} steps/s", flush=True)
+
+    def last_line(self, history):
+        """The line for the last step, unless an episode ended right there."""
+        if history["env_steps"] > self.printed_step and not history["interrupted"]:
+            self._line(history["env_steps"], history)
 
     def _scalars(self, step, history, new_losses):
         import tensorflow as tf
@@ -221,6 +252,7 @@ def evaluate(run_dir, episodes=EVAL_EPISODES, seed=EVAL_SEED):
     config = read_run_config(run_dir)
     if episodes < 1:
         raise user_error("--episodes must be positive", "an int >= 1", f"episodes={episodes}")
+    _check_seed(seed)
     model = load_run_model(run_dir)
     returns = evaluate_policy(model, config.rl.env_id, episodes, seed)
     metrics, out_dir = _write_evaluation(run_dir, returns, describe_env(config.rl), seed)
@@ -241,9 +273,11 @@ def render(run_dir, out, seed=EVAL_SEED, fps=50, scale=0.5):
     from tfsuite.stages import load_run_model
 
     _check_gif_path(out)
-    if not 0 < scale <= 4 or not 1 <= fps <= 100:
-        raise user_error("Bad render settings", "--scale in (0, 4] and --fps in [1, 100]",
+    # Browsers play GIF frames shorter than 20 ms at 100 ms: 50 fps is the most a GIF shows.
+    if not 0 < scale <= 4 or not 1 <= fps <= 50:
+        raise user_error("Bad render settings", "--scale in (0, 4] and --fps in [1, 50]",
                          f"scale={scale}, fps={fps}")
+    _check_seed(seed)
     config = read_run_config(run_dir)
     model = load_run_model(run_dir)
     gym = gymnasium()
@@ -276,6 +310,11 @@ def _gif_frame(image, scale):
     from PIL import Image
 
     return image.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+
+
+def _check_seed(seed):
+    if not 0 <= seed < 2 ** 31:
+        raise user_error("--seed is out of range", "an int in [0, 2**31)", f"seed={seed}")
 
 
 def _check_gif_path(out):

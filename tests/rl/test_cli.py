@@ -1,0 +1,133 @@
+"""`train cartpole_dqn`, `evaluate --episodes`, `render --out` and `export` as a user
+runs them, and the bad inputs they refuse."""
+
+import csv
+import json
+import os
+
+import pytest
+from PIL import Image
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
+
+def _assert_user_error(result, *fragments):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len([l for l in result.stderr.splitlines() if l.startswith("error:")]) == 1
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+@pytest.fixture(scope="module")
+def dqn_run(tmp_path_factory):
+    """A short cartpole_dqn run with its export: the run directory and what it printed."""
+    cwd = tmp_path_factory.mktemp("dqn")
+    result = run_cli("train", "cartpole_dqn", "--set", "rl.total_steps=3000",
+                     "--set", "export.formats=[saved_model,keras]", cwd=str(cwd))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return cwd, os.path.join(cwd, "runs", "cartpole_dqn"), result.stdout
+
+
+def test_train_writes_a_complete_run(dqn_run):
+    cwd, run_dir, printed = dqn_run
+    assert "step 3,000/3,000" in printed and "greedy return" in printed
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    metrics = summary["metrics"]
+    assert metrics["env_steps"] == 3000 and metrics["eval_episodes"] == 20
+    assert metrics["eval_mean_return"] > 60  # a random policy averages about 22
+    assert summary["wall_seconds"] > summary["training_seconds"] > 0
+    assert summary["env_steps_per_second"] == pytest.approx(
+        3000 / summary["training_seconds"], rel=0.01)
+    assert summary["env"]["reward_threshold"] == 475.0 and summary["env"]["num_actions"] == 2
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        episodes = list(csv.DictReader(f))
+    assert len(episodes) == metrics["episodes"] > 10
+    assert sum(float(e["return"]) for e in episodes) <= 3000  # one reward per step
+    for name in ("model.keras", "training_curves.png", "config.yaml",
+                 os.path.join("evaluation", "returns.png")):
+        assert os.path.isfile(os.path.join(run_dir, name)), name
+    assert os.listdir(os.path.join(run_dir, "logs", "train"))  # TensorBoard events
+    # The exported policy: observations in, q_values and the greedy action out.
+    with open(os.path.join(summary["export"]["path"], "export.json")) as f:
+        export = json.load(f)
+    assert export["outputs"] == {"q_values": [None, 2], "action": [None]}
+    assert export["input"]["shape"] == [None, 4] and export["env_id"] == "CartPole-v1"
+    assert all(r["verified"] for r in export["formats"].values())
+    assert set(export["formats"]) == {"saved_model", "keras"}
+
+
+def test_evaluate_plays_the_greedy_policy(dqn_run):
+    cwd, run_dir, _ = dqn_run
+    result = run_cli("evaluate", run_dir, "--episodes", "3", cwd=str(cwd))
+    assert result.returncode == 0, result.stderr
+    assert "over 3 episodes" in result.stdout
+    with open(os.path.join(run_dir, "evaluation", "metrics.json")) as f:
+        evaluation = json.load(f)
+    assert len(evaluation["returns"]) == 3
+    _assert_user_error(run_cli("evaluate", run_dir, "--episodes", "0"), "--episodes")
+
+
+def test_render_writes_a_gif_and_never_overwrites(dqn_run):
+    cwd, run_dir, _ = dqn_run
+    out = os.path.join(cwd, "episode.gif")
+    result = run_cli("render", run_dir, "--out", out, cwd=str(cwd))
+    assert result.returncode == 0, result.stderr
+    assert "XDG_RUNTIME_DIR" not in result.stderr  # frames drawn off-screen, no display
+    with Image.open(out) as gif:
+        assert gif.size == (300, 200) and gif.n_frames >= 10
+    before = os.path.getmtime(out)
+    _assert_user_error(run_cli("render", run_dir, "--out", out), "already exists")
+    assert os.path.getmtime(out) == before
+    _assert_user_error(run_cli("render", run_dir, "--out", "x.png"), "GIF")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--set", "rl.env_id=NoSuchEnv-v0"], ["Unknown Gymnasium environment"]),
+    (["--set", "rl.env_id=Pendulum-v1"], ["DQN needs discrete actions", "Box"]),
+    (["--set", "rl.buffer_size=-100"], ["rl.buffer_size", "Received: rl.buffer_size=-100"]),
+    (["--set", "rl.hidden_units=[]"], ["rl.hidden_units"]),
+    (["--set", "runtime.strategy=mirrored"], ["runtime.strategy", "one device"]),
+])
+def test_bad_dqn_settings_exit_2_and_leave_nothing(tmp_path, args, fragments):
+    _assert_user_error(run_cli("train", "cartpole_dqn", *args, cwd=str(tmp_path)), *fragments)
+    assert not os.path.exists(tmp_path / "runs")
+
+
+def test_image_commands_refuse_a_dqn_run(dqn_run):
+    cwd, run_dir, _ = dqn_run
+    _assert_user_error(run_cli("predict", run_dir, "--image", "x.png"), "classifies images",
+                       "render")
+    _assert_user_error(run_cli("compress", run_dir, "--method", "prune"), "image classifiers")
+
+
+def test_ctrl_c_keeps_the_q_network_and_the_same_command_starts_again(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    run_dir = str(tmp_path / "run")
+    command = [sys.executable, "-m", "tfsuite.run", "train", "cartpole_dqn", "--run-dir",
+               run_dir, "--set", "rl.total_steps=20000", "--set", "rl.learning_starts=200"]
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    for line in process.stdout:  # wait for the first progress line: updates have begun
+        if line.startswith("  step "):
+            break
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out + err
+    assert "interrupted at environment step" in out and "Traceback" not in err
+    assert os.path.isfile(os.path.join(run_dir, "checkpoints", "interrupted.keras"))
+    assert not os.path.exists(os.path.join(run_dir, "summary.json"))
+    # The same command may start again in the same folder (a short run here).
+    again = run_cli("train", "cartpole_dqn", "--run-dir", run_dir, "--set",
+                    "rl.total_steps=600", "--set", "export.formats=[]", "--quiet")
+    assert again.returncode == 0, again.stdout + again.stderr
