@@ -91,6 +91,9 @@ def main():
                      "eval_min_return": metrics["eval_min_return"],
                      "env_steps": metrics["env_steps"], "episodes": metrics["episodes"],
                      "first_train_mean_475_at": first_solved_step(run_dir),
+                     "policy_from_env_step": metrics["policy_from_env_step"],
+                     "final_weights_greedy_mean": summary["training_evaluations"][-1][
+                         "mean_return"],
                      "training_seconds": summary["training_seconds"],
                      "env_steps_per_second": summary["env_steps_per_second"],
                      "command_wall_seconds": round(wall, 1)})
@@ -100,7 +103,8 @@ def main():
     print(f"\nDQN on CartPole-v1 ({platform.machine()}, {os.cpu_count()} CPU cores); "
           f"random policy: mean return {baseline:.1f}")
     header = ["run", "greedy mean (20 ep.)", "min", "env steps", "episodes",
-              "train mean-20 >= 475 at", "train s", "env steps/s", "command s"]
+              "train mean-20 >= 475 at", "policy kept from step",
+              "final weights (10 ep.)", "train s", "env steps/s", "command s"]
     print(" | ".join(header))
     for r in rows:
         print(" | ".join(str(v) for v in r.values()))

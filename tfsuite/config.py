@@ -598,7 +598,9 @@ def _validate_rl(config):
                 "gradient_steps", "target_update_interval", "n_step"):
         _require(getattr(rl, key) >= 1, f"rl.{key}", "an int >= 1", getattr(rl, key),
                  "e.g. 100000 transitions." if key == "buffer_size" else None)
-    _require(rl.learning_starts >= 0, "rl.learning_starts", "an int >= 0", rl.learning_starts)
+    for key in ("learning_starts", "eval_interval"):
+        _require(getattr(rl, key) >= 0, f"rl.{key}", "an int >= 0", getattr(rl, key))
+    _require(rl.eval_episodes >= 1, "rl.eval_episodes", "an int >= 1", rl.eval_episodes)
     for key in ("learning_rate", "max_grad_norm"):
         _require(0 < getattr(rl, key) < float("inf"), f"rl.{key}", "a finite value > 0",
                  getattr(rl, key))

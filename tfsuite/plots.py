@@ -142,6 +142,13 @@ def plot_rl_history(history, path, title=None, reward_threshold=None):
     if reward_threshold is not None:
         axes[0].axhline(reward_threshold, color="gray", linestyle="--",
                         label=f"solved ({reward_threshold:g})")
+    evaluations = history.get("evaluations") or []
+    if evaluations:
+        axes[0].plot([e["env_step"] for e in evaluations],
+                     [e["mean_return"] for e in evaluations], "o-", label="greedy evaluation")
+    if history.get("best_env_step") is not None:
+        axes[0].axvline(history["best_env_step"], color="green", alpha=0.4,
+                        label="policy kept")
     axes[0].set_title("episode return")
     axes[0].legend(fontsize=8)
     if history["losses"]:  # updates come in rounds at one env step: one mean per round

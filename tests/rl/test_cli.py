@@ -43,6 +43,9 @@ def test_train_writes_a_complete_run(dqn_run):
     assert summary["env_steps_per_second"] == pytest.approx(
         3000 / summary["training_seconds"], rel=0.01)
     assert summary["env"]["reward_threshold"] == 475.0 and summary["env"]["num_actions"] == 2
+    # Shorter than rl.eval_interval: the final weights are scored, and kept.
+    assert [e["env_step"] for e in summary["training_evaluations"]] == [3000]
+    assert metrics["policy_from_env_step"] == 3000
     with open(os.path.join(run_dir, "history.csv")) as f:
         episodes = list(csv.DictReader(f))
     assert len(episodes) == metrics["episodes"] > 10

@@ -7,7 +7,9 @@ import pytest
 
 from tfsuite.errors import UserError
 from tfsuite.rl.config import DQNConfig
-from tfsuite.rl.dqn import evaluate_policy, make_envs, train_dqn
+from tfsuite.rl.dqn import train_dqn
+from tfsuite.rl.envs import make_envs
+from tfsuite.rl.policy import evaluate_policy
 from tfsuite.rl.replay import ReplayBuffer
 
 pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
@@ -129,3 +131,28 @@ def test_environments_dqn_cannot_take(env_id, fragment):
     with pytest.raises(UserError, match=fragment) as raised:
         make_envs(DQNConfig(env_id=env_id))
     assert f"rl.env_id={env_id!r}" in str(raised.value)
+
+
+def test_the_best_evaluated_weights_are_kept():
+    from tfsuite.rl.dqn import build_q_network
+    from tfsuite.rl.policy import BestCheckpoint
+
+    network = build_q_network(4, 2, [2])
+    # A hand-made controller: push right when the pole falls right (angle + 0.5 * its
+    # speed > 0); it balances far longer than always pushing left (all-zero weights).
+    hidden = np.zeros((4, 2), np.float32)
+    hidden[2], hidden[3] = [1.0, -1.0], [0.5, -0.5]
+    good = [hidden, np.zeros(2, np.float32), np.array([[0.0, 1.0], [1.0, 0.0]], np.float32),
+            np.zeros(2, np.float32)]
+    network.set_weights(good)
+    best = BestCheckpoint("CartPole-v1", interval=5000, episodes=3)
+    assert not best.due(4999) and best.due(5000)
+    good_mean = best.evaluate(network, 5000)
+    network.set_weights([np.zeros_like(w) for w in good])
+    bad_mean = best.evaluate(network, 10_000)
+    assert good_mean > 100 > 20 > bad_mean
+    best.restore_best(network, 10_000)
+    best.close()
+    assert best.best_step == 5000 and len(best.evaluations) == 2
+    for kept, expected in zip(network.get_weights(), good):
+        np.testing.assert_array_equal(kept, expected)

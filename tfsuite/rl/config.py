@@ -57,5 +57,10 @@ class DQNConfig:
     """Rewards summed per transition (n-step returns)."""
     max_grad_norm: float = 10.0
     """Gradients are clipped to this global norm."""
+    eval_interval: int = 5_000
+    """Env steps between greedy evaluations during training; the best evaluated weights
+    are the run's policy (0: the last weights)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation during training (the same seeds each time)."""
     hidden_units: List[int] = field(default_factory=lambda: [256, 256])
     """Widths of the Q-network's hidden Dense layers (ReLU)."""

@@ -1,9 +1,10 @@
 """DQN for Gymnasium environments with discrete actions and vector observations.
 
-Reads top to bottom: the environments, the Q-network, the loss, the agent
-(acting and the update step), the training loop, then the greedy policy. The
-settings are in `config.py`; replay, n-step returns and the TD targets in
-`replay.py` and `targets.py`.
+Reads top to bottom: the Q-network, the loss, the agent (acting and the
+update step), then the training loop. The settings are in `config.py`, the
+environments in `envs.py`, the greedy policy and the periodic evaluation in
+`policy.py`, replay and n-step returns in `replay.py`, the TD targets in
+`targets.py`.
 
 Bootstrapping uses `terminated` only (a time limit still bootstraps), and
 transitions never cross an episode reset: the vector environments reset in the
@@ -17,71 +18,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfsuite.errors import user_error
 from tfsuite.rl.config import DQNConfig  # noqa: F401  (the agent's settings)
+from tfsuite.rl.envs import make_envs, real_next_observations
+from tfsuite.rl.policy import BestCheckpoint, greedy_actions
 from tfsuite.rl.replay import ReplayBuffer
 from tfsuite.rl.targets import linear_schedule, td_targets
-
-
-# ---------------------------------------------------------------- environments
-
-
-def gymnasium():
-    """The gymnasium module, or a clear error saying how to install it."""
-    try:
-        import gymnasium as gym
-    except ImportError:
-        raise user_error("Reinforcement learning needs gymnasium", "gymnasium installed",
-                         "no module named 'gymnasium'", "Install it with: pip install -e "
-                         "\".[rl]\" (or pip install \"gymnasium[classic-control]\").") from None
-    return gym
-
-
-def make_envs(config, render_mode=None):
-    """A synchronous vector env of `config.num_envs` copies, resetting in the same step."""
-    gym = gymnasium()
-    try:
-        envs = gym.make_vec(config.env_id, num_envs=config.num_envs, vectorization_mode="sync",
-                            vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
-                            render_mode=render_mode)
-    except gym.error.DependencyNotInstalled as e:
-        raise user_error("The environment needs a package that is not installed",
-                         "its dependencies installed", f"rl.env_id={config.env_id!r} ({e})",
-                         "Install what the message names, e.g. pip install "
-                         "\"gymnasium[box2d]\" for LunarLander.") from None
-    except gym.error.Error as e:
-        raise user_error("Unknown Gymnasium environment", "a registered id such as "
-                         "CartPole-v1", f"rl.env_id={config.env_id!r} ({e})") from None
-    if envs.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
-        envs.close()  # an env's registered vector_kwargs can override the request
-        raise user_error("The environment resets in another autoreset mode",
-                         "AutoresetMode.SAME_STEP (tfsuite's transitions rely on it)",
-                         f"rl.env_id={config.env_id!r} with "
-                         f"{envs.metadata.get('autoreset_mode')}")
-    if not isinstance(envs.single_action_space, gym.spaces.Discrete):
-        envs.close()
-        raise user_error("DQN needs discrete actions", "an environment with a Discrete "
-                         "action space (CartPole-v1, Acrobot-v1, LunarLander-v3)",
-                         f"rl.env_id={config.env_id!r} with action space "
-                         f"{envs.single_action_space}")
-    if not isinstance(envs.single_observation_space, gym.spaces.Box) or \
-            len(envs.single_observation_space.shape) != 1:
-        envs.close()
-        raise user_error("DQN here needs vector observations", "a Box observation space "
-                         "of rank 1", f"rl.env_id={config.env_id!r} with observation "
-                         f"space {envs.single_observation_space}")
-    return envs
-
-
-def describe_env(config):
-    """Facts about `config.env_id` for the run's summary; checks it as `make_envs` does."""
-    envs = make_envs(config)
-    envs.close()
-    spec = gymnasium().spec(config.env_id)
-    return {"id": config.env_id, "observation_size": int(envs.single_observation_space.shape[0]),
-            "num_actions": int(envs.single_action_space.n),
-            "reward_threshold": spec.reward_threshold,
-            "max_episode_steps": spec.max_episode_steps}
 
 
 # ---------------------------------------------------------------- Q-network and loss
@@ -207,22 +148,13 @@ class DQNAgent:
 # ---------------------------------------------------------------- training
 
 
-def real_next_observations(next_observations, terminated, truncated, infos):
-    """The observation each step really reached: for an episode that just ended, its last
-    observation (SAME_STEP autoreset already put the next episode's first one in its slot)."""
-    real = np.array(next_observations, copy=True)
-    if "final_obs" in infos:
-        for env in np.flatnonzero(np.logical_or(terminated, truncated)):
-            real[env] = infos["final_obs"][env]
-    return real
-
-
 def train_dqn(config, seed=42, log=None, buffer=None):
     """Trains a DQN agent; returns (agent, history).
 
     `history` holds `episode_returns` with their `episode_steps` and
-    `epsilons`, the `losses` with their `loss_steps`, and `env_steps`,
-    `wall_seconds`, `interrupted`. `log(step, history)` is called after every
+    `epsilons`, the `losses` with their `loss_steps`, the greedy `evaluations`
+    during training and the `best_env_step` whose weights the agent ends with
+    (see `BestCheckpoint`), and `env_steps`, `wall_seconds`, `interrupted`. `log(step, history)` is called after every
     finished episode when given. Ctrl-C stops training early and still returns
     the agent, with `interrupted` set, so nothing trained so far is lost. Pass a
     `ReplayBuffer` as `buffer` to look at what was stored afterwards.
@@ -240,12 +172,18 @@ def train_dqn(config, seed=42, log=None, buffer=None):
     history = {"episode_returns": [], "episode_steps": [], "losses": [], "loss_steps": [],
                "epsilons": [], "env_steps": 0, "interrupted": False}
     started = time.perf_counter()
+    best = BestCheckpoint(config.env_id, config.eval_interval, config.eval_episodes)
+    history["evaluations"] = best.evaluations  # filled in as training goes
     try:
         with _StopOnCtrlC() as stop:
-            _run_steps(config, seed, envs, agent, buffer, history, log, stop)
+            _run_steps(config, seed, envs, agent, buffer, history, log, stop, best)
         history["interrupted"] = stop.requested
+        if not stop.requested:
+            best.restore_best(agent.q_network, history["env_steps"])
     finally:
         envs.close()
+        best.close()
+        history["best_env_step"] = best.best_step
         history["wall_seconds"] = time.perf_counter() - started
     return agent, history
 
@@ -280,7 +218,7 @@ class _StopOnCtrlC:
         return False
 
 
-def _run_steps(config, seed, envs, agent, buffer, history, log, stop):
+def _run_steps(config, seed, envs, agent, buffer, history, log, stop, best):
     observations, _ = envs.reset(seed=seed)
     returns = np.zeros(config.num_envs)
     explore_steps = config.exploration_fraction * config.total_steps
@@ -303,6 +241,8 @@ def _run_steps(config, seed, envs, agent, buffer, history, log, stop):
             if log:
                 log(step, history)
         observations = next_observations
+        if best.due(step):
+            best.evaluate(agent.q_network, step)
         if step >= next_target:  # once, however many intervals num_envs steps crossed
             next_target += config.target_update_interval * (
                 1 + (step - next_target) // config.target_update_interval)
@@ -316,39 +256,3 @@ def _run_steps(config, seed, envs, agent, buffer, history, log, stop):
                         break
                     history["losses"].append(agent.update(buffer.sample(config.batch_size)))
                     history["loss_steps"].append(step)
-
-
-# ---------------------------------------------------------------- the greedy policy
-
-
-def greedy_actions(q_network, observations):
-    """The highest-valued action for each observation (compiled, no `predict` loop)."""
-    q_values = q_network.predict_on_batch(np.asarray(observations, np.float32))
-    return np.asarray(q_values).argmax(axis=1)
-
-
-def play_episode(q_network, env, seed, frames=None):
-    """One greedy episode; returns its return. With a `frames` list, appends each
-    `env.render()` image (the env made with render_mode="rgb_array")."""
-    observation, _ = env.reset(seed=seed)
-    total, done = 0.0, False
-    while not done:
-        if frames is not None:
-            frames.append(env.render())
-        action = int(greedy_actions(q_network, observation[None])[0])
-        observation, reward, terminated, truncated, _ = env.step(action)
-        total += float(reward)
-        done = terminated or truncated
-    if frames is not None:
-        frames.append(env.render())
-    return total
-
-
-def evaluate_policy(q_network, env_id, episodes=20, seed=10_000):
-    """Greedy returns over `episodes` episodes, seeded `seed`, `seed + 1`, ... (apart
-    from training's seeds)."""
-    env = gymnasium().make(env_id)
-    try:
-        return [play_episode(q_network, env, seed + episode) for episode in range(episodes)]
-    finally:
-        env.close()

@@ -32,7 +32,9 @@ HISTORY = "history.csv"
 
 def train(config, run_dir=None, quiet=False):
     """Trains `config.rl` (a DQN) end to end; returns the summary dict."""
-    from tfsuite.rl.dqn import describe_env, evaluate_policy, train_dqn
+    from tfsuite.rl.dqn import train_dqn
+    from tfsuite.rl.envs import describe_env
+    from tfsuite.rl.policy import evaluate_policy
     from tfsuite.run_dir import resolve_run_dir, start_run_dir
     from tfsuite.stages import export_after_training, save_model
     from tfsuite.training.runtime import setup_runtime
@@ -103,7 +105,9 @@ def _summary(config, run_dir, runtime, env, history, returns, model, wall_second
                     "episodes": len(history["episode_returns"]),
                     "gradient_steps": len(history["losses"]),
                     "train_mean_return_last_20": round(float(np.mean(recent)), 2)
-                    if recent else None},
+                    if recent else None,
+                    "policy_from_env_step": history["best_env_step"] or history["env_steps"]},
+        "training_evaluations": history["evaluations"],
         "env": env,
         "runtime": runtime.report(),
         "model": {"name": "q_network", "num_params": int(model.count_params()),
@@ -151,6 +155,7 @@ class Progress:
         self.printed_step = 0
         self.started = time.perf_counter()
         self.losses_seen = 0
+        self.evaluations_seen = 0
         self.file = open(os.path.join(run_dir, HISTORY), "w", newline="", encoding="utf-8")
         self.csv = csv.writer(self.file)
         self.csv.writerow(["episode", "env_step", "return", "epsilon", "wall_seconds"])
@@ -165,10 +170,25 @@ class Progress:
         self.losses_seen = len(history["losses"])
         if self.writer is not None:
             self._scalars(step, history, new_losses)
+        self._evaluations(history)
         if step >= self.next_line:
             self.next_line += self.interval
             self.file.flush()
             self._line(step, history)
+
+    def _evaluations(self, history):
+        """A line (and a TensorBoard scalar) for each greedy evaluation since the last call."""
+        for record in history["evaluations"][self.evaluations_seen:]:
+            best = max(e["mean_return"] for e in history["evaluations"])
+            if self.writer is not None:
+                import tensorflow as tf
+
+                with self.writer.as_default(step=record["env_step"]):
+                    tf.summary.scalar("greedy_eval_return", record["mean_return"])
+            if not self.quiet:
+                print(f"  greedy evaluation at step {record['env_step']:,}: mean return "
+                      f"{record['mean_return']:.1f} (best so far {best:.1f})", flush=True)
+        self.evaluations_seen = len(history["evaluations"])
 
     def _line(self, step, history):
         self.printed_step = step
@@ -186,6 +206,10 @@ class Progress:
         """The line for the last step, unless an episode ended right there."""
         if history["env_steps"] > self.printed_step and not history["interrupted"]:
             self._line(history["env_steps"], history)
+        self._evaluations(history)
+        if history["best_env_step"] is not None and not self.quiet:
+            print(f"  policy: the weights of step {history['best_env_step']:,} (the best "
+                  "greedy evaluation)", flush=True)
 
     def _scalars(self, step, history, new_losses):
         import tensorflow as tf
@@ -246,7 +270,8 @@ def _write_evaluation(run_dir, returns, env, seed):
 def evaluate(run_dir, episodes=EVAL_EPISODES, seed=EVAL_SEED):
     """Runs the run's greedy policy for `episodes` episodes; writes evaluation/ and
     returns (metrics, returns, out_dir)."""
-    from tfsuite.rl.dqn import describe_env, evaluate_policy
+    from tfsuite.rl.envs import describe_env
+    from tfsuite.rl.policy import evaluate_policy
     from tfsuite.stages import load_run_model
 
     config = read_run_config(run_dir)
@@ -269,7 +294,8 @@ def render(run_dir, out, seed=EVAL_SEED, fps=50, scale=0.5):
     """
     from PIL import Image
 
-    from tfsuite.rl.dqn import gymnasium, play_episode
+    from tfsuite.rl.envs import gymnasium
+    from tfsuite.rl.policy import play_episode
     from tfsuite.stages import load_run_model
 
     _check_gif_path(out)

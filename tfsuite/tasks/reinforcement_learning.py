@@ -37,7 +37,8 @@ class ReinforcementLearningTask:
 
 
 def _greedy_observations(model, env_id, count, seed):
-    from tfsuite.rl.dqn import greedy_actions, gymnasium
+    from tfsuite.rl.envs import gymnasium
+    from tfsuite.rl.policy import greedy_actions
 
     env = gymnasium().make(env_id)
     observations, episode = [], 0
