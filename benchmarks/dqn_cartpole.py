@@ -53,23 +53,6 @@ def first_solved_step(run_dir):
     return None
 
 
-def random_policy(episodes=20, seed=10_000):
-    import gymnasium as gym
-
-    env = gym.make("CartPole-v1")
-    env.action_space.seed(seed)
-    returns = []
-    for episode in range(episodes):
-        env.reset(seed=seed + episode)
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -99,7 +82,9 @@ def main():
                      "command_wall_seconds": round(wall, 1)})
         print(f"{name}: greedy mean {metrics['eval_mean_return']:.1f}, "
               f"{wall:.0f}s", flush=True)
-    baseline = random_policy()
+    from tfsuite.rl.policy import random_policy_returns
+
+    baseline = float(np.mean(random_policy_returns("CartPole-v1")))
     print(f"\nDQN on CartPole-v1 ({platform.machine()}, {os.cpu_count()} CPU cores); "
           f"random policy: mean return {baseline:.1f}")
     header = ["run", "greedy mean (20 ep.)", "min", "env steps", "episodes",

@@ -9,7 +9,7 @@ from tfsuite.errors import UserError
 from tfsuite.rl.config import DQNConfig
 from tfsuite.rl.dqn import train_dqn
 from tfsuite.rl.envs import make_envs
-from tfsuite.rl.policy import evaluate_policy
+from tfsuite.rl.policy import evaluate_policy, random_policy_returns
 from tfsuite.rl.replay import ReplayBuffer
 
 pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
@@ -102,25 +102,14 @@ def test_a_seeded_run_repeats():
 
 
 def test_a_short_run_beats_the_random_policy():
-    import gymnasium as gym
-
     config = _short_config(total_steps=3000, hidden_units=[128, 128],
                            exploration_fraction=0.2)
     agent, history = train_dqn(config, seed=0)
     assert history["env_steps"] == 3000 and not history["interrupted"]
     assert len(history["losses"]) == len(history["loss_steps"]) > 0
     greedy = np.mean(evaluate_policy(agent.policy_network(), "CartPole-v1", episodes=5))
-    env = gym.make("CartPole-v1")
-    env.action_space.seed(0)
-    random_returns = []
-    for episode in range(20):
-        env.reset(seed=10_000 + episode)
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total, done = total + reward, terminated or truncated
-        random_returns.append(total)
-    assert greedy > 3 * np.mean(random_returns), (greedy, np.mean(random_returns))
+    random_mean = np.mean(random_policy_returns("CartPole-v1", episodes=20))
+    assert greedy > 3 * random_mean, (greedy, random_mean)
 
 
 @pytest.mark.parametrize("env_id, fragment", [

@@ -18,7 +18,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfsuite.rl.config import DQNConfig  # noqa: F401  (the agent's settings)
 from tfsuite.rl.envs import make_envs, real_next_observations
 from tfsuite.rl.policy import BestCheckpoint, greedy_actions
 from tfsuite.rl.replay import ReplayBuffer
@@ -103,7 +102,6 @@ class DQNAgent:
                                             global_clipnorm=config.max_grad_norm),
             loss=QLearningLoss())
         self.rng = np.random.default_rng(seed)
-        self.updates = 0
 
     def act(self, observations, epsilon):
         """Epsilon-greedy actions for a batch of observations."""
@@ -124,7 +122,6 @@ class DQNAgent:
                                                  "discounts")}
         loss = self.update_model.train_on_batch(inputs, np.zeros(len(batch["actions"]),
                                                                  np.float32))
-        self.updates += 1
         return float(loss)
 
     def policy_network(self):

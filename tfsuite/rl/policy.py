@@ -34,9 +34,31 @@ def evaluate_policy(q_network, env_id, episodes=20, seed=10_000):
     from training's seeds)."""
     env = gymnasium().make(env_id)
     try:
-        return [play_episode(q_network, env, seed + episode) for episode in range(episodes)]
+        return _returns(q_network, env, episodes, seed)
     finally:
         env.close()
+
+
+def random_policy_returns(env_id, episodes=20, seed=10_000):
+    """The baseline: uniformly random actions on the episodes `evaluate_policy` plays."""
+    env = gymnasium().make(env_id)
+    env.action_space.seed(seed)
+    returns = []
+    try:
+        for episode in range(episodes):
+            env.reset(seed=seed + episode)
+            total, done = 0.0, False
+            while not done:
+                _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+                total, done = total + float(reward), terminated or truncated
+            returns.append(total)
+    finally:
+        env.close()
+    return returns
+
+
+def _returns(q_network, env, episodes, seed):
+    return [play_episode(q_network, env, seed + episode) for episode in range(episodes)]
 
 
 class BestCheckpoint:
@@ -62,8 +84,7 @@ class BestCheckpoint:
         """Scores the current weights; keeps them when they match or beat the best (a
         tie goes to the later, more trained weights)."""
         self.next_step += self.interval * (1 + (step - self.next_step) // self.interval)
-        mean = float(np.mean([play_episode(q_network, self.env, self.SEED + episode)
-                              for episode in range(self.episodes)]))
+        mean = float(np.mean(_returns(q_network, self.env, self.episodes, self.SEED)))
         self.evaluations.append({"env_step": step, "mean_return": round(mean, 2)})
         if mean >= self.best_mean:
             self.best_mean, self.best_step = mean, step
