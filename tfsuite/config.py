@@ -18,6 +18,7 @@ import yaml
 
 from tfsuite.errors import UserError, user_error
 from tfsuite.rl.config import DQNConfig
+from tfsuite.translation.config import MODEL_SIZES, SAMPLERS, TranslationConfig
 
 EXPERIMENTS_PACKAGE = "tfsuite.experiments"
 
@@ -72,8 +73,9 @@ class AugmentConfig:
 class DataConfig:
     """Where images come from and how they are split and batched."""
 
-    source: str = "digits"  # digits, folder, npz, tfds, synthetic
-    path: Optional[str] = None  # image folder or .npz file
+    source: str = "digits"  # digits, folder, npz, tfds, synthetic; translation: numbers,
+    # parallel (a TSV, or paired files with translation.target_path)
+    path: Optional[str] = None  # image folder, .npz file, or parallel corpus
     tfds_name: Optional[str] = None  # TFDS dataset name, e.g. "mnist"
     data_dir: Optional[str] = None  # TFDS data_dir (prepared locally)
     image_size: List[int] = field(default_factory=lambda: [32, 32])  # [height, width]
@@ -214,13 +216,16 @@ class ExperimentConfig:
     compress: CompressConfig = field(default_factory=CompressConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     rl: DQNConfig = field(default_factory=DQNConfig)  # task: reinforcement_learning
+    translation: TranslationConfig = field(default_factory=TranslationConfig)  # task: translation
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
 
 # The accepted names, defined once; the modules that implement them import these.
-TASKS = ("image_classification", "reinforcement_learning")
+TASKS = ("image_classification", "reinforcement_learning", "translation")
+IMAGE_SOURCES = ("digits", "folder", "npz", "tfds", "synthetic")
+TEXT_SOURCES = ("numbers", "parallel")
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("nearest", "bilinear")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "lion")
@@ -234,7 +239,7 @@ QUANTIZATIONS = ("int8", "dynamic_range", "float16", "qat", "keras_int8", "keras
 
 CHOICES = {
     "task": TASKS,
-    "data.source": ("digits", "folder", "npz", "tfds", "synthetic"),
+    "data.source": IMAGE_SOURCES + TEXT_SOURCES,
     "data.color_mode": ("grayscale", "rgb", "rgba"),
     "data.augment.fill_mode": FILL_MODES,
     "data.augment.interpolation": INTERPOLATIONS,
@@ -250,6 +255,9 @@ CHOICES = {
     "compress.pruning_structure": ("unstructured", "2:4"),
     "compress.quantization": QUANTIZATIONS,
     "compress.student.name": ("mlp", "cnn", "resnet"),
+    "translation.size": tuple(MODEL_SIZES),
+    "translation.sampler": SAMPLERS,
+    "translation.tokenizer_type": ("unigram", "bpe"),
 }
 
 
@@ -449,7 +457,7 @@ def _validate_data(data):
     _require(data.validation_split + data.test_split > 0, "data.test_split",
              "a validation or test split above 0 (the run is evaluated on it)",
              data.test_split)
-    if data.source in ("folder", "npz"):
+    if data.source in ("folder", "npz", "parallel"):
         _require(bool(data.path), "data.path", f"a path (data.source={data.source})", data.path,
                  "Pass it with --set data.path=/path/to/your/data.")
     if data.source == "tfds":
@@ -624,6 +632,45 @@ def _validate_rl(config):
              "(compression works on image classifiers)", config.compress.methods)
 
 
+def _validate_translation(config, check_files):
+    """The T5 settings, and which data sources and methods go with which task."""
+    t = config.translation
+    is_translation = config.task == "translation"
+    sources = TEXT_SOURCES if is_translation else IMAGE_SOURCES
+    _require(config.data.source in sources, "data.source", f"one of {list(sources)} for "
+             f"task={config.task}", config.data.source)
+    for key in ("num_pairs", "vocab_size", "eval_batch_size", "num_beams"):
+        _require(getattr(t, key) >= 1, f"translation.{key}", "an int >= 1", getattr(t, key))
+    _require(t.max_number >= 1, "translation.max_number", "an int >= 1", t.max_number)
+    for key in ("max_source_length", "max_target_length"):
+        _require(getattr(t, key) >= 4, f"translation.{key}", "an int >= 4 (tokens, with "
+                 "</s>)", getattr(t, key))
+    _require(t.max_length is None or t.max_length >= 2, "translation.max_length",
+             "null or an int >= 2", t.max_length)
+    for key in ("num_layers", "num_heads", "hidden_dim", "intermediate_dim", "key_value_dim"):
+        value = getattr(t, key)
+        _require(value is None or value >= 1, f"translation.{key}", "null or an int >= 1",
+                 value)
+    _require(0 <= t.dropout < 1, "translation.dropout", "a rate in [0, 1)", t.dropout)
+    _require(t.vocab_size >= 16, "translation.vocab_size", "an int >= 16", t.vocab_size)
+    if not is_translation:
+        return
+    if check_files and t.target_path is not None:
+        _require(os.path.isfile(t.target_path), "translation.target_path",
+                 "null or an existing text file (the target side of paired files)",
+                 t.target_path)
+    if config.data.source == "numbers":
+        _require(t.num_pairs >= 10, "translation.num_pairs", "an int >= 10", t.num_pairs)
+        _require(t.num_pairs <= t.max_number + 1, "translation.num_pairs",
+                 f"at most translation.max_number + 1 = {t.max_number + 1} (distinct numbers)",
+                 t.num_pairs)
+    _require(config.data.test_split > 0, "data.test_split", "a fraction in (0, 1): BLEU "
+             "and exact match are measured on the test split", config.data.test_split)
+    for method in config.compress.methods:
+        _require(method == "quantize", "compress.methods", "[] or [quantize] for translation "
+                 "(Keras int8 of the Dense layers)", config.compress.methods)
+
+
 def _check_patterns(patterns):
     for pattern in patterns:
         try:
@@ -653,6 +700,7 @@ def validate(config, check_files=True):
     _validate_export(config.export)
     _validate_runtime(config.runtime)
     _validate_rl(config)
+    _validate_translation(config, check_files)
     return config
 
 
@@ -661,6 +709,10 @@ def _absolute_paths(config):
     if config.data.path:
         path = os.path.abspath(os.path.expanduser(config.data.path))
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=path))
+    if config.translation.target_path:
+        path = os.path.abspath(os.path.expanduser(config.translation.target_path))
+        config = dataclasses.replace(config, translation=dataclasses.replace(
+            config.translation, target_path=path))
     return config
 
 

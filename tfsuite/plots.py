@@ -180,3 +180,22 @@ def plot_returns(returns, path, title=None, reward_threshold=None):
     ax.set_title(f"greedy policy: mean {np.mean(returns):.1f} over {len(returns)} episodes")
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path, title)
+
+
+def plot_exact_match_by_length(references, hypotheses, path, title=None):
+    """Exact match of the test translations by reference length in words, with counts."""
+    plt = _pyplot()
+    lengths = np.array([len(r.split()) for r in references])
+    exact = np.array([h.strip() == r.strip() for h, r in zip(hypotheses, references)])
+    bins = np.unique(lengths)
+    rates = [exact[lengths == b].mean() for b in bins]
+    counts = [int((lengths == b).sum()) for b in bins]
+    fig, ax = plt.subplots(figsize=(min(14.0, max(5.0, 0.5 * len(bins) + 2)), 3.5))
+    ax.bar(bins, rates, color="#1f77b4")
+    for b, rate, count in zip(bins, rates, counts):
+        ax.text(b, min(rate, 1.0) + 0.02, str(count), ha="center", fontsize=7, color="gray")
+    ax.set_ylim(0, 1.12)
+    ax.set_xlabel("reference length (words); sentences per bar above it")
+    ax.set_ylabel("exact match")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path, title)

@@ -49,6 +49,23 @@ def build_parser():
     evaluate.add_argument("--seed", type=int, help="DQN runs: seed of the first episode "
                           "(default 10000, apart from training's)")
 
+    evaluate.add_argument("--sampler", choices=("greedy", "beam"), help="translation runs: "
+                          "decoding (default: the run's translation.sampler)")
+    evaluate.add_argument("--num-beams", type=int, help="translation runs: beams for "
+                          "--sampler beam (default: the run's translation.num_beams)")
+
+    translate = commands.add_parser("translate", parents=[common],
+                                    help="translate text with a translation run's model")
+    translate.add_argument("run_dir")
+    translate.add_argument("texts", nargs="*", metavar="TEXT", help="text to translate "
+                           "(the task prefix is added)")
+    translate.add_argument("--file", help="translate every line of this UTF-8 file (one "
+                           "translation per line on stdout, blank lines kept)")
+    translate.add_argument("--sampler", choices=("greedy", "beam"),
+                           help="decoding (default: the run's translation.sampler)")
+    translate.add_argument("--num-beams", type=int, help="beams for --sampler beam")
+    translate.add_argument("--max-length", type=int, help="longest translation in tokens")
+
     render = commands.add_parser("render", parents=[common],
                                  help="DQN runs: a GIF of one greedy episode")
     render.add_argument("run_dir")
@@ -166,6 +183,13 @@ def cmd_train(args):
     config = load_config(args.experiment, args.config, args.overrides)
     _start_backend(config, args.debug)
     summary = stages.train(config, args.run_dir, quiet=args.quiet)
+    if config.task == "translation":
+        from tfsuite.translation.stage import format_summary
+
+        print(format_summary(summary))
+        _print_compression(summary)
+        _print_export(summary)
+        return
     if config.task == "reinforcement_learning":
         from tfsuite.rl.stage import format_summary
 
@@ -178,14 +202,24 @@ def cmd_train(args):
               f"{summary['run_dir']})")
         return
     print_summary(summary)
-    if summary.get("compress"):
-        from tfsuite.compression.stage import format_report as format_compression
-        from tfsuite.io import read_json
-
-        for method, record in summary["compress"].items():
-            print(f"Compressed ({method}):")
-            print(format_compression(read_json(record["report"])))
+    _print_compression(summary)
     _print_export(summary)
+
+
+def _print_compression(summary):
+    from tfsuite.io import read_json
+
+    for method, record in summary.get("compress", {}).items():
+        print(f"Compressed ({method}):")
+        print(_format_compression(read_json(record["report"])))
+
+
+def _format_compression(report):
+    if "bleu" in report["compressed"]:
+        from tfsuite.translation.quantize import format_report
+    else:
+        from tfsuite.compression.stage import format_report
+    return format_report(report)
 
 
 def _print_export(summary):
@@ -235,6 +269,16 @@ def cmd_evaluate(args):
 
     config = read_run_config(args.run_dir)
     _start_backend(config, args.debug)
+    if config.task == "translation":
+        from tfsuite.translation.stage import evaluate, format_metrics
+
+        print(format_metrics(*evaluate(args.run_dir, args.sampler, args.num_beams)))
+        return
+    if args.sampler is not None or args.num_beams is not None:
+        from tfsuite.errors import user_error
+
+        raise user_error("--sampler and --num-beams apply to translation runs",
+                         "no such flag for this run", f"{args.run_dir} (task={config.task})")
     if config.task == "reinforcement_learning":
         from tfsuite.rl.stage import EVAL_EPISODES, EVAL_SEED, evaluate, format_evaluation
 
@@ -339,7 +383,7 @@ def cmd_compress(args):
         _start_tensorflow_backend(args.debug)
     else:
         _start_backend(config, args.debug)
-    from tfsuite.compression.stage import compress_run, format_report
+    from tfsuite.compression.stage import compress_run
     from tfsuite.io import display_path
 
     report = compress_run(args.run_dir, config, args.method, source=args.source,
@@ -347,7 +391,7 @@ def cmd_compress(args):
     if is_child():  # a child's parent prints the report
         return
     print(f"{args.method}: {report['compressed']['file']} in {display_path(report['path'])}")
-    print(format_report(report))
+    print(_format_compression(report))
 
 
 def cmd_render(args):
@@ -365,6 +409,36 @@ def cmd_render(args):
     path, total, frames = render(args.run_dir, args.out, args.seed, args.fps, args.scale)
     print(f"Wrote {path}: one greedy episode, return {total:g}, {frames} frames at "
           f"{args.fps} fps")
+
+
+def cmd_translate(args):
+    from tfsuite.config import read_run_config
+    from tfsuite.errors import user_error
+
+    config = read_run_config(args.run_dir)
+    if config.task != "translation":
+        raise user_error("`translate` needs a translation run", "a run of a translation "
+                         "experiment (e.g. translate_numbers)",
+                         f"{args.run_dir} (task={config.task})")
+    if args.file and args.texts:
+        raise user_error("Give texts or --file, not both", "TEXT ... or --file FILE",
+                         f"{len(args.texts)} texts and --file {args.file!r}")
+    from tfsuite.translation.stage import read_lines, translate
+
+    texts = read_lines(args.file) if args.file else args.texts
+    if not texts:
+        raise user_error("Nothing to translate", "a text argument or --file FILE",
+                         "no text", f'e.g. python -m tfsuite.run translate {args.run_dir} '
+                         '"twenty-one"')
+    _start_backend(config, args.debug)
+    translations, truncated = translate(args.run_dir, texts, args.sampler, args.num_beams,
+                                        args.max_length)
+    for text, translation in zip(texts, translations):
+        print(translation if args.file or args.quiet else f"{text} -> {translation}")
+    if truncated:
+        print(f"warning: {truncated} input(s) were longer than "
+              f"translation.max_source_length={config.translation.max_source_length} "
+              "tokens and were cut.", file=sys.stderr)
 
 
 def cmd_launch(args):
@@ -394,6 +468,7 @@ def cmd_config(args):
 
 
 COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate, "render": cmd_render,
+            "translate": cmd_translate,
             "predict": cmd_predict, "export": cmd_export, "compress": cmd_compress,
             "launch": cmd_launch, "write-digits": cmd_write_digits, "config": cmd_config}
 

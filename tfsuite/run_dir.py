@@ -10,7 +10,8 @@ MODEL = "model.keras"
 STATE_FILE = "state.json"  # in RUN_DIR/checkpoints, written after every epoch
 # What a run writes before its first epoch ends; a folder holding only these is an
 # abandoned start that may begin again. Anything else in it is the user's.
-RUN_FILES = {"config.yaml", "checkpoints", "logs", "history.csv"}
+RUN_FILES = {"config.yaml", "checkpoints", "logs", "history.csv",
+             "tokenizer.model", "corpus.tsv"}  # (translation runs)
 
 
 def read_state(checkpoint_dir):

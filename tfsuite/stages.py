@@ -34,6 +34,10 @@ def train(config, run_dir=None, quiet=False):
         from tfsuite.rl import stage as rl_stage
 
         return rl_stage.train(config, run_dir, quiet)
+    if config.task == "translation":
+        from tfsuite.translation import stage as translation_stage
+
+        return translation_stage.train(config, run_dir, quiet)
     from tfsuite.plots import plot_history
     from tfsuite.tasks import get_task
     from tfsuite.training.runtime import setup_runtime
@@ -86,7 +90,7 @@ def train(config, run_dir=None, quiet=False):
     }
     write_json(os.path.join(run_dir, SUMMARY), summary)
     if config.compress.methods:
-        summary["compress"] = _compress_after_training(run_dir, config, quiet)
+        summary["compress"] = compress_after_training(run_dir, config, quiet)
     if config.export.formats:
         summary["export"] = export_after_training(run_dir, config, quiet)
         write_json(os.path.join(run_dir, SUMMARY), summary)
@@ -132,7 +136,7 @@ def scaling_report(runtime, batch_size, images_per_second):
                                                     if images_per_second else None)}
 
 
-def _compress_after_training(run_dir, config, quiet):
+def compress_after_training(run_dir, config, quiet):
     """The compression methods of `compress.methods`, in order, each on the last Keras
     model the chain produced (quantize to LiteRT ends a branch: its output is a .tflite)."""
     from tfsuite.compression.stage import compress_run, summary_record

@@ -41,9 +41,10 @@ def compress_config_for(run_dir, overrides=()):
     from tfsuite.config import read_run_config, with_overrides
 
     config = read_run_config(run_dir)
-    if config.task != "image_classification":
-        raise user_error("Compression works on image classifiers", "a run of an "
-                         "image_classification experiment", f"{run_dir} (task={config.task})",
+    if config.task not in ("image_classification", "translation"):
+        raise user_error("Compression works on image classifiers and translation models",
+                         "a run of an image_classification or translation experiment",
+                         f"{run_dir} (task={config.task})",
                          "A DQN's Q-network is small already; export it with `python -m "
                          f"tfsuite.run export {run_dir}`.")
     return with_overrides(config, overrides, section="compress")
@@ -97,6 +98,10 @@ def compress_run(run_dir, config, method, source=None, quiet=False):
     from tfsuite.tasks import get_task
 
     check_method(method)
+    if config.task == "translation":
+        from tfsuite.translation.quantize import compress_translation
+
+        return compress_translation(run_dir, config, method, quiet)
     path = source_model_path(run_dir, source)
     if keras.backend.backend() != "tensorflow" and _needs_tensorflow(config.compress, method):
         return _compress_in_tensorflow_process(run_dir, config, method, source, quiet)
@@ -132,12 +137,12 @@ def compress_run(run_dir, config, method, source=None, quiet=False):
         final = output_dir(run_dir, method)
         report["path"] = final
         write_json(os.path.join(staging, REPORT), report)
-        _publish(staging, final)
+        publish(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created_parent and not os.listdir(parent):  # a failed first run leaves nothing
             os.rmdir(parent)
-    _record_in_summary(run_dir, method, report)
+    record_in_summary(run_dir, method, report)
     return report
 
 
@@ -193,7 +198,7 @@ def _plot(report, path):
                      layer_sparsity=report.get("pruned_layers"))
 
 
-def _publish(staging, final):
+def publish(staging, final):
     """Swaps the finished folder in; an earlier result is removed only after that."""
     old = None
     if os.path.exists(final):
@@ -204,7 +209,7 @@ def _publish(staging, final):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _record_in_summary(run_dir, method, report):
+def record_in_summary(run_dir, method, report):
     path = os.path.join(run_dir, SUMMARY)
     if not os.path.isfile(path):
         return
@@ -215,10 +220,12 @@ def _record_in_summary(run_dir, method, report):
 
 def summary_record(report):
     """What summary.json keeps of a compression report."""
+    compressed = report["compressed"]
     return {"path": report["path"], "report": os.path.join(report["path"], REPORT),
-            "file": report["compressed"]["file"],
-            "test_accuracy": report["compressed"]["test_accuracy"],
-            "size_ratio": report["ratios"]["size"]}
+            "file": compressed["file"], "size_ratio": report["ratios"]["size"],
+            # image classifiers: test accuracy; translation: BLEU and exact match
+            **{k: compressed[k] for k in ("test_accuracy", "bleu", "exact_match")
+               if k in compressed}}
 
 
 def format_report(report):

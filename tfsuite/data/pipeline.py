@@ -30,6 +30,7 @@ class ImageData:
     skipped: list = field(default_factory=list)
     feature_mean: np.ndarray = None  # per channel, after rescale (featurewise_center)
     feature_variance: np.ndarray = None
+    unit = "img"  # what the progress lines count
 
     @property
     def num_classes(self):

@@ -13,6 +13,8 @@ def _command(*words):
 
 def format_report(report):
     """The table `export` prints: one row per artifact, then what was skipped and how to serve."""
+    if report.get("task") == "translation":
+        return _format_translation(report)
     reference = report["reference"]
     rebuilt = " rebuilt in float32" if reference["rebuilt_in_float32"] else ""
     inputs = "images" if "color_mode" in report["input"] else "inputs"
@@ -37,6 +39,11 @@ def format_report(report):
     for name, skipped in report["skipped"].items():
         lines.append(f"  {name:<16} skipped: {skipped['reason']}. Build it on a GPU machine "
                      f"with:\n    {skipped['command']}")
+    return "\n".join(lines + _serving_lines(report))
+
+
+def _serving_lines(report):
+    lines = []
     serving = report.get("serving")
     if serving:
         lines.append("  serve: " + _command("tensorflow_model_server", "--rest_api_port=8501",
@@ -45,4 +52,22 @@ def format_report(report):
                                             f"@{display_path(serving['rest_request'])}",
                                             serving["rest_url"]))
     lines.append(f"  report: {os.path.join(display_path(report['run_dir']), 'export.json')}")
-    return "\n".join(lines)
+    return lines
+
+
+def _format_translation(report):
+    """A translation export: the SavedModel checked by whole translations, not scores."""
+    saved = report["formats"]["saved_model"]
+    lines = [f"Exported {report['name']} version {report['version']} -> "
+             f"{display_path(report['path'])}",
+             f"  saved_model: {saved['sequence_agreement']:.1%} of "
+             f"{report['reference']['num_samples']} test translations identical to "
+             f"{display_path(report['reference']['model'])}; BLEU {saved['bleu']:.1f}, exact "
+             f"match {saved['exact_match']:.1%}; {saved['latency_ms']:.0f} ms per batch of "
+             f"{saved['latency_batch_size']}; {saved['size_bytes'] / 1e6:.1f} MB",
+             f"  input: {report['input']['name']} (token ids); tokenizer: "
+             f"{display_path(report['tokenizer'])} (TF Serving's stock binary has no TF-Text "
+             "ops: tokenize on the client)"]
+    if "keras" in report["formats"]:
+        lines.append(f"  keras: {display_path(report['formats']['keras']['path'])}")
+    return "\n".join(lines + _serving_lines(report))

@@ -125,18 +125,28 @@ def export_run(run_dir, export_config, quiet=False):
     when this process runs Keras on another backend (the `.keras` file loads on
     any backend).
     """
-    formats = resolve_formats(export_config.formats)
+    from tfsuite.config import read_run_config
+
+    config = read_run_config(run_dir)
+    if config.task == "translation":
+        from tfsuite.translation.export import formats_for
+
+        formats = formats_for(export_config.formats)
+    else:
+        formats = resolve_formats(export_config.formats)
     import keras
 
     if (keras.backend.backend() != "tensorflow" and any(_NEEDS[f] for f in formats)
             and importlib.util.find_spec("tensorflow")):
-        return _export_in_tensorflow_process(run_dir, export_config, formats, quiet)
-    from tfsuite.config import read_run_config
+        return export_in_tensorflow_process(run_dir, export_config, formats, quiet)
+    if config.task == "translation":
+        from tfsuite.translation.export import export_translation
+
+        return export_translation(run_dir, config, export_config, quiet)
     from tfsuite.export.model import check_exportable, float32_copy
     from tfsuite.run_dir import MODEL
     from tfsuite.stages import load_run_model
 
-    config = read_run_config(run_dir)
     name = export_config.name or config.name
     folder = layout.model_dir(export_config.out, name)
     model = load_run_model(run_dir)
@@ -176,8 +186,8 @@ def export_run(run_dir, export_config, quiet=False):
         raise VerificationError(_mismatch_message(failed, results, export_config, rejected))
     layout.publish(staging, folder, version)
     if report["serving"]:
-        _write_models_config(report["serving"], name)
-    _write_run_report(run_dir, report)
+        write_models_config(report["serving"], name)
+    write_run_report(run_dir, report)
     return report
 
 
@@ -269,7 +279,7 @@ def _write_serving_files(context, name, folder, has_saved_model):
             "models_config_checked": check_models_config(models_config_text(name, folder))}
 
 
-def _write_models_config(serving, name):
+def write_models_config(serving, name):
     """OUT/NAME/models.config for `tensorflow_model_server --model_config_file`.
 
     Written once; a file already there (perhaps edited by hand) is kept.
@@ -300,7 +310,7 @@ def _report(run_dir, name, version, context, spec, reference, results, skipped,
     }
 
 
-def _write_run_report(run_dir, report):
+def write_run_report(run_dir, report):
     """RUN_DIR/export.json: the latest export, with earlier ones listed under `previous`."""
     path = os.path.join(run_dir, EXPORT_REPORT)
     previous = []
@@ -319,7 +329,7 @@ def _mismatch_message(failed, results, export_config, rejected):
             "the difference is acceptable, raise the tolerance with --set export.atol=VALUE.")
 
 
-def _export_in_tensorflow_process(run_dir, export_config, formats, quiet):
+def export_in_tensorflow_process(run_dir, export_config, formats, quiet):
     """Runs `python -m tfsuite.run export` with KERAS_BACKEND=tensorflow; returns its report."""
     from tfsuite.tensorflow_process import overrides, run_tensorflow_process
 

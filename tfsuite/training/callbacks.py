@@ -37,8 +37,9 @@ class ProgressLogger(keras.callbacks.Callback):
     Also records epoch times and throughput for the summary.
     """
 
-    def __init__(self, total_epochs, num_examples, stream=None, quiet=False):
+    def __init__(self, total_epochs, num_examples, stream=None, quiet=False, unit="img"):
         super().__init__()
+        self.unit = unit  # what an example is: img, or sentences for translation
         self.total_epochs = total_epochs
         self.num_examples = num_examples
         self.stream = stream or sys.stdout
@@ -56,7 +57,7 @@ class ProgressLogger(keras.callbacks.Callback):
         logs = dict(logs or {})
         logs["learning_rate"] = current_learning_rate(self.model.optimizer)
         rate = self.num_examples / seconds if seconds > 0 else float("nan")
-        print(f"Epoch {epoch + 1}/{self.total_epochs} - {seconds:.1f}s - {rate:.0f} img/s - "
+        print(f"Epoch {epoch + 1}/{self.total_epochs} - {seconds:.1f}s - {rate:.0f} {self.unit}/s - "
               f"{_format_logs(logs)}", file=self.stream, flush=True)
 
     def images_per_second(self):

@@ -28,7 +28,9 @@ class SparseCategoricalCrossentropy(keras.losses.Loss):
         if not self.label_smoothing:
             return keras.losses.sparse_categorical_crossentropy(
                 y_true, y_pred, from_logits=self.from_logits)
-        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        labels = ops.cast(y_true, "int32")
+        if len(labels.shape) == len(y_pred.shape):  # labels of shape [batch, 1]
+            labels = ops.squeeze(labels, axis=-1)
         one_hot = ops.one_hot(labels, ops.shape(y_pred)[-1], dtype="float32")
         return keras.losses.categorical_crossentropy(
             one_hot, y_pred, from_logits=self.from_logits, label_smoothing=self.label_smoothing)

@@ -66,7 +66,10 @@ class Trainer:
         if jit_compile is None:  # JAX always compiles; TF's XLA pays off on GPUs only
             jit_compile = self.runtime.backend == "jax" or (
                 self.runtime.backend == "tensorflow" and self.runtime.has_gpu)
+        # Sequence tasks weigh their metrics by the padding mask (the data's sample weights).
+        weighted = getattr(task, "weighted_metrics", None)
         model.compile(optimizer=optimizer, loss=task.loss(), metrics=task.metrics(num_classes),
+                      weighted_metrics=weighted(num_classes) if weighted else None,
                       steps_per_execution=self.config.train.steps_per_execution,
                       jit_compile=jit_compile)
 
@@ -74,7 +77,7 @@ class Trainer:
         started = time.perf_counter()
         self.nan_guard = NanGuard()
         self.progress = ProgressLogger(self.total_epochs, self._images_per_epoch(data),
-                                       quiet=self.quiet)
+                                       quiet=self.quiet, unit=getattr(data, "unit", "img"))
         checkpoint = ResumableCheckpoint(
             self.checkpoint_dir, monitor=self._monitor(data), nan_guard=self.nan_guard,
             state=self.state, extra_state=lambda: {

@@ -1,0 +1,206 @@
+"""Translation export: a SavedModel that decodes token ids, with its tokenizer beside it.
+
+TF Serving's stock binary has no TF-Text ops (SentencePiece), so the
+SavedModel holds only the T5 network and the decoding loop: its
+`serving_default` signature takes `encoder_token_ids` (int32 [batch, length],
+`prefix + text </s>` padded with 0) and returns `token_ids` (int32 [batch,
+max_length - 1], zeros after `</s>`) and `length`. Clients tokenize with the
+`tokenizer.model` written next to it (`sentencepiece` in Python). The graph is
+built from a T5Seq2SeqLM without its preprocessor, so it loads in plain
+TensorFlow with neither KerasHub nor TF-Text installed. Decoding runs row by
+row (`tf.map_fn`): KerasHub's generation loop needs a static batch size.
+"""
+
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+
+from tfsuite.errors import VerificationError, user_error
+from tfsuite.export import layout
+from tfsuite.export.saved_model import SIGNATURE, check_models_config, models_config_text
+from tfsuite.io import display_path, write_json
+from tfsuite.translation.tokenizer import EOS_ID, PAD_ID, TOKENIZER_FILE
+
+FORMATS = ("saved_model", "keras")
+INPUT = "encoder_token_ids"
+
+
+def formats_for(requested):
+    """The translation formats of `export.formats`: SavedModel always, `.keras` on request."""
+    wanted = set(requested or ["all"])
+    if "all" in wanted:
+        return list(FORMATS)
+    other = sorted(wanted - set(FORMATS))
+    if other:
+        raise user_error("A translation model exports as a SavedModel (and .keras)",
+                         f"formats from {list(FORMATS)} or all", f"format={other}",
+                         "ONNX, LiteRT and TensorRT have no KerasHub generation loop; "
+                         "serve the SavedModel (TF Serving) instead.")
+    return [f for f in FORMATS if f in wanted | {"saved_model"}]
+
+
+def serving_module(backbone, max_length, sampler_name, num_beams):
+    """A tf.Module with the decoding signature (see the module docstring)."""
+    import tensorflow as tf
+
+    from tfsuite.translation.decoding import sampler
+    from tfsuite.translation.model import seq2seq
+
+    lm = seq2seq(backbone)  # no preprocessor: no SentencePiece op in the graph
+    lm.compile(sampler=sampler(sampler_name, num_beams))
+    start = np.zeros((1, max_length), bool)
+    start[0, 0] = True
+
+    def one(ids):
+        ids = ids[None, :]
+        out = lm.generate_step(
+            {"encoder_token_ids": ids, "encoder_padding_mask": ids != PAD_ID,
+             "decoder_token_ids": tf.zeros([1, max_length], tf.int32),
+             "decoder_padding_mask": tf.constant(start)}, stop_token_ids=(EOS_ID,))
+        mask = tf.cast(out["decoder_padding_mask"], tf.bool)
+        return tf.where(mask, tf.cast(out["decoder_token_ids"], tf.int32), PAD_ID)[0, 1:]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=INPUT)],
+                 jit_compile=False)
+    def serve(encoder_token_ids):
+        tokens = tf.map_fn(one, encoder_token_ids,
+                           fn_output_signature=tf.TensorSpec([max_length - 1], tf.int32))
+        ended = tf.cumsum(tf.cast(tokens == EOS_ID, tf.int32), axis=1, exclusive=True) > 0
+        tokens = tf.where(ended, PAD_ID, tokens)
+        length = tf.reduce_sum(tf.cast((tokens != PAD_ID) & (tokens != EOS_ID), tf.int32), 1)
+        return {"token_ids": tokens, "length": length}
+
+    concrete = serve.get_concrete_function()
+    module = tf.Module()
+    module.captured_variables = list(concrete.variables)
+    module.serve = serve
+    return module, concrete
+
+
+class SavedModelTranslator:
+    """Runs an exported translation SavedModel: token ids in, token ids out."""
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        self._tf = tf
+        self.signature = tf.saved_model.load(path).signatures[SIGNATURE]
+
+    def __call__(self, encoder_ids):
+        out = self.signature(**{INPUT: self._tf.constant(encoder_ids, self._tf.int32)})
+        return out["token_ids"].numpy()
+
+
+def _keras_reference(translator, encoder_ids, batch_size):
+    """The Keras model's ids in the SavedModel's layout (start token dropped, 0 after </s>)."""
+    ids = translator.generate_ids(encoder_ids, batch_size)[:, 1:]
+    ended = np.cumsum(ids == EOS_ID, axis=1) - (ids == EOS_ID) > 0
+    return np.where(ended, PAD_ID, ids)
+
+
+def export_translation(run_dir, config, export_config, quiet=False):
+    """Writes OUT/NAME/VERSION/ (SavedModel, tokenizer.model, request.json, export.json,
+    optionally model.keras), checks the SavedModel against the Keras model on test
+    sentences, and publishes the version only if they agree; returns the report."""
+    from tfsuite.export.stage import write_models_config, write_run_report
+    from tfsuite.translation.data import load_pairs
+    from tfsuite.translation.metrics import score
+    from tfsuite.translation.stage import load_run, translator_for
+
+    formats = formats_for(export_config.formats)
+    _, backbone, tokenizer = load_run(run_dir)
+    translator = translator_for(config, backbone, tokenizer)
+    _, splits = load_pairs(config)
+    sources, references = (s[:export_config.verify_samples] for s in splits.test)
+    encoder_ids = translator.encode(sources)
+    expected = _keras_reference(translator, encoder_ids, config.translation.eval_batch_size)
+    name = export_config.name or config.name
+    folder = layout.model_dir(export_config.out, name)
+    version = layout.next_version(folder)
+    staging, created = layout.start_version(folder, version)
+    final = os.path.join(folder, str(version))
+    if not quiet:
+        print(f"tfsuite: exporting {display_path(run_dir)} as {name} version {version} "
+              f"({', '.join(formats)})", flush=True)
+    try:
+        started = time.perf_counter()
+        module, concrete = serving_module(backbone, translator.max_length,
+                                          config.translation.sampler,
+                                          config.translation.num_beams)
+        import tensorflow as tf
+
+        tf.saved_model.save(module, staging, signatures={SIGNATURE: concrete})
+        tokenizer.save(os.path.join(staging, TOKENIZER_FILE))
+        runner = SavedModelTranslator(staging)
+        got = np.concatenate([runner(encoder_ids[i:i + 64])
+                              for i in range(0, len(encoder_ids), 64)])
+        agreement = float(np.mean(np.all(got == expected, axis=1)))
+        metrics = score(tokenizer.decode(got), references)
+        batch = encoder_ids[:export_config.batch_size]
+        runner(batch)
+        timed = time.perf_counter()
+        runner(batch)
+        latency = (time.perf_counter() - timed) * 1000
+        results = {"saved_model": {
+            "path": final, "size_bytes": layout.folder_size(staging),
+            "sequence_agreement": round(agreement, 4), "verified": agreement >= 0.99,
+            "bleu": metrics["bleu"], "exact_match": metrics["exact_match"],
+            "latency_ms": round(latency, 1), "latency_batch_size": len(batch),
+            "export_seconds": round(time.perf_counter() - started, 2)}}
+        if not quiet:
+            print(f"  saved_model      written and checked: {agreement:.1%} of "
+                  f"{len(sources)} test translations identical to the Keras model's",
+                  flush=True)
+        if "keras" in formats:
+            shutil.copyfile(os.path.join(run_dir, "model.keras"),
+                            os.path.join(staging, "model.keras"))
+            results["keras"] = {"path": os.path.join(final, "model.keras"),
+                                "size_bytes": os.path.getsize(os.path.join(run_dir,
+                                                                           "model.keras")),
+                                "verified": True, "note": "a copy of the run's model.keras"}
+        _write_request(os.path.join(staging, "request.json"), encoder_ids[:2])
+        serving = {"rest_request": os.path.join(final, "request.json"),
+                   "rest_url": f"http://localhost:8501/v1/models/{name}:predict",
+                   "models_config": os.path.join(folder, "models.config"),
+                   "models_config_checked": check_models_config(
+                       models_config_text(name, folder))}
+        report = {
+            "run_dir": os.path.abspath(run_dir), "experiment": config.name, "name": name,
+            "version": version, "path": final, "task": "translation",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "input": {"name": INPUT, "shape": [None, None], "dtype": "int32",
+                      "description": f"SentencePiece ids of '{translator.prefix}' + text, "
+                                     "then </s> (1), padded with 0; see tokenizer.model"},
+            "outputs": {"token_ids": [None, translator.max_length - 1], "length": [None]},
+            "tokenizer": os.path.join(final, TOKENIZER_FILE),
+            "decoding": {"sampler": config.translation.sampler,
+                         "max_length": translator.max_length},
+            "reference": {"model": os.path.abspath(os.path.join(run_dir, "model.keras")),
+                          "num_samples": len(sources), "inputs": "test-split sentences"},
+            "formats": results, "skipped": {}, "serving": serving,
+            "note": "TF Serving's stock binary lacks TF-Text ops: tokenize on the client "
+                    "with tokenizer.model (the SavedModel holds none)."}
+        write_json(os.path.join(staging, "export.json"), report)
+    except BaseException:
+        layout.discard(staging, created)
+        raise
+    if not results["saved_model"]["verified"]:
+        rejected = layout.reject(staging, folder, version)
+        raise VerificationError(
+            f"Export verification failed: the SavedModel's translations match the Keras "
+            f"model's on {agreement:.1%} of {len(sources)} test sentences (99% needed). "
+            f"The version was not published; its files are kept in {rejected}.")
+    layout.publish(staging, folder, version)
+    write_models_config(serving, name)
+    write_run_report(run_dir, report)
+    return report
+
+
+def _write_request(path, encoder_ids):
+    body = {"signature_name": SIGNATURE,
+            "instances": [{INPUT: [int(t) for t in row]} for row in encoder_ids]}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(body, f)

@@ -1,0 +1,61 @@
+"""Translation quality: corpus BLEU (sacrebleu) and exact match, with the evidence.
+
+BLEU is sacrebleu's corpus BLEU with its default 13a tokenization (the
+signature is reported), the number the literature quotes; exact match is the
+fraction of test sentences translated character for character.
+"""
+
+import csv
+import os
+
+import numpy as np
+
+from tfsuite.errors import user_error
+from tfsuite.io import write_json
+
+
+def _sacrebleu():
+    try:
+        import sacrebleu
+    except ImportError as e:
+        raise user_error("BLEU needs sacrebleu", "sacrebleu installed (with lxml)",
+                         f"import sacrebleu failed ({e})",
+                         'Install it with: pip install -e ".[translation]"') from None
+    return sacrebleu
+
+
+def score(hypotheses, references):
+    """{"bleu", "exact_match", "chrf", "num_sentences", "bleu_signature"}."""
+    sacrebleu = _sacrebleu()
+    bleu = sacrebleu.metrics.BLEU()
+    corpus_bleu = bleu.corpus_score(hypotheses, [references])
+    chrf = sacrebleu.metrics.CHRF().corpus_score(hypotheses, [references])
+    exact = np.mean([h.strip() == r.strip() for h, r in zip(hypotheses, references)])
+    return {"bleu": round(float(corpus_bleu.score), 2), "exact_match": round(float(exact), 4),
+            "chrf": round(float(chrf.score), 2), "num_sentences": len(references),
+            "bleu_signature": str(bleu.get_signature())}
+
+
+def write_evaluation(out_dir, sources, references, hypotheses, metrics, extra=None):
+    """evaluation/metrics.json, translations.tsv (every test sentence) and a PNG of exact
+    match by reference length."""
+    os.makedirs(out_dir, exist_ok=True)
+    write_json(os.path.join(out_dir, "metrics.json"), {"metrics": metrics, **(extra or {})})
+    with open(os.path.join(out_dir, "translations.tsv"), "w", newline="",
+              encoding="utf-8") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(["source", "reference", "translation", "exact"])
+        for s, r, h in zip(sources, references, hypotheses):
+            writer.writerow([s, r, h, int(h.strip() == r.strip())])
+    from tfsuite.plots import plot_exact_match_by_length
+
+    plot_exact_match_by_length(references, hypotheses, os.path.join(out_dir, "by_length.png"),
+                               title=f"BLEU {metrics['bleu']:.1f}, exact match "
+                                     f"{metrics['exact_match']:.1%}")
+    return out_dir
+
+
+def mistakes(sources, references, hypotheses, count=5):
+    """Up to `count` (source, reference, translation) triples that differ."""
+    return [(s, r, h) for s, r, h in zip(sources, references, hypotheses)
+            if h.strip() != r.strip()][:count]
