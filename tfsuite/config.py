@@ -112,7 +112,7 @@ class TrainConfig:
     momentum: float = 0.9  # sgd/momentum/nesterov/rmsprop
     weight_decay: float = 0.0  # decoupled weight decay (adamw, lion, sgd, ...)
     schedule: str = "constant"  # constant, step, cosine, warmup_cosine
-    warmup_epochs: int = 0
+    warmup_epochs: float = 0.0  # linear warm-up of warmup_cosine; fractions of an epoch allowed
     step_epochs: int = 10  # step schedule: decay every N epochs
     step_gamma: float = 0.1  # step schedule: multiply the rate by this
     label_smoothing: float = 0.0

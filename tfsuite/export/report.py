@@ -62,8 +62,8 @@ def _format_translation(report):
              f"{display_path(report['path'])}",
              f"  saved_model: {saved['sequence_agreement']:.1%} of "
              f"{report['reference']['num_samples']} test translations identical to "
-             f"{display_path(report['reference']['model'])}; BLEU {saved['bleu']:.1f}, exact "
-             f"match {saved['exact_match']:.1%}; {saved['latency_ms']:.0f} ms per batch of "
+             f"{display_path(report['reference']['model'])}; BLEU {saved['bleu']:.2f}, exact "
+             f"match {saved['exact_match']:.2%}; {saved['latency_ms']:.0f} ms per batch of "
              f"{saved['latency_batch_size']}; {saved['size_bytes'] / 1e6:.1f} MB",
              f"  input: {report['input']['name']} (token ids); tokenizer: "
              f"{display_path(report['tokenizer'])} (TF Serving's stock binary has no TF-Text "

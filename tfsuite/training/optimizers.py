@@ -33,7 +33,7 @@ def get_schedule(name, learning_rate, steps_per_epoch, epochs, warmup_epochs=0,
         return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total)
     if name == "warmup_cosine":
         # At most half the run: a short run (--set train.epochs=2) still reaches its peak.
-        warmup = min(warmup_epochs * steps_per_epoch, total // 2)
+        warmup = min(int(round(warmup_epochs * steps_per_epoch)), total // 2)
         return keras.optimizers.schedules.CosineDecay(
             0.0, decay_steps=max(1, total - warmup), warmup_target=learning_rate,
             warmup_steps=warmup)

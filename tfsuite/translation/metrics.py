@@ -50,8 +50,8 @@ def write_evaluation(out_dir, sources, references, hypotheses, metrics, extra=No
     from tfsuite.plots import plot_exact_match_by_length
 
     plot_exact_match_by_length(references, hypotheses, os.path.join(out_dir, "by_length.png"),
-                               title=f"BLEU {metrics['bleu']:.1f}, exact match "
-                                     f"{metrics['exact_match']:.1%}")
+                               title=f"BLEU {metrics['bleu']:.2f}, exact match "
+                                     f"{metrics['exact_match']:.2%}")
     return out_dir
 
 

@@ -242,8 +242,8 @@ def read_lines(path):
 def format_summary(summary):
     m = summary["metrics"]
     run_dir = os.path.dirname(summary["model"]["path"])
-    lines = [f"Done: {summary['experiment']} - BLEU {m['bleu']:.1f}, exact match "
-             f"{m['exact_match']:.1%} on {m['num_sentences']:,} test sentences "
+    lines = [f"Done: {summary['experiment']} - BLEU {m['bleu']:.2f}, exact match "
+             f"{m['exact_match']:.2%} on {m['num_sentences']:,} test sentences "
              f"({summary['decoding']['sampler']}) - {summary['epochs_completed']} epochs - "
              f"{summary['wall_seconds']:.0f}s",
              f"  model: {summary['model']['path']} (tokenizer: "
@@ -259,7 +259,7 @@ def format_summary(summary):
 
 
 def format_metrics(metrics, out_dir):
-    return (f"BLEU {metrics['bleu']:.1f}, exact match {metrics['exact_match']:.1%}, chrF "
+    return (f"BLEU {metrics['bleu']:.2f}, exact match {metrics['exact_match']:.2%}, chrF "
             f"{metrics['chrf']:.1f} on {metrics['num_sentences']:,} test sentences\n"
             f"  translations: {display_path(os.path.join(out_dir, 'translations.tsv'))}")
 

@@ -42,7 +42,10 @@ def train_sentencepiece(texts, vocab_size, model_type="unigram", user_symbols=()
         model_type=model_type, character_coverage=1.0, hard_vocab_limit=False,
         bos_id=-1, pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID,
         pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>",
-        user_defined_symbols=[s for s in user_symbols if s],
+        # SentencePiece matches user symbols on its normalized text, where a space is "▁"
+        # and a sentence starts with one: "translate English to French:" must be written so.
+        user_defined_symbols=["\u2581" + s.strip().replace(" ", "\u2581")
+                              for s in user_symbols if s.strip()],
         # A large corpus: a seeded sample of a million sentences trains the model.
         input_sentence_size=1_000_000, shuffle_input_sentence=True,
         num_threads=os.cpu_count() or 1, minloglevel=2)
