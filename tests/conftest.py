@@ -113,3 +113,14 @@ def run_cli(*args, cwd=None, timeout=600, env=None):
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "tfsuite.run", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def assert_user_error(result, *fragments):
+    """A CLI run refused bad input: exit 2, one `error:` line holding `fragments`, no
+    traceback."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    error_lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert len(error_lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr

@@ -7,18 +7,9 @@ import os
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.conftest import assert_user_error, run_cli
 
 pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
-
-
-def _assert_user_error(result, *fragments):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    error_lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
-    assert len(error_lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
 
 
 def test_list_and_config():
@@ -42,20 +33,20 @@ def test_list_and_config():
     (["predict", "/no/such/run", "--image", "x.png"], ["Nothing to predict with here"]),
 ])
 def test_user_errors_exit_2_with_one_message(tmp_path, args, fragments):
-    _assert_user_error(run_cli(*args, cwd=str(tmp_path)), *fragments)
+    assert_user_error(run_cli(*args, cwd=str(tmp_path)), *fragments)
     assert not os.path.exists(tmp_path / "runs")  # a failed start leaves nothing behind
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed")
 def test_a_backend_that_is_not_installed(tmp_path):
     result = run_cli("train", "digits", "--set", "runtime.backend=torch", cwd=str(tmp_path))
-    _assert_user_error(result, "The torch backend is not installed", 'pip install -e ".[torch]"')
+    assert_user_error(result, "The torch backend is not installed", 'pip install -e ".[torch]"')
 
 
 def test_run_dir_that_is_a_file_is_refused(tmp_path):
     path = tmp_path / "results.txt"
     path.write_text("keep me")
-    _assert_user_error(run_cli("train", "digits", "--run-dir", str(path)), "is a file")
+    assert_user_error(run_cli("train", "digits", "--run-dir", str(path)), "is a file")
     assert path.read_text() == "keep me"
 
 
@@ -128,10 +119,10 @@ def test_evaluate_and_predict(trained_run, tmp_path):
         assert 0 < float(first[2]) <= 1
     assert correct >= 2
     missing = run_cli("predict", run_dir, "--image", str(tmp_path / "none.png"))
-    _assert_user_error(missing, "Image file not found")
+    assert_user_error(missing, "Image file not found")
     junk = tmp_path / "junk.png"
     junk.write_text("not an image")
-    _assert_user_error(run_cli("predict", run_dir, "--image", str(junk)), "Cannot read image")
+    assert_user_error(run_cli("predict", run_dir, "--image", str(junk)), "Cannot read image")
 
 
 def test_finished_runs_are_never_overwritten(trained_run):
@@ -139,7 +130,7 @@ def test_finished_runs_are_never_overwritten(trained_run):
     before = os.path.getmtime(os.path.join(run_dir, "model.keras"))
     again = run_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=6",
                     cwd=work)
-    _assert_user_error(again, "completed run")
+    assert_user_error(again, "completed run")
     assert os.path.getmtime(os.path.join(run_dir, "model.keras")) == before
     # Without --run-dir a new run goes next to the finished one.
     fresh = run_cli("train", "digits", "--set", "train.epochs=1", "--set", "compress.methods=[]",
@@ -152,7 +143,7 @@ def test_unfinished_run_with_another_config_is_refused(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "notes.txt").write_text("mine")
-    _assert_user_error(run_cli("train", "digits", "--run-dir", str(run_dir)), "not a tfsuite run")
+    assert_user_error(run_cli("train", "digits", "--run-dir", str(run_dir)), "not a tfsuite run")
     assert (run_dir / "notes.txt").read_text() == "mine"
 
 

@@ -17,9 +17,25 @@ def test_shipped_experiments_all_load():
         assert description, name
         if name in ("image_folder", "resnet50"):  # need a data path from the user
             config = load_config(name, overrides=["data.source=synthetic"])
+        elif name == "translation":  # a parallel corpus from the user
+            config = load_config(name, overrides=["data.path=pairs.tsv"])
         else:
             config = load_config(name)
         assert isinstance(config, ExperimentConfig) and config.name == name
+
+
+def test_translation_keys_are_checked():
+    with pytest.raises(UserError, match="data.source.*numbers"):
+        load_config("translate_numbers", overrides=["data.source=digits"])
+    with pytest.raises(UserError, match="data.source.*digits"):
+        load_config("digits", overrides=["data.source=numbers"])
+    with pytest.raises(UserError, match="translation.size"):
+        load_config("translate_numbers", overrides=["translation.size=huge"])
+    with pytest.raises(UserError, match="compress.methods.*quantize"):
+        load_config("translate_numbers", overrides=["compress.methods=[prune]"])
+    with pytest.raises(UserError, match="num_pairs"):
+        load_config("translate_numbers", overrides=["translation.max_number=99",
+                                                    "translation.num_pairs=500"])
 
 
 def test_overrides_are_yaml_and_nested():

@@ -33,3 +33,20 @@ def user_error(what, expected, received, fix=None):
     if fix:
         message += f" {fix}"
     return UserError(message)
+
+
+def require_module(name, purpose, install):
+    """Imports an optional dependency, or raises a `UserError` saying how to install it.
+
+    Args:
+        name: the module to import, e.g. "sacrebleu".
+        purpose: what needs it, e.g. "BLEU".
+        install: the command that installs it.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise user_error(f"{purpose} needs {name}", f"{name} installed",
+                         f"import {name} failed ({e})", f"Install it with: {install}") from None

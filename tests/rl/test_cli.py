@@ -8,17 +8,9 @@ import os
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.conftest import assert_user_error, run_cli
 
 pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
-
-
-def _assert_user_error(result, *fragments):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    assert len([l for l in result.stderr.splitlines() if l.startswith("error:")]) == 1
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +63,7 @@ def test_evaluate_plays_the_greedy_policy(dqn_run):
     with open(os.path.join(run_dir, "evaluation", "metrics.json")) as f:
         evaluation = json.load(f)
     assert len(evaluation["returns"]) == 3
-    _assert_user_error(run_cli("evaluate", run_dir, "--episodes", "0"), "--episodes")
+    assert_user_error(run_cli("evaluate", run_dir, "--episodes", "0"), "--episodes")
 
 
 def test_render_writes_a_gif_and_never_overwrites(dqn_run):
@@ -83,9 +75,9 @@ def test_render_writes_a_gif_and_never_overwrites(dqn_run):
     with Image.open(out) as gif:
         assert gif.size == (300, 200) and gif.n_frames >= 10
     before = os.path.getmtime(out)
-    _assert_user_error(run_cli("render", run_dir, "--out", out), "already exists")
+    assert_user_error(run_cli("render", run_dir, "--out", out), "already exists")
     assert os.path.getmtime(out) == before
-    _assert_user_error(run_cli("render", run_dir, "--out", "x.png"), "GIF")
+    assert_user_error(run_cli("render", run_dir, "--out", "x.png"), "GIF")
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -96,15 +88,15 @@ def test_render_writes_a_gif_and_never_overwrites(dqn_run):
     (["--set", "runtime.strategy=mirrored"], ["runtime.strategy", "one device"]),
 ])
 def test_bad_dqn_settings_exit_2_and_leave_nothing(tmp_path, args, fragments):
-    _assert_user_error(run_cli("train", "cartpole_dqn", *args, cwd=str(tmp_path)), *fragments)
+    assert_user_error(run_cli("train", "cartpole_dqn", *args, cwd=str(tmp_path)), *fragments)
     assert not os.path.exists(tmp_path / "runs")
 
 
 def test_image_commands_refuse_a_dqn_run(dqn_run):
     cwd, run_dir, _ = dqn_run
-    _assert_user_error(run_cli("predict", run_dir, "--image", "x.png"), "classifies images",
+    assert_user_error(run_cli("predict", run_dir, "--image", "x.png"), "classifies images",
                        "render")
-    _assert_user_error(run_cli("compress", run_dir, "--method", "prune"), "image classifiers")
+    assert_user_error(run_cli("compress", run_dir, "--method", "prune"), "image classifiers")
 
 
 def test_ctrl_c_keeps_the_q_network_and_the_same_command_starts_again(tmp_path):

@@ -8,18 +8,13 @@ and the true last one is in `info["final_obs"]`.
 
 import numpy as np
 
-from tfsuite.errors import user_error
+from tfsuite.errors import require_module, user_error
 
 
 def gymnasium():
     """The gymnasium module, or a clear error saying how to install it."""
-    try:
-        import gymnasium as gym
-    except ImportError:
-        raise user_error("Reinforcement learning needs gymnasium", "gymnasium installed",
-                         "no module named 'gymnasium'", "Install it with: pip install -e "
-                         "\".[rl]\" (or pip install \"gymnasium[classic-control]\").") from None
-    return gym
+    return require_module("gymnasium", "Reinforcement learning", 'pip install -e ".[rl]" '
+                          '(or pip install "gymnasium[classic-control]")')
 
 
 def make_envs(config, render_mode=None):

@@ -10,18 +10,13 @@ import os
 
 import numpy as np
 
-from tfsuite.errors import user_error
+from tfsuite.errors import require_module
 from tfsuite.io import write_json
+from tfsuite.translation.tokenizer import INSTALL
 
 
 def _sacrebleu():
-    try:
-        import sacrebleu
-    except ImportError as e:
-        raise user_error("BLEU needs sacrebleu", "sacrebleu installed (with lxml)",
-                         f"import sacrebleu failed ({e})",
-                         'Install it with: pip install -e ".[translation]"') from None
-    return sacrebleu
+    return require_module("sacrebleu", "BLEU", INSTALL)  # it imports lxml too
 
 
 def score(hypotheses, references):

@@ -8,18 +8,13 @@ gets KerasHub's `T5Seq2SeqLMPreprocessor` attached, so it also takes text.
 
 import os
 
-from tfsuite.errors import user_error
+from tfsuite.errors import require_module, user_error
 from tfsuite.translation.config import MODEL_SIZES
+from tfsuite.translation.tokenizer import INSTALL
 
 
 def keras_hub():
-    try:
-        import keras_hub
-    except ImportError as e:
-        raise user_error("Translation needs KerasHub", "keras-hub installed",
-                         f"import keras_hub failed ({e})",
-                         'Install it with: pip install -e ".[translation]"') from None
-    return keras_hub
+    return require_module("keras_hub", "Translation", INSTALL)
 
 
 def model_sizes(t):

@@ -10,17 +10,12 @@ the seeded split (`corpus.split`) holds the test numbers out of training.
 import os
 import random
 
-from tfsuite.errors import user_error
+from tfsuite.errors import require_module, user_error
+from tfsuite.translation.tokenizer import INSTALL
 
 
 def _num2words():
-    try:
-        from num2words import num2words
-    except ImportError:
-        raise user_error("The numbers corpus needs num2words", "it installed",
-                         "import num2words failed", 'Install it with: pip install -e '
-                         '".[translation]"') from None
-    return num2words
+    return require_module("num2words", "The numbers corpus", INSTALL).num2words
 
 
 def number_pool(num_pairs, max_number, seed):

@@ -12,20 +12,15 @@ import os
 
 import numpy as np
 
-from tfsuite.errors import user_error
+from tfsuite.errors import require_module, user_error
 
 TOKENIZER_FILE = "tokenizer.model"
+INSTALL = 'pip install -e ".[translation]"'  # what brings the translation packages
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
 
 
 def _sentencepiece():
-    try:
-        import sentencepiece
-    except ImportError:
-        raise user_error("Translation needs sentencepiece", "it installed",
-                         "import sentencepiece failed",
-                         'Install it with: pip install -e ".[translation]"') from None
-    return sentencepiece
+    return require_module("sentencepiece", "Translation", INSTALL)
 
 
 def train_sentencepiece(texts, vocab_size, model_type="unigram", user_symbols=(), seed=0):
