@@ -18,7 +18,8 @@ import yaml
 
 from tfsuite.errors import UserError, user_error
 from tfsuite.rl.config import DQNConfig
-from tfsuite.translation.config import MODEL_SIZES, SAMPLERS, TranslationConfig
+from tfsuite.translation.config import (MODEL_SIZES, NUMBER_LANGUAGES, SAMPLERS,
+                                        TranslationConfig)
 
 EXPERIMENTS_PACKAGE = "tfsuite.experiments"
 
@@ -639,7 +640,7 @@ def _validate_translation(config, check_files):
     sources = TEXT_SOURCES if is_translation else IMAGE_SOURCES
     _require(config.data.source in sources, "data.source", f"one of {list(sources)} for "
              f"task={config.task}", config.data.source)
-    for key in ("num_pairs", "vocab_size", "eval_batch_size", "num_beams"):
+    for key in ("num_pairs", "eval_batch_size", "num_beams"):
         _require(getattr(t, key) >= 1, f"translation.{key}", "an int >= 1", getattr(t, key))
     _require(t.max_number >= 1, "translation.max_number", "an int >= 1", t.max_number)
     for key in ("max_source_length", "max_target_length"):
@@ -669,6 +670,17 @@ def _validate_translation(config, check_files):
     for method in config.compress.methods:
         _require(method == "quantize", "compress.methods", "[] or [quantize] for translation "
                  "(Keras int8 of the Dense layers)", config.compress.methods)
+    if config.compress.methods:
+        _require(config.compress.quantization in ("int8", "keras_int8"),
+                 "compress.quantization", "int8 or keras_int8 for translation (Keras int8 of "
+                 "the Dense layers)", config.compress.quantization)
+    if config.data.source == "numbers":
+        _require(t.source_language in NUMBER_LANGUAGES, "translation.source_language",
+                 f"one of {sorted(NUMBER_LANGUAGES)} for data.source=numbers (num2words)",
+                 t.source_language)
+        _require(t.target_language in NUMBER_LANGUAGES, "translation.target_language",
+                 f"one of {sorted(NUMBER_LANGUAGES)} for data.source=numbers (num2words)",
+                 t.target_language)
 
 
 def _check_patterns(patterns):

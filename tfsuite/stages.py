@@ -52,7 +52,7 @@ def train(config, run_dir=None, quiet=False):
     data = task.build_inputs(drop_remainder=runtime.needs_full_batches)
     data = dataclasses.replace(data, train=runtime.shard_dataset(data.train),
                                val=runtime.shard_dataset(data.val))
-    _check_full_batches(config, data, runtime)
+    check_full_batches(config, data, runtime)
     if not runtime.cluster.is_chief:
         return _train_as_worker(config, run_dir, runtime, task, data, quiet)
     _warn_about_small_data(config, data, runtime)
@@ -194,15 +194,16 @@ def save_model(model, path):
     os.replace(tmp, path)
 
 
-def _check_full_batches(config, data, runtime):
+def check_full_batches(config, data, runtime):
     """A JAX mesh takes full batches only: a split smaller than one would be empty."""
     batch = config.train.batch_size
+    what = "images" if getattr(data, "unit", "img") == "img" else data.unit
     for split, count in (("training", data.num_train), ("validation", data.num_val)):
         if runtime.needs_full_batches and 0 < count < batch:
             raise user_error(f"The {split} split is smaller than one batch",
-                             f"at least train.batch_size={batch} {split} images "
+                             f"at least train.batch_size={batch} {split} {what} "
                              f"(runtime.strategy={runtime.strategy_name} takes full batches "
-                             "only)", f"{count} {split} images",
+                             "only)", f"{count} {split} {what}",
                              "Lower train.batch_size (a multiple of the replicas).")
 
 

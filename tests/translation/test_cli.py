@@ -169,6 +169,8 @@ def test_bad_inputs(translation_run, tmp_path):
     assert_user_error(run_cli("translate", run_dir, "", "  ", cwd=str(cwd)),
                        "Nothing to translate")
     assert_user_error(run_cli("translate", run_dir, cwd=str(cwd)), "Nothing to translate")
+    assert_user_error(run_cli("translate", run_dir, "five", "--num-beams", "3", cwd=str(cwd)),
+                      "needs beam search", "--sampler beam")
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n", encoding="utf-8")
     assert_user_error(run_cli("translate", run_dir, "--file", str(empty), cwd=str(cwd)),

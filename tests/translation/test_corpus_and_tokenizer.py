@@ -135,3 +135,30 @@ def test_scores():
     assert perfect["chrf"] == 100.0 and "tok:13a" in perfect["bleu_signature"]
     one_wrong = score([refs[0], "vingt et deux", refs[2], refs[3]], refs)
     assert one_wrong["exact_match"] == 0.75 and 50 < one_wrong["bleu"] < 100
+
+
+def test_small_splits_hold_a_pair_and_paired_files_tolerate_a_trailing_newline(tmp_path):
+    parts = corpus.split([f"s{i}" for i in range(10)], [f"t{i}" for i in range(10)],
+                         0.05, 0.05, seed=0)
+    assert len(parts.test[0]) == 1 and len(parts.val[0]) == 1 and len(parts.train[0]) == 8
+    (tmp_path / "a.en").write_text("one\ntwo\n", encoding="utf-8")
+    (tmp_path / "a.fr").write_text("un\ndeux\n\n\n", encoding="utf-8")
+    pairs = corpus.read_paired_files(str(tmp_path / "a.en"), str(tmp_path / "a.fr"))
+    assert pairs.targets == ["un", "deux"] and pairs.skipped_lines == 0
+    # Only a newline ends a line: U+2028 inside a sentence does not shift the numbering.
+    (tmp_path / "b.tsv").write_text("a\u2028b\tx\nno tab\n", encoding="utf-8")
+    pairs = corpus.read_tsv(str(tmp_path / "b.tsv"))
+    assert pairs.sources == ["a\u2028b"] and pairs.skipped == [(2, pairs.skipped[0][1])]
+
+
+def test_a_vocabulary_smaller_than_the_alphabet_is_a_clear_error():
+    sources, targets = number_pairs(range(300))
+    with pytest.raises(UserError, match="Raise translation.vocab_size"):
+        train_sentencepiece(sources + targets, 16)
+
+
+def test_references_are_scored_as_the_tokenizer_normalizes_them(number_tokenizer):
+    tokenizer, _ = number_tokenizer
+    # NFKC, as SentencePiece normalizes: a no-break space becomes a space.
+    assert tokenizer.normalize(["vingt\u00a0et  un"]) == ["vingt et un"]
+    assert score(["vingt et un"], ["vingt\u00a0et un"], tokenizer)["exact_match"] == 1.0

@@ -20,6 +20,9 @@ MODEL_SIZES = {
     "base": (12, 12, 768, 3072, 64),
 }
 SAMPLERS = ("greedy", "beam")
+# data.source=numbers: language names and their num2words codes
+NUMBER_LANGUAGES = {"English": "en", "French": "fr", "German": "de", "Spanish": "es",
+                    "Italian": "it", "Portuguese": "pt", "Dutch": "nl"}
 
 
 @dataclass(frozen=True)

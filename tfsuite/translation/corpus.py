@@ -41,15 +41,18 @@ class Splits:
     test: Tuple[List[str], List[str]]
 
 
-def _open_text(path, key):
+def open_text(path, key, fix=None):
+    """The lines of a UTF-8 text file (a BOM dropped, CRLF or LF), or a clear error."""
     if not path or not os.path.isfile(path):
-        raise user_error("The parallel corpus file does not exist", "an existing UTF-8 text "
-                         "file", f"{key}={path!r}", "Pass it with --set data.path=pairs.tsv "
-                         "(source<TAB>target per line).")
+        raise user_error("The file does not exist" if key == "--file" else
+                         "The parallel corpus file does not exist", "an existing UTF-8 text "
+                         "file", f"{key}={path!r}", fix)
     try:
-        # utf-8-sig drops a byte-order mark; newline="" keeps "\r\n" visible for stripping.
+        # utf-8-sig drops a byte-order mark. Lines end at "\n" only (str.splitlines would
+        # also cut at U+2028 or form feeds inside a sentence and shift the line numbers).
         with open(path, encoding="utf-8-sig", newline="") as f:
-            return f.read().splitlines()
+            lines = [line.removesuffix("\r") for line in f.read().split("\n")]
+        return lines[:-1] if lines and lines[-1] == "" else lines
     except UnicodeDecodeError as e:
         raise user_error("The corpus is not UTF-8 text", "a UTF-8 file", f"{key}={path!r} "
                          f"(byte {e.start}: {e.reason})", "Convert it, e.g. with "
@@ -65,7 +68,9 @@ def _skip(corpus, number, why):
 def read_tsv(path):
     """Reads `source<TAB>target[<TAB>...]` lines; extra columns (attribution) are ignored."""
     corpus = Corpus([], [], path=path)
-    for number, line in enumerate(_open_text(path, "data.path"), start=1):
+    lines = open_text(path, "data.path", "Pass it with --set data.path=pairs.tsv "
+                      "(source<TAB>target per line).")
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
@@ -78,13 +83,16 @@ def read_tsv(path):
         else:
             corpus.sources.append(source)
             corpus.targets.append(target)
-    return _require_pairs(corpus, path, "source<TAB>target lines")
+    return _require_pairs(corpus, path, "source<TAB>target lines",
+                          "A TSV needs a tab between the source and the target sentence.")
 
 
 def read_paired_files(source_path, target_path):
     """Reads two files of aligned lines; a pair with an empty side is skipped and counted."""
-    sources = _open_text(source_path, "data.path")
-    targets = _open_text(target_path, "translation.target_path")
+    sources = open_text(source_path, "data.path")
+    targets = open_text(target_path, "translation.target_path", "Pass the target side "
+                        "with --set translation.target_path=train.fr.")
+    sources, targets = _without_extra_blank_tail(sources, targets)
     if len(sources) != len(targets):
         raise user_error("The paired files have different numbers of lines", "one target "
                          "line for each source line", f"{len(sources)} lines in "
@@ -100,16 +108,24 @@ def read_paired_files(source_path, target_path):
             continue
         corpus.sources.append(source)
         corpus.targets.append(target)
-    return _require_pairs(corpus, source_path, "aligned non-empty lines")
+    return _require_pairs(corpus, source_path, "aligned non-empty lines",
+                          "Line N of the target file must translate line N of the source.")
 
 
-def _require_pairs(corpus, path, expected):
+def _without_extra_blank_tail(a, b):
+    """Blank lines at the end of only one file (an extra newline) do not misalign them."""
+    n = min(len(a), len(b))
+    if all(not line.strip() for line in a[n:] + b[n:]):
+        return a[:n], b[:n]
+    return a, b
+
+
+def _require_pairs(corpus, path, expected, fix):
     if not corpus.sources:
         first = (f"; line {corpus.skipped[0][0]}: {corpus.skipped[0][1]}"
                  if corpus.skipped else "")
         raise user_error("The corpus has no valid sentence pairs", expected,
-                         f"{path} ({corpus.skipped_lines} malformed lines{first})",
-                         "A TSV needs a tab between the source and the target sentence.")
+                         f"{path} ({corpus.skipped_lines} malformed lines{first})", fix)
     return corpus
 
 
@@ -128,8 +144,9 @@ def split(sources, targets, validation_split, test_split, seed):
     """
     keys = sorted(set(zip(sources, targets)))
     order = np.random.default_rng(seed).permutation(len(keys))
-    num_test = int(round(len(keys) * test_split))
-    num_val = int(round(len(keys) * validation_split))
+    # A split asked for holds at least one pair (BLEU of an empty test split is undefined).
+    num_test = max(int(test_split > 0), int(round(len(keys) * test_split)))
+    num_val = max(int(validation_split > 0), int(round(len(keys) * validation_split)))
     if len(keys) - num_test - num_val < 1:
         raise user_error("The corpus is too small to split", "at least one training pair "
                          "after the validation and test splits", f"{len(keys)} distinct "

@@ -42,10 +42,12 @@ def load_pairs(config):
     """(Corpus, Splits) for the config's data source; bad files fail here, nothing written."""
     data, t = config.data, config.translation
     if data.source == "numbers":
+        from tfsuite.translation.config import NUMBER_LANGUAGES
         from tfsuite.translation.numbers import number_pairs, number_pool
 
         numbers = number_pool(t.num_pairs, t.max_number, config.runtime.seed)
-        sources, targets = number_pairs(numbers)
+        sources, targets = number_pairs(numbers, NUMBER_LANGUAGES[t.source_language],
+                                        NUMBER_LANGUAGES[t.target_language])
         corpus = corpus_lib.Corpus(sources, targets, path="num2words (generated)")
     else:
         corpus = corpus_lib.read_corpus(data.path, t.target_path)

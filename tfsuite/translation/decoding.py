@@ -39,7 +39,7 @@ class Translator:
         tokenizer: the run's `Tokenizer`.
         prefix: the task prefix put before every source text.
         source_length: encoder tokens (longer sources are cut).
-        max_length: the longest translation, in tokens.
+        max_length: the longest translation, in tokens (`</s>` included).
         sampler_name: "greedy" or "beam".
         num_beams: beams of beam search.
     """
@@ -55,7 +55,7 @@ class Translator:
         self.truncated = 0
 
     def generate_ids(self, encoder_ids, batch_size=256):
-        """[N, max_length] output ids (column 0 is the start token) for encoder id rows."""
+        """[N, max_length + 1] output ids (column 0 is the start token) for encoder id rows."""
         outputs = []
         for start in range(0, len(encoder_ids), batch_size):
             chunk = encoder_ids[start:start + batch_size]
@@ -63,7 +63,8 @@ class Translator:
             padded = np.zeros((rows, chunk.shape[1]), np.int32)
             padded[:len(chunk)] = chunk
             padded[len(chunk):, 0] = EOS_ID  # filler rows: an empty source
-            decoder, decoder_mask = decoder_prompt(rows, self.max_length)
+            # Column 0 holds the start token: max_length tokens come after it.
+            decoder, decoder_mask = decoder_prompt(rows, self.max_length + 1)
             result = self.model.generate(
                 {"encoder_token_ids": padded, "encoder_padding_mask": padded != PAD_ID,
                  "decoder_token_ids": decoder, "decoder_padding_mask": decoder_mask},
@@ -71,7 +72,8 @@ class Translator:
             ids = np.asarray(result["decoder_token_ids"])
             mask = np.asarray(result["decoder_padding_mask"])
             outputs.append(np.where(mask, ids, PAD_ID)[:len(chunk)])
-        return np.concatenate(outputs) if outputs else np.zeros((0, self.max_length), np.int32)
+        return (np.concatenate(outputs) if outputs
+                else np.zeros((0, self.max_length + 1), np.int32))
 
     def encode(self, texts):
         ids, truncated = self.tokenizer.encode([self.prefix + t for t in texts],

@@ -4,7 +4,7 @@ TF Serving's stock binary has no TF-Text ops (SentencePiece), so the
 SavedModel holds only the T5 network and the decoding loop: its
 `serving_default` signature takes `encoder_token_ids` (int32 [batch, length],
 `prefix + text </s>` padded with 0) and returns `token_ids` (int32 [batch,
-max_length - 1], zeros after `</s>`) and `length`. Clients tokenize with the
+max_length], zeros after `</s>`) and `length`. Clients tokenize with the
 `tokenizer.model` written next to it (`sentencepiece` in Python). The graph is
 built from a T5Seq2SeqLM without its preprocessor, so it loads in plain
 TensorFlow with neither KerasHub nor TF-Text installed. Decoding runs row by
@@ -51,14 +51,15 @@ def serving_module(backbone, max_length, sampler_name, num_beams):
 
     lm = seq2seq(backbone)  # no preprocessor: no SentencePiece op in the graph
     lm.compile(sampler=sampler(sampler_name, num_beams))
-    start = np.zeros((1, max_length), bool)
+    steps = max_length + 1  # the start token, then max_length tokens
+    start = np.zeros((1, steps), bool)
     start[0, 0] = True
 
     def one(ids):
         ids = ids[None, :]
         out = lm.generate_step(
             {"encoder_token_ids": ids, "encoder_padding_mask": ids != PAD_ID,
-             "decoder_token_ids": tf.zeros([1, max_length], tf.int32),
+             "decoder_token_ids": tf.zeros([1, steps], tf.int32),
              "decoder_padding_mask": tf.constant(start)}, stop_token_ids=(EOS_ID,))
         mask = tf.cast(out["decoder_padding_mask"], tf.bool)
         return tf.where(mask, tf.cast(out["decoder_token_ids"], tf.int32), PAD_ID)[0, 1:]
@@ -67,7 +68,7 @@ def serving_module(backbone, max_length, sampler_name, num_beams):
                  jit_compile=False)
     def serve(encoder_token_ids):
         tokens = tf.map_fn(one, encoder_token_ids,
-                           fn_output_signature=tf.TensorSpec([max_length - 1], tf.int32))
+                           fn_output_signature=tf.TensorSpec([max_length], tf.int32))
         ended = tf.cumsum(tf.cast(tokens == EOS_ID, tf.int32), axis=1, exclusive=True) > 0
         tokens = tf.where(ended, PAD_ID, tokens)
         length = tf.reduce_sum(tf.cast((tokens != PAD_ID) & (tokens != EOS_ID), tf.int32), 1)
@@ -138,7 +139,7 @@ def export_translation(run_dir, config, export_config, quiet=False):
         got = np.concatenate([runner(encoder_ids[i:i + 64])
                               for i in range(0, len(encoder_ids), 64)])
         agreement = float(np.mean(np.all(got == expected, axis=1)))
-        metrics = score(tokenizer.decode(got), references)
+        metrics = score(tokenizer.decode(got), references, tokenizer)
         batch = encoder_ids[:export_config.batch_size]
         runner(batch)
         timed = time.perf_counter()
@@ -174,7 +175,7 @@ def export_translation(run_dir, config, export_config, quiet=False):
             "input": {"name": INPUT, "shape": [None, None], "dtype": "int32",
                       "description": f"SentencePiece ids of '{translator.prefix}' + text, "
                                      "then </s> (1), padded with 0; see tokenizer.model"},
-            "outputs": {"token_ids": [None, translator.max_length - 1], "length": [None]},
+            "outputs": {"token_ids": [None, translator.max_length], "length": [None]},
             "tokenizer": os.path.join(final, TOKENIZER_FILE),
             "decoding": {"sampler": config.translation.sampler,
                          "max_length": translator.max_length},

@@ -19,8 +19,15 @@ def _sacrebleu():
     return require_module("sacrebleu", "BLEU", INSTALL)  # it imports lxml too
 
 
-def score(hypotheses, references):
-    """{"bleu", "exact_match", "chrf", "num_sentences", "bleu_signature"}."""
+def score(hypotheses, references, tokenizer=None):
+    """{"bleu", "exact_match", "chrf", "num_sentences", "bleu_signature"}.
+
+    With `tokenizer`, references are first normalized as it normalizes text (NFKC:
+    French Tatoeba's narrow no-break spaces become spaces), the only form a decoded
+    translation can take.
+    """
+    if tokenizer is not None:
+        references = tokenizer.normalize(references)
     sacrebleu = _sacrebleu()
     bleu = sacrebleu.metrics.BLEU()
     corpus_bleu = bleu.corpus_score(hypotheses, [references])
@@ -49,8 +56,3 @@ def write_evaluation(out_dir, sources, references, hypotheses, metrics, extra=No
                                      f"{metrics['exact_match']:.2%}")
     return out_dir
 
-
-def mistakes(sources, references, hypotheses, count=5):
-    """Up to `count` (source, reference, translation) triples that differ."""
-    return [(s, r, h) for s, r, h in zip(sources, references, hypotheses)
-            if h.strip() != r.strip()][:count]

@@ -69,6 +69,7 @@ def resolve_preset(preset):
 
     Never downloads: a name not in the cache is an error that says how to get it.
     """
+    keras_hub()  # a clear error when KerasHub is missing
     expanded = os.path.abspath(os.path.expanduser(preset))
     if os.path.isdir(expanded):
         if not os.path.isfile(os.path.join(expanded, "config.json")):

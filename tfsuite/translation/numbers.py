@@ -1,8 +1,10 @@
-"""The bundled offline corpus of `translate_numbers`: English number words to French.
+"""The bundled offline corpus of `translate_numbers`: English number words to French
+(or between other languages num2words writes: `translation.source_language`, ...).
 
 Both sides come from `num2words` ("one thousand, two hundred and thirty-four"
--> "mille deux cent trente-quatre"). Every number from 0 to 999 is in the pool,
-the rest are drawn evenly per digit count up to `max_number`, so each
+-> "mille deux cent trente-quatre"). Every number from 0 to 999 is in the pool
+(given at least 1,000 pairs), the rest are drawn evenly per digit count up to
+`max_number`, so each
 magnitude is seen as often as its grammar needs. Each number appears once, so
 the seeded split (`corpus.split`) holds the test numbers out of training.
 """
@@ -37,7 +39,7 @@ def number_pool(num_pairs, max_number, seed):
 
 
 def number_pairs(numbers, source_lang="en", target_lang="fr"):
-    """(English words, French words) for each number."""
+    """(source words, target words) for each number, in num2words' language codes."""
     num2words = _num2words()
     return ([num2words(n, lang=source_lang) for n in numbers],
             [num2words(n, lang=target_lang) for n in numbers])

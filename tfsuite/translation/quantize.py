@@ -35,7 +35,7 @@ def _measure(model, config, tokenizer, sources, references):
     started = time.perf_counter()
     hypotheses = translator.translate(sources, batch)
     seconds = time.perf_counter() - started
-    return {**score(hypotheses, references), "decode_seconds": round(seconds, 2),
+    return {**score(hypotheses, references, tokenizer), "decode_seconds": round(seconds, 2),
             "weight_bytes": _weight_bytes(model), "num_params": int(model.count_params())}
 
 
@@ -47,18 +47,15 @@ def compress_translation(run_dir, config, method, quiet=False):
     from tfsuite.compression.stage import REPORT, output_dir, publish, record_in_summary
     from tfsuite.errors import user_error
     from tfsuite.translation.data import load_pairs
-    from tfsuite.translation.stage import load_run
+    from tfsuite.translation.model import keras_hub
+    from tfsuite.translation.tokenizer import load_tokenizer
 
     if method != "quantize":
         raise user_error(f"A translation model is compressed with quantize, not {method}",
                          "--method quantize (Keras int8 of the Dense layers)",
                          f"--method {method!r}")
-    if config.compress.quantization not in ("int8", "keras_int8"):
-        raise user_error("Translation models are quantized with Keras int8",
-                         "compress.quantization=int8 or keras_int8",
-                         f"compress.quantization={config.compress.quantization!r}")
     started = time.perf_counter()
-    _, _, tokenizer = load_run(run_dir)
+    tokenizer = load_tokenizer(run_dir)
     _, splits = load_pairs(config)
     sources, references = splits.test
     if not quiet:
@@ -66,6 +63,7 @@ def compress_translation(run_dir, config, method, quiet=False):
               f"layers); scoring on {len(sources):,} test sentences before and after",
               flush=True)
     path = os.path.join(run_dir, "model.keras")
+    keras_hub()  # registers KerasHub's classes before model.keras is read
     baseline = keras.saving.load_model(path)
     before = _measure(baseline, config, tokenizer, sources, references)
     model = keras.saving.load_model(path)

@@ -28,7 +28,7 @@ def train(config, run_dir=None, quiet=False):
     """Trains `config` (task: translation) end to end; returns the summary dict."""
     from tfsuite.plots import plot_history
     from tfsuite.run_dir import resolve_run_dir, start_run_dir
-    from tfsuite.stages import save_model
+    from tfsuite.stages import check_full_batches, save_model
     from tfsuite.tasks.translation import TranslationTask
     from tfsuite.training.runtime import setup_runtime
     from tfsuite.training.trainer import Trainer
@@ -39,20 +39,28 @@ def train(config, run_dir=None, quiet=False):
     t = config.translation
     run_dir, resuming = resolve_run_dir(config, run_dir)
     runtime = setup_runtime(config.runtime)
+    if runtime.cluster.num_workers > 1:
+        raise user_error("Translation trains in one process", "a single process (no "
+                         "`launch`, no TF_CONFIG cluster)", f"worker {runtime.cluster.index} "
+                         f"of {runtime.cluster.num_workers}", "Use the devices of one machine "
+                         "(runtime.strategy=mirrored or data_parallel) instead.")
     runtime.check_batch_size(config.train.batch_size)
-    # A bad corpus or a preset that is not here fails before the run directory is touched.
+    # A bad corpus, a preset that is not here or a tokenizer that cannot be trained fails
+    # before the run directory is touched.
     corpus, splits = load_pairs(config)
     if t.preset:
         resolve_preset(t.preset)
+    tokenizer = _tokenizer(config, run_dir, splits, resuming)
+    data = build_translation_data(config, corpus, splits, tokenizer,
+                                  drop_remainder=runtime.needs_full_batches)
+    check_full_batches(config, data, runtime)
     start_run_dir(run_dir, resuming)
     write_config(config, os.path.join(run_dir, "config.yaml"))
+    tokenizer.save(os.path.join(run_dir, TOKENIZER_FILE))
     if config.data.source == "numbers":
         from tfsuite.translation.numbers import write_tsv
 
         write_tsv(os.path.join(run_dir, CORPUS_FILE), corpus.sources, corpus.targets)
-    tokenizer = _tokenizer(config, run_dir, splits, resuming)
-    data = build_translation_data(config, corpus, splits, tokenizer,
-                                  drop_remainder=runtime.needs_full_batches)
     data = dataclasses.replace(data, train=runtime.shard_dataset(data.train),
                                val=runtime.shard_dataset(data.val))
     if not quiet:
@@ -105,7 +113,7 @@ def train(config, run_dir=None, quiet=False):
 
 def _tokenizer(config, run_dir, splits, resuming):
     """The run's tokenizer: kept when resuming, the preset's, or trained on the training
-    split (both sides; the task prefix is one piece)."""
+    split (both sides; the task prefix is one piece). Not saved yet."""
     from tfsuite.translation.data import task_prefix
     from tfsuite.translation.tokenizer import Tokenizer, train_sentencepiece
 
@@ -122,9 +130,7 @@ def _tokenizer(config, run_dir, splits, resuming):
         proto = train_sentencepiece([prefix + s for s in splits.train[0]] + splits.train[1],
                                     t.vocab_size, t.tokenizer_type,
                                     user_symbols=[prefix.strip()], seed=config.runtime.seed)
-    tokenizer = Tokenizer(proto)
-    tokenizer.save(path)
-    return tokenizer
+    return Tokenizer(proto)
 
 
 def _print_start(config, run_dir, runtime, data, resuming):
@@ -159,6 +165,13 @@ def translator_for(config, backbone, tokenizer, sampler_name=None, num_beams=Non
     from tfsuite.translation.decoding import Translator
 
     t = config.translation
+    if num_beams is not None and num_beams < 1:
+        raise user_error("--num-beams must be positive", "an int >= 1",
+                         f"num_beams={num_beams}")
+    if num_beams is not None and (sampler_name or t.sampler) != "beam":
+        raise user_error("--num-beams needs beam search", "--sampler beam (or a run with "
+                         "translation.sampler=beam)", f"num_beams={num_beams} with sampler "
+                         f"{sampler_name or t.sampler!r}", "Add --sampler beam.")
     return Translator(backbone, tokenizer, task_prefix(t), t.max_source_length,
                       max_length or t.max_length or t.max_target_length,
                       sampler_name or t.sampler, num_beams or t.num_beams)
@@ -171,6 +184,7 @@ def evaluate_translator(translator, sources, references, out_dir, batch_size):
     started = time.perf_counter()
     hypotheses = translator.translate(sources, batch_size)
     seconds = time.perf_counter() - started
+    references = translator.tokenizer.normalize(references)  # see `score`
     metrics = {**score(hypotheses, references),
                "decode_seconds": round(seconds, 2),
                "sentences_per_second_decoding": round(len(sources) / max(seconds, 1e-9), 1),
@@ -216,9 +230,6 @@ def translate(run_dir, texts, sampler_name=None, num_beams=None, max_length=None
     if max_length is not None and max_length < 2:
         raise user_error("--max-length is too small", "an int >= 2 (tokens)",
                          f"max_length={max_length}")
-    if num_beams is not None and num_beams < 1:
-        raise user_error("--num-beams must be positive", "an int >= 1",
-                         f"num_beams={num_beams}")
     config, backbone, tokenizer = load_run(run_dir)
     translator = translator_for(config, backbone, tokenizer, sampler_name, num_beams,
                                 max_length)
@@ -229,11 +240,9 @@ def translate(run_dir, texts, sampler_name=None, num_beams=None, max_length=None
 
 def read_lines(path):
     """The lines of a --file (UTF-8, a BOM tolerated)."""
-    if not os.path.isfile(path):
-        raise user_error("The --file does not exist", "a UTF-8 text file, one sentence per "
-                         "line", f"file={path!r}")
-    with open(path, encoding="utf-8-sig") as f:
-        return f.read().splitlines()
+    from tfsuite.translation.corpus import open_text
+
+    return open_text(path, "--file", "Give a UTF-8 text file, one sentence per line.")
 
 
 # ---------------------------------------------------------------- what the CLI prints

@@ -32,18 +32,26 @@ def train_sentencepiece(texts, vocab_size, model_type="unigram", user_symbols=()
     spm = _sentencepiece()
     texts = [t for t in texts if t]
     out = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_writer=out, vocab_size=vocab_size,
-        model_type=model_type, character_coverage=1.0, hard_vocab_limit=False,
-        bos_id=-1, pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID,
-        pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>",
-        # SentencePiece matches user symbols on its normalized text, where a space is "▁"
-        # and a sentence starts with one: "translate English to French:" must be written so.
-        user_defined_symbols=["\u2581" + s.strip().replace(" ", "\u2581")
-                              for s in user_symbols if s.strip()],
-        # A large corpus: a seeded sample of a million sentences trains the model.
-        input_sentence_size=1_000_000, shuffle_input_sentence=True,
-        num_threads=os.cpu_count() or 1, minloglevel=2)
+    spm.set_random_generator_seed(seed)  # the sample of a corpus over a million sentences
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts), model_writer=out, vocab_size=vocab_size,
+            model_type=model_type, character_coverage=1.0, hard_vocab_limit=False,
+            bos_id=-1, pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID,
+            pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>",
+            # SentencePiece matches user symbols on its normalized text, where a space is
+            # "▁" and a sentence starts with one: the prefix must be written so.
+            user_defined_symbols=["\u2581" + s.strip().replace(" ", "\u2581")
+                                  for s in user_symbols if s.strip()],
+            # A large corpus: a seeded sample of a million sentences trains the model.
+            input_sentence_size=1_000_000, shuffle_input_sentence=True,
+            num_threads=os.cpu_count() or 1, minloglevel=2)
+    except RuntimeError as e:  # e.g. fewer pieces than the corpus has characters
+        raise user_error("SentencePiece could not be trained on this corpus",
+                         "a translation.vocab_size the corpus supports",
+                         f"translation.vocab_size={vocab_size} ({str(e).strip()[:200]})",
+                         "Raise translation.vocab_size (it must hold every character of "
+                         "the corpus).") from None
     return out.getvalue()
 
 
@@ -97,6 +105,11 @@ class Tokenizer:
             ids[row, :len(tokens)] = tokens
             ids[row, len(tokens)] = EOS_ID
         return ids, truncated
+
+    def normalize(self, texts):
+        """Texts as the tokenizer sees them (NFKC, spaces collapsed): what decoding can give
+        back, so references are scored in the same form."""
+        return [self.processor.normalize(t).replace("\u2581", " ").strip() for t in texts]
 
     def decode(self, ids):
         """Texts from id rows: everything up to the first `</s>`, pads dropped."""
