@@ -394,15 +394,21 @@ def cmd_compress(args):
     print(_format_compression(report))
 
 
-def cmd_render(args):
+def _run_of_task(run_dir, task, what, example):
+    """The run's config, or a clear error when the run is of another task."""
     from tfsuite.config import read_run_config
     from tfsuite.errors import user_error
 
-    config = read_run_config(args.run_dir)
-    if config.task != "reinforcement_learning":
-        raise user_error("`render` plays episodes of a DQN run", "a run of a "
-                         "reinforcement_learning experiment (e.g. cartpole_dqn)",
-                         f"{args.run_dir} (task={config.task})")
+    config = read_run_config(run_dir)
+    if config.task != task:
+        raise user_error(what, f"a run of a {task} experiment (e.g. {example})",
+                         f"{run_dir} (task={config.task})")
+    return config
+
+
+def cmd_render(args):
+    config = _run_of_task(args.run_dir, "reinforcement_learning",
+                          "`render` plays episodes of a DQN run", "cartpole_dqn")
     _start_backend(config, args.debug)
     from tfsuite.rl.stage import render
 
@@ -412,14 +418,10 @@ def cmd_render(args):
 
 
 def cmd_translate(args):
-    from tfsuite.config import read_run_config
     from tfsuite.errors import user_error
 
-    config = read_run_config(args.run_dir)
-    if config.task != "translation":
-        raise user_error("`translate` needs a translation run", "a run of a translation "
-                         "experiment (e.g. translate_numbers)",
-                         f"{args.run_dir} (task={config.task})")
+    config = _run_of_task(args.run_dir, "translation", "`translate` needs a translation run",
+                          "translate_numbers")
     if args.file and args.texts:
         raise user_error("Give texts or --file, not both", "TEXT ... or --file FILE",
                          f"{len(args.texts)} texts and --file {args.file!r}")

@@ -54,7 +54,7 @@ def open_text(path, key, fix=None):
             lines = [line.removesuffix("\r") for line in f.read().split("\n")]
         return lines[:-1] if lines and lines[-1] == "" else lines
     except UnicodeDecodeError as e:
-        raise user_error("The corpus is not UTF-8 text", "a UTF-8 file", f"{key}={path!r} "
+        raise user_error("The file is not UTF-8 text", "a UTF-8 file", f"{key}={path!r} "
                          f"(byte {e.start}: {e.reason})", "Convert it, e.g. with "
                          "`iconv -f latin1 -t utf-8`.") from None
 
