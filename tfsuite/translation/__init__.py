@@ -1,0 +1,1 @@
+"""Translation: T5 encoder-decoders (KerasHub) trained on parallel corpora, offline."""
