@@ -17,6 +17,7 @@ from typing import List, Optional, Union
 import yaml
 
 from tfsuite.errors import UserError, user_error
+from tfsuite.recommend.config import RANKING_LOSSES, RECOMMENDER_MODELS, RecommendConfig
 from tfsuite.rl.config import DQNConfig
 from tfsuite.translation.config import (MODEL_SIZES, NUMBER_LANGUAGES, SAMPLERS,
                                         TranslationConfig)
@@ -218,15 +219,17 @@ class ExperimentConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
     rl: DQNConfig = field(default_factory=DQNConfig)  # task: reinforcement_learning
     translation: TranslationConfig = field(default_factory=TranslationConfig)  # task: translation
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)  # task: recommendation
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
 
 # The accepted names, defined once; the modules that implement them import these.
-TASKS = ("image_classification", "reinforcement_learning", "translation")
+TASKS = ("image_classification", "reinforcement_learning", "translation", "recommendation")
 IMAGE_SOURCES = ("digits", "folder", "npz", "tfds", "synthetic")
 TEXT_SOURCES = ("numbers", "parallel")
+RATINGS_SOURCES = ("generated", "ratings")
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("nearest", "bilinear")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "lion")
@@ -240,7 +243,7 @@ QUANTIZATIONS = ("int8", "dynamic_range", "float16", "qat", "keras_int8", "keras
 
 CHOICES = {
     "task": TASKS,
-    "data.source": IMAGE_SOURCES + TEXT_SOURCES,
+    "data.source": IMAGE_SOURCES + TEXT_SOURCES + RATINGS_SOURCES,
     "data.color_mode": ("grayscale", "rgb", "rgba"),
     "data.augment.fill_mode": FILL_MODES,
     "data.augment.interpolation": INTERPOLATIONS,
@@ -258,6 +261,8 @@ CHOICES = {
     "compress.student.name": ("mlp", "cnn", "resnet"),
     "translation.size": tuple(MODEL_SIZES),
     "translation.sampler": SAMPLERS,
+    "recommend.model": RECOMMENDER_MODELS,
+    "recommend.ranking_loss": RANKING_LOSSES,
     "translation.tokenizer_type": ("unigram", "bpe"),
 }
 
@@ -458,7 +463,7 @@ def _validate_data(data):
     _require(data.validation_split + data.test_split > 0, "data.test_split",
              "a validation or test split above 0 (the run is evaluated on it)",
              data.test_split)
-    if data.source in ("folder", "npz", "parallel"):
+    if data.source in ("folder", "npz", "parallel", "ratings"):
         _require(bool(data.path), "data.path", f"a path (data.source={data.source})", data.path,
                  "Pass it with --set data.path=/path/to/your/data.")
     if data.source == "tfds":
@@ -637,7 +642,8 @@ def _validate_translation(config, check_files):
     """The T5 settings, and which data sources and methods go with which task."""
     t = config.translation
     is_translation = config.task == "translation"
-    sources = TEXT_SOURCES if is_translation else IMAGE_SOURCES
+    sources = {"translation": TEXT_SOURCES, "recommendation": RATINGS_SOURCES}.get(
+        config.task, IMAGE_SOURCES)
     _require(config.data.source in sources, "data.source", f"one of {list(sources)} for "
              f"task={config.task}", config.data.source)
     for key in ("num_pairs", "eval_batch_size", "num_beams"):
@@ -683,6 +689,44 @@ def _validate_translation(config, check_files):
                  t.target_language)
 
 
+def _validate_recommend(config, check_files):
+    """The recommender settings, and what a recommendation run does not take."""
+    r = config.recommend
+    for key in ("embedding_dim", "k", "num_users", "num_items", "eval_batch_size"):
+        _require(getattr(r, key) >= 1, f"recommend.{key}", "an int >= 1", getattr(r, key))
+    _require(r.list_size >= 2, "recommend.list_size", "an int >= 2", r.list_size)
+    _require(r.cross_layers >= 0, "recommend.cross_layers", "an int >= 0", r.cross_layers)
+    _require(0 < r.temperature < float("inf"), "recommend.temperature", "a finite value > 0",
+             r.temperature)
+    for key in ("tower_layers", "deep_layers"):
+        _require(all(w >= 1 for w in getattr(r, key)), f"recommend.{key}",
+                 "a list of layer widths, each >= 1", getattr(r, key))
+    for key in ("user_column", "item_column"):
+        _require(bool(getattr(r, key).strip()), f"recommend.{key}", "a column name",
+                 getattr(r, key))
+    if config.task != "recommendation":
+        return
+    if check_files and r.items_path is not None:
+        _require(os.path.isfile(r.items_path), "recommend.items_path", "null or an existing "
+                 "items file (movies.csv, movies.dat or u.item)", r.items_path)
+    _require(config.data.test_split > 0, "data.test_split", "a fraction in (0, 1): recall@k "
+             "is measured on each user's latest ratings", config.data.test_split)
+    _require(config.train.monitor in ("val_loss", "loss"), "train.monitor", "val_loss or loss "
+             "for recommendation (its metrics are measured after training)",
+             config.train.monitor)
+    if r.model == "ranking":
+        _require(r.rating_column is not None, "recommend.rating_column", "a column name: "
+                 "a ranking model learns from ratings", r.rating_column,
+                 "Use recommend.model=two_tower for logs without ratings.")
+    _require(not config.compress.methods, "compress.methods", "[] for recommendation "
+             "(compression works on image classifiers and translation models)",
+             config.compress.methods)
+    for fmt in config.export.formats:
+        _require(fmt in ("saved_model", "all"), "export.formats", "[] or [saved_model] for "
+                 "recommendation (user id in, top-k item ids and scores out)",
+                 config.export.formats)
+
+
 def _check_patterns(patterns):
     for pattern in patterns:
         try:
@@ -713,6 +757,7 @@ def validate(config, check_files=True):
     _validate_runtime(config.runtime)
     _validate_rl(config)
     _validate_translation(config, check_files)
+    _validate_recommend(config, check_files)
     return config
 
 
@@ -721,6 +766,10 @@ def _absolute_paths(config):
     if config.data.path:
         path = os.path.abspath(os.path.expanduser(config.data.path))
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=path))
+    if config.recommend.items_path:
+        path = os.path.abspath(os.path.expanduser(config.recommend.items_path))
+        config = dataclasses.replace(config, recommend=dataclasses.replace(
+            config.recommend, items_path=path))
     if config.translation.target_path:
         path = os.path.abspath(os.path.expanduser(config.translation.target_path))
         config = dataclasses.replace(config, translation=dataclasses.replace(

@@ -14,6 +14,14 @@ def write_json(path, data):
     os.replace(tmp, path)
 
 
+def write_text(path, text):
+    """Writes UTF-8 text atomically (temporary file, then rename)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def display_path(path):
     """A path relative to the working directory when it lies inside it, else as it is."""
     relative = os.path.relpath(path)

@@ -199,3 +199,19 @@ def plot_exact_match_by_length(references, hypotheses, path, title=None):
     ax.set_ylabel("exact match")
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path, title)
+
+
+def plot_recall_at_k(curves, path, title=None):
+    """Recall@k against k for each recommender ({name: {k: recall}}), on one panel."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, curve in curves.items():
+        ks = sorted(curve)
+        ax.plot(ks, [curve[k] for k in ks], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("k (items recommended)")
+    ax.set_ylabel("recall@k on the test split")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path, title)

@@ -66,6 +66,15 @@ def build_parser():
     translate.add_argument("--num-beams", type=int, help="beams for --sampler beam")
     translate.add_argument("--max-length", type=int, help="longest translation in tokens")
 
+    recommend = commands.add_parser("recommend", parents=[common],
+                                    help="top-k items for users, from a recommendation run")
+    recommend.add_argument("run_dir")
+    recommend.add_argument("--user", dest="users", action="append", required=True,
+                           metavar="ID", help="a user id as in the ratings file (repeatable); "
+                           "an unknown one gets the most popular items")
+    recommend.add_argument("--k", type=int, help="items per user (default: the run's "
+                           "recommend.k)")
+
     render = commands.add_parser("render", parents=[common],
                                  help="DQN runs: a GIF of one greedy episode")
     render.add_argument("run_dir")
@@ -135,6 +144,11 @@ def build_parser():
                                  help="write the bundled digits as an image folder")
     digits.add_argument("out", nargs="?", default=os.path.join("data", "digits"))
 
+    ratings = commands.add_parser("write-ratings", parents=[common],
+                                  help="write the bundled generated ratings (MovieLens "
+                                       "format: ratings.csv, movies.csv)")
+    ratings.add_argument("out", nargs="?", default=os.path.join("data", "ratings"))
+
     show = commands.add_parser("config", parents=[common],
                                help="print an experiment's resolved config as YAML")
     show.add_argument("experiment", nargs="?", default=DEFAULT_EXPERIMENT)
@@ -190,8 +204,11 @@ def cmd_train(args):
         _print_compression(summary)
         _print_export(summary)
         return
-    if config.task == "reinforcement_learning":
-        from tfsuite.rl.stage import format_summary
+    if config.task in ("reinforcement_learning", "recommendation"):
+        if config.task == "reinforcement_learning":
+            from tfsuite.rl.stage import format_summary
+        else:
+            from tfsuite.recommend.stage import format_summary
 
         print(format_summary(summary))
         _print_export(summary)
@@ -279,6 +296,11 @@ def cmd_evaluate(args):
 
         raise user_error("--sampler and --num-beams apply to translation runs",
                          "no such flag for this run", f"{args.run_dir} (task={config.task})")
+    if config.task == "recommendation":
+        from tfsuite.recommend.stage import evaluate, format_metrics
+
+        print(format_metrics(*evaluate(args.run_dir)))
+        return
     if config.task == "reinforcement_learning":
         from tfsuite.rl.stage import EVAL_EPISODES, EVAL_SEED, evaluate, format_evaluation
 
@@ -443,6 +465,15 @@ def cmd_translate(args):
               "tokens and were cut.", file=sys.stderr)
 
 
+def cmd_recommend(args):
+    config = _run_of_task(args.run_dir, "recommendation",
+                          "`recommend` needs a recommendation run", "ratings_retrieval")
+    _start_backend(config, args.debug)
+    from tfsuite.recommend.stage import format_recommendations, recommend
+
+    print(format_recommendations(recommend(args.run_dir, args.users, args.k)))
+
+
 def cmd_launch(args):
     from tfsuite.launch import launch
 
@@ -460,6 +491,16 @@ def cmd_write_digits(args):
           f"with: python -m tfsuite.run train image_folder --set data.path={args.out}")
 
 
+def cmd_write_ratings(args):
+    from tfsuite.recommend.generate import generate_ratings, write_movielens
+
+    ratings, movies = generate_ratings()
+    paths = write_movielens(args.out, ratings, movies)
+    print(f"Wrote {len(ratings):,} ratings of {len({r[0] for r in ratings}):,} users and "
+          f"{len(movies):,} movies to {paths[0]} and {paths[1]} (MovieLens layout). Train on "
+          f"them with: python -m tfsuite.run train movielens --set data.path={paths[0]}")
+
+
 def cmd_config(args):
     import yaml
 
@@ -470,7 +511,8 @@ def cmd_config(args):
 
 
 COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate, "render": cmd_render,
-            "translate": cmd_translate,
+            "translate": cmd_translate, "recommend": cmd_recommend,
+            "write-ratings": cmd_write_ratings,
             "predict": cmd_predict, "export": cmd_export, "compress": cmd_compress,
             "launch": cmd_launch, "write-digits": cmd_write_digits, "config": cmd_config}
 

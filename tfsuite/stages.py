@@ -34,6 +34,10 @@ def train(config, run_dir=None, quiet=False):
         from tfsuite.rl import stage as rl_stage
 
         return rl_stage.train(config, run_dir, quiet)
+    if config.task == "recommendation":
+        from tfsuite.recommend import stage as recommend_stage
+
+        return recommend_stage.train(config, run_dir, quiet)
     if config.task == "translation":
         from tfsuite.translation import stage as translation_stage
 
