@@ -15,6 +15,8 @@ def format_report(report):
     """The table `export` prints: one row per artifact, then what was skipped and how to serve."""
     if report.get("task") == "translation":
         return _format_translation(report)
+    if report.get("task") == "recommendation":
+        return _format_recommender(report)
     reference = report["reference"]
     rebuilt = " rebuilt in float32" if reference["rebuilt_in_float32"] else ""
     inputs = "images" if "color_mode" in report["input"] else "inputs"
@@ -70,4 +72,19 @@ def _format_translation(report):
              "ops: tokenize on the client)"]
     if "keras" in report["formats"]:
         lines.append(f"  keras: {display_path(report['formats']['keras']['path'])}")
+    return "\n".join(lines + _serving_lines(report))
+
+
+def _format_recommender(report):
+    """A recommender export: the SavedModel checked by whole top-k lists."""
+    saved = report["formats"]["saved_model"]
+    k = report["outputs"]["item_ids"][1]
+    lines = [f"Exported {report['name']} version {report['version']} -> "
+             f"{display_path(report['path'])}",
+             f"  saved_model: top {k} of {report['reference']['num_samples']} users (one "
+             f"unknown) {saved['user_agreement']:.1%} identical to "
+             f"{display_path(report['reference']['model'])}; {saved['latency_ms']:.1f} ms per "
+             f"batch of {saved['latency_batch_size']}; {saved['size_bytes'] / 1e6:.1f} MB",
+             f"  input: {report['input']['name']} (strings); outputs: item_ids, scores, "
+             "known_user"]
     return "\n".join(lines + _serving_lines(report))

@@ -128,8 +128,11 @@ def export_run(run_dir, export_config, quiet=False):
     from tfsuite.config import read_run_config
 
     config = read_run_config(run_dir)
-    if config.task == "translation":
-        from tfsuite.translation.export import formats_for
+    if config.task in ("translation", "recommendation"):
+        if config.task == "translation":
+            from tfsuite.translation.export import formats_for
+        else:
+            from tfsuite.recommend.export import formats_for
 
         formats = formats_for(export_config.formats)
     else:
@@ -143,6 +146,10 @@ def export_run(run_dir, export_config, quiet=False):
         from tfsuite.translation.export import export_translation
 
         return export_translation(run_dir, config, export_config, quiet)
+    if config.task == "recommendation":
+        from tfsuite.recommend.export import export_recommender
+
+        return export_recommender(run_dir, config, export_config, quiet)
     from tfsuite.export.model import check_exportable, float32_copy
     from tfsuite.run_dir import MODEL
     from tfsuite.stages import load_run_model

@@ -98,30 +98,36 @@ class Recommender:
     """Top-k items for raw user ids, from a run's model and `Index`."""
 
     def __init__(self, model, index, k):
-        from tfsuite.recommend.metrics import model_scorer
-
         self.model, self.index, self.k = model, index, k
-        self.items = np.arange(1, len(index.item_ids) + 1, dtype=np.int32)
-        self.depth = min(len(self.items), k + index.max_rated)
+        self.num_items = len(index.item_ids)
+        self.depth = min(self.num_items, k + index.max_rated)
+        self.retrieval = None
         if hasattr(model, "item_vectors"):
             import keras_rs
 
+            items = np.arange(1, self.num_items + 1, dtype=np.int32)
             self.retrieval = keras_rs.layers.BruteForceRetrieval(
-                model.item_vectors(self.items), self.items, k=self.depth)
-        else:
-            self.retrieval = None
-            self.scorer = model_scorer(model, _Sizes(len(index.item_ids)))
+                model.item_vectors(items), items, k=self.depth)
 
-    def candidates(self, users):
-        """(scores, item indices) [len(users), depth], best first."""
-        import keras
+    def top(self, users):
+        """(scores, item indices) [batch, depth] as backend tensors, best first (also
+        inside a tf.function: the SavedModel calls it)."""
+        from keras import ops
 
         if self.retrieval is not None:
-            scores, ids = self.retrieval(self.model.user_vectors(users))
-            return keras.ops.convert_to_numpy(scores), keras.ops.convert_to_numpy(ids)
-        scores = np.array(keras.ops.convert_to_numpy(self.scorer(users)))[:, 1:]
-        ids = np.argsort(-scores, axis=1, kind="stable")[:, :self.depth]
-        return np.take_along_axis(scores, ids, 1), ids.astype(np.int32) + 1
+            return self.retrieval(self.model.user_vectors(users))
+        items = ops.arange(1, self.num_items + 1, dtype="int32")
+        scores = self.model({"user": ops.repeat(ops.expand_dims(users, 1), self.num_items, 1),
+                             "item": ops.tile(ops.expand_dims(items, 0),
+                                              [ops.shape(users)[0], 1])})
+        scores, positions = ops.top_k(scores, self.depth)
+        return scores, positions + 1
+
+    def candidates(self, users):
+        import keras
+
+        scores, ids = self.top(users)
+        return keras.ops.convert_to_numpy(scores), keras.ops.convert_to_numpy(ids)
 
     def recommend(self, user_ids):
         """[(raw user id, known, [(item index, score)] best first)] for each id."""
@@ -139,8 +145,3 @@ class Recommender:
         return [(u, u in top, top.get(u) or list(zip(popular.tolist(),
                                                    counts.astype(float).tolist())))
                 for u in user_ids]
-
-
-@dataclasses.dataclass
-class _Sizes:
-    num_items: int

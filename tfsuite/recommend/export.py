@@ -1,0 +1,171 @@
+"""Recommender export: a SavedModel that takes user ids and returns their top-k items.
+
+Its `serving_default` signature takes `user_id` (string [batch], the ids of the
+ratings file) and returns `item_ids` (string [batch, k]), `scores` (float32
+[batch, k]) and `known_user` (bool [batch]). The vocabularies, the rated items
+and the popularity list are inside the graph (hash tables and constants), so a
+TF Serving client sends ids and gets ids. Known users get what `recommend`
+gives (the rated items left out); unknown ones get the k most popular items,
+scored by their positive training ratings. The export is checked against the
+run's Keras model before the version is published.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+
+from tfsuite.errors import VerificationError, user_error
+from tfsuite.export import layout
+from tfsuite.export.saved_model import SIGNATURE, check_models_config, models_config_text
+from tfsuite.io import display_path, write_json
+
+FORMATS = ("saved_model",)
+INPUT = "user_id"
+UNKNOWN_USER = "__unknown_user__"
+
+
+def formats_for(requested):
+    other = sorted(set(requested or ["all"]) - {"saved_model", "all"})
+    if other:
+        raise user_error("A recommender exports as a SavedModel", "saved_model or all",
+                         f"format={other}", "ONNX, LiteRT and TensorRT are not built for "
+                         "recommenders; serve the SavedModel (TF Serving) instead.")
+    return list(FORMATS)
+
+
+def serving_module(model, index, k):
+    """A tf.Module with the top-k signature (see the module docstring)."""
+    import tensorflow as tf
+
+    from tfsuite.recommend.serve import Recommender
+
+    recommender = Recommender(model, index, k)
+    n_items, depth = len(index.item_ids), recommender.depth
+    module = tf.Module()
+    module.users = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(index.user_ids), tf.range(1, len(index.user_ids) + 1, dtype=tf.int64)), 0)
+    rated_users = np.repeat(np.arange(len(index.indptr) - 1), np.diff(index.indptr))
+    module.rated = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(rated_users * (n_items + 1) + index.indices, tf.int64),
+        tf.ones(len(index.indices), tf.int64)), 0)
+    item_ids = tf.constant(index.item_ids)
+    popular = index.popular(k)
+    popular_ids = tf.constant(popular.astype(np.int32))
+    popular_scores = tf.constant(index.popularity[popular].astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT)],
+                 jit_compile=False)
+    def serve(user_id):
+        users = module.users.lookup(user_id)
+        scores, ids = recommender.top(tf.cast(users, tf.int32))
+        rated = module.rated.lookup(users[:, None] * (n_items + 1) + tf.cast(ids, tf.int64))
+        # Unrated candidates first, each group in score order; then the first k.
+        order = tf.argsort(tf.cast(rated > 0, tf.int32) * depth + tf.range(depth), axis=1)
+        ids = tf.gather(ids, order, batch_dims=1)[:, :k]
+        scores = tf.gather(scores, order, batch_dims=1)[:, :k]
+        known = users > 0
+        batch = tf.shape(users)[0]
+        ids = tf.where(known[:, None], ids, tf.tile(popular_ids[None], [batch, 1]))
+        scores = tf.where(known[:, None], tf.cast(scores, tf.float32),
+                          tf.tile(popular_scores[None], [batch, 1]))
+        return {"item_ids": tf.gather(item_ids, ids - 1), "scores": scores,
+                "known_user": known}
+
+    concrete = serve.get_concrete_function()
+    module.captured_variables = list(concrete.variables)
+    module.serve = serve
+    return module, concrete
+
+
+def _check(staging, recommender, users, k):
+    """Fraction of users whose SavedModel top k equals the Keras model's, in order."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(staging).signatures[SIGNATURE]
+    got = signature(**{INPUT: tf.constant(users)})
+    got_ids = got["item_ids"].numpy().astype(str)
+    expected = recommender.recommend(users)
+    index = recommender.index
+    same = [list(row) == [index.item_ids[i - 1] for i, _ in top]
+            and np.allclose(scores, [s for _, s in top], atol=1e-4)
+            and known == bool(flag)
+            for row, scores, flag, (_, known, top) in zip(got_ids, got["scores"].numpy(),
+                                                          got["known_user"].numpy(), expected)]
+    return float(np.mean(same)), signature
+
+
+def export_recommender(run_dir, config, export_config, quiet=False):
+    """Writes OUT/NAME/VERSION/ (SavedModel, request.json, export.json), checks it against
+    the Keras model on test users and an unknown id, and publishes it only if they agree."""
+    from tfsuite.export.stage import write_models_config, write_run_report
+    from tfsuite.recommend.serve import Recommender, load_index
+    from tfsuite.recommend.stage import load_run
+
+    _, model = load_run(run_dir)
+    index = load_index(run_dir)
+    k = min(config.recommend.k, len(index.item_ids))
+    recommender = Recommender(model, index, k)
+    users = index.user_ids[:export_config.verify_samples - 1] + [UNKNOWN_USER]
+    name = export_config.name or config.name
+    folder = layout.model_dir(export_config.out, name)
+    version = layout.next_version(folder)
+    staging, created = layout.start_version(folder, version)
+    final = os.path.join(folder, str(version))
+    if not quiet:
+        print(f"tfsuite: exporting {display_path(run_dir)} as {name} version {version} "
+              "(saved_model)", flush=True)
+    try:
+        import tensorflow as tf
+
+        started = time.perf_counter()
+        module, concrete = serving_module(model, index, k)
+        tf.saved_model.save(module, staging, signatures={SIGNATURE: concrete})
+        agreement, signature = _check(staging, recommender, users, k)
+        batch = tf.constant(users[:export_config.batch_size])
+        signature(**{INPUT: batch})
+        timed = time.perf_counter()
+        signature(**{INPUT: batch})
+        latency = (time.perf_counter() - timed) * 1000
+        results = {"saved_model": {
+            "path": final, "size_bytes": layout.folder_size(staging),
+            "user_agreement": round(agreement, 4), "verified": agreement == 1.0,
+            "latency_ms": round(latency, 2), "latency_batch_size": int(batch.shape[0]),
+            "export_seconds": round(time.perf_counter() - started, 2)}}
+        if not quiet:
+            print(f"  saved_model      written and checked: top {k} of {len(users)} users "
+                  f"(one unknown) {agreement:.1%} identical to the Keras model's", flush=True)
+        with open(os.path.join(staging, "request.json"), "w", encoding="utf-8") as f:
+            json.dump({"signature_name": SIGNATURE,
+                       "instances": [{INPUT: u} for u in users[:2]]}, f)
+        serving = {"rest_request": os.path.join(final, "request.json"),
+                   "rest_url": f"http://localhost:8501/v1/models/{name}:predict",
+                   "models_config": os.path.join(folder, "models.config"),
+                   "models_config_checked": check_models_config(
+                       models_config_text(name, folder))}
+        report = {
+            "run_dir": os.path.abspath(run_dir), "experiment": config.name, "name": name,
+            "version": version, "path": final, "task": "recommendation",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "input": {"name": INPUT, "shape": [None], "dtype": "string",
+                      "description": "user ids as in the ratings file"},
+            "outputs": {"item_ids": [None, k], "scores": [None, k], "known_user": [None]},
+            "reference": {"model": os.path.abspath(os.path.join(run_dir, "model.keras")),
+                          "num_samples": len(users), "inputs": "the run's users and one "
+                          "unknown id"},
+            "formats": results, "skipped": {}, "serving": serving}
+        write_json(os.path.join(staging, "export.json"), report)
+    except BaseException:
+        layout.discard(staging, created)
+        raise
+    if not results["saved_model"]["verified"]:
+        rejected = layout.reject(staging, folder, version)
+        raise VerificationError(
+            f"Export verification failed: the SavedModel's top {k} matches the Keras "
+            f"model's for {agreement:.1%} of {len(users)} users (100% needed). The version "
+            f"was not published; its files are kept in {rejected}.")
+    layout.publish(staging, folder, version)
+    write_models_config(serving, name)
+    write_run_report(run_dir, report)
+    return report
