@@ -1,0 +1,145 @@
+"""Reading MovieLens layouts and CSVs, the per-user time split, the bundled generated
+ratings, and the accidental-hits mask."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from tfsuite.errors import UserError
+from tfsuite.recommend.config import RecommendConfig
+from tfsuite.recommend.data import build_interactions
+from tfsuite.recommend.generate import generate_ratings, write_movielens
+from tfsuite.recommend.ratings import default_items_path, read_items, read_ratings
+
+pytestmark = pytest.mark.backend_agnostic
+
+R = RecommendConfig()
+
+
+def write(path, text, encoding="utf-8"):
+    with open(path, "w", encoding=encoding, newline="") as f:
+        f.write(text)
+    return str(path)
+
+
+def test_ratings_csv_with_a_bom_crlf_and_unparsable_rows(tmp_path):
+    path = write(tmp_path / "ratings.csv", "\ufeffuserId,movieId,rating,timestamp\r\n"
+                 "1,10,4.0,100\r\n1,11,2.5,101\r\n\r\n2,10,five,102\r\n2,,3,103\r\n"
+                 "2,12,5,104\r\n3,10\r\n")
+    r = read_ratings(path, R)
+    assert r.users == ["1", "1", "2"] and r.items == ["10", "11", "12"]
+    assert r.ratings.tolist() == [4.0, 2.5, 5.0] and r.timestamps.tolist() == [100, 101, 104]
+    assert r.skipped_lines == 3
+    assert [line for line, _ in r.skipped] == [5, 6, 8]  # file line numbers
+    assert "'five' is not a number" in r.skipped[0][1]
+
+
+def test_movielens_100k_and_1m_layouts_without_header(tmp_path):
+    (tmp_path / "ml-100k").mkdir()
+    (tmp_path / "ml-1m").mkdir()
+    u_data = write(tmp_path / "ml-100k" / "u.data", "196\t242\t3\t881250949\n"
+                   "186\t302\t3\t891717742\n")
+    write(tmp_path / "ml-100k" / "u.item", "242|Kolya (1996)|24-Jan-1997||http://x|"
+          + "|".join("0001000000000000000") + "\n", encoding="latin-1")
+    dat = write(tmp_path / "ml-1m" / "ratings.dat", "1::1193::5::978300760\n"
+                "1::661::3::978302109\n")
+    write(tmp_path / "ml-1m" / "movies.dat", "1193::One Flew Over the Cuckoo's Nest (1975)"
+          "::Drama\n")
+    r = read_ratings(u_data, R)
+    assert r.users == ["196", "186"] and r.ratings.tolist() == [3, 3]
+    assert read_items(default_items_path(u_data)) == {"242": ("Kolya (1996)", ["Animation"])}
+    r = read_ratings(dat, R)
+    assert r.items == ["1193", "661"] and r.timestamps[0] == 978300760
+    assert read_items(default_items_path(dat))["1193"][1] == ["Drama"]
+
+
+def test_any_csv_with_configured_columns_and_no_ratings(tmp_path):
+    path = write(tmp_path / "log.csv", "ts;customer;sku\n5;a;x\n6;b;y\n")
+    r = read_ratings(path, RecommendConfig(user_column="customer", item_column="sku",
+                                           rating_column=None, timestamp_column="ts"))
+    assert r.users == ["a", "b"] and r.ratings is None and r.timestamps.tolist() == [5, 6]
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("user,item,stars\n1,2,4\n", ["lacks a column", "['user', 'item', 'stars']",
+                                  "recommend.user_column"]),
+    ("userId,movieId,timestamp\n1,2,3\n", ["lacks a column", "missing: ['rating']",
+                                          "rating_column"]),
+    ("", ["is empty"]),
+    ("userId,movieId,rating,timestamp\n", ["no usable row", "a header only"]),
+    ("userId,movieId,rating,timestamp\n1,2,x,3\n", ["no usable row", "line 2"]),
+])
+def test_bad_ratings_files_are_clear_errors(tmp_path, text, fragments):
+    path = write(tmp_path / "ratings.csv", text)
+    with pytest.raises(UserError) as e:
+        read_ratings(path, R)
+    for fragment in fragments:
+        assert fragment in str(e.value)
+    assert "Received:" in str(e.value)
+
+
+def test_movies_csv_titles_with_commas(tmp_path):
+    path = write(tmp_path / "movies.csv", 'movieId,title,genres\n'
+                 '11,"American President, The (1995)",Comedy|Drama|Romance\n'
+                 '12,Empty (2000),(no genres listed)\n')
+    assert read_items(path) == {"11": ("American President, The (1995)",
+                                       ["Comedy", "Drama", "Romance"]), "12": ("Empty (2000)", [])}
+
+
+def test_each_users_latest_ratings_are_held_out(tmp_path):
+    # user a: 10 ratings given in shuffled time order; user b: 2 ratings (too few to split)
+    times = [5, 1, 9, 3, 7, 0, 8, 2, 6, 4]
+    rows = "".join(f"a,i{t},{4 + t % 2},{t}\n" for t in times) + "b,i0,5,0\nb,i1,5,1\n"
+    path = write(tmp_path / "r.csv", "userId,movieId,rating,timestamp\n" + rows)
+    data = build_interactions(read_ratings(path, R), R, 0.1, 0.2)
+    a = data.users == 1
+    order = np.argsort(np.array(times))  # rows of user a by time
+    assert data.split[a][order].tolist() == [0] * 7 + [1] + [2, 2]
+    assert data.split[~a].tolist() == [0, 0]
+    assert data.user_ids == ["a", "b"] and data.item_ids[:2] == ["i5", "i1"]
+    assert data.positive.tolist() == [4 + t % 2 >= 4 for t in times] + [True, True]
+
+
+def test_threshold_above_every_rating_is_an_error(tmp_path):
+    path = write(tmp_path / "r.csv", "userId,movieId,rating,timestamp\n1,1,3,0\n")
+    with pytest.raises(UserError, match="No rating reaches recommend.rating_threshold"):
+        build_interactions(read_ratings(path, R), R, 0.1, 0.2)
+
+
+def test_generated_ratings_are_fixed_and_read_back_as_written(tmp_path):
+    """`write-ratings` files and the `generated` source are the same data, every time."""
+    from tfsuite.config import load_config
+    from tfsuite.recommend.stage import load_ratings
+
+    ratings, movies = generate_ratings()
+    digests = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        paths = write_movielens(out, *generate_ratings())
+        digests.append([hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths])
+    assert digests[0] == digests[1]
+    from_file = read_ratings(str(tmp_path / "a" / "ratings.csv"), R)
+    generated, items = load_ratings(load_config("ratings_retrieval"))
+    assert from_file.users == generated.users and from_file.items == generated.items
+    assert np.array_equal(from_file.ratings, generated.ratings)
+    assert np.array_equal(from_file.timestamps, generated.timestamps)
+    assert read_items(str(tmp_path / "a" / "movies.csv")) == items
+    users = np.array([r[0] for r in ratings])
+    counts = np.bincount(np.array([r[1] for r in ratings]))
+    assert len(set(users.tolist())) == 3000 and len(movies) == 1200
+    # popularity skew: the top 5% of movies hold far more than 5% of the ratings
+    assert np.sort(counts)[::-1][:60].sum() > 0.2 * len(ratings)
+
+
+def test_accidental_hits_are_masked():
+    """A batch's other row with the same item is not a negative (keras-rs 0.4's
+    RemoveAccidentalHits leaves it; see tfsuite.recommend.model)."""
+    import keras
+
+    from tfsuite.recommend.model import AccidentalHitsMask
+
+    logits = np.ones((3, 3), np.float32)
+    out = keras.ops.convert_to_numpy(AccidentalHitsMask()(logits, np.array([5, 5, 7])))
+    assert out[0, 1] < -1e3 and out[1, 0] < -1e3
+    assert out[0, 0] == out[1, 1] == out[2, 2] == 1 and out[0, 2] == out[2, 0] == 1
