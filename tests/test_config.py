@@ -17,8 +17,8 @@ def test_shipped_experiments_all_load():
         assert description, name
         if name in ("image_folder", "resnet50"):  # need a data path from the user
             config = load_config(name, overrides=["data.source=synthetic"])
-        elif name == "translation":  # a parallel corpus from the user
-            config = load_config(name, overrides=["data.path=pairs.tsv"])
+        elif name in ("translation", "movielens"):  # a corpus / ratings file from the user
+            config = load_config(name, overrides=["data.path=data.tsv"])
         else:
             config = load_config(name)
         assert isinstance(config, ExperimentConfig) and config.name == name
