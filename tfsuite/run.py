@@ -296,11 +296,6 @@ def cmd_evaluate(args):
 
         raise user_error("--sampler and --num-beams apply to translation runs",
                          "no such flag for this run", f"{args.run_dir} (task={config.task})")
-    if config.task == "recommendation":
-        from tfsuite.recommend.stage import evaluate, format_metrics
-
-        print(format_metrics(*evaluate(args.run_dir)))
-        return
     if config.task == "reinforcement_learning":
         from tfsuite.rl.stage import EVAL_EPISODES, EVAL_SEED, evaluate, format_evaluation
 
@@ -313,7 +308,12 @@ def cmd_evaluate(args):
 
         raise user_error("--episodes and --seed apply to reinforcement-learning runs",
                          "no such flag for this run", f"{args.run_dir} (task={config.task})",
-                         "Leave them out: image runs are evaluated on their test split.")
+                         "Leave them out: this run is evaluated on its test split.")
+    if config.task == "recommendation":
+        from tfsuite.recommend.stage import evaluate, format_metrics
+
+        print(format_metrics(*evaluate(args.run_dir)))
+        return
     metrics, per_class, out_dir = stages.evaluate(args.run_dir, quiet=args.quiet)
     print(f"test accuracy {metrics['test_accuracy']:.2%} on {metrics['num_evaluated']} images"
           + (f", top-5 {metrics['test_top5_accuracy']:.2%}" if "test_top5_accuracy" in metrics

@@ -55,14 +55,18 @@ def generate_ratings(num_users=3000, num_items=1200, seed=0, dim=16, taste=3.0,
         times = start + np.cumsum(rng.exponential(86_400 * 3, size=len(chosen))).astype(int)
         for item, star, t in sorted(zip(chosen, stars, times), key=lambda r: r[0]):
             ratings.append((user + 1, int(item) + 1, float(star), int(t)))
-    movies = [(i + 1, f"{_title(rng)} ({rng.integers(1960, 2018)})",
+    titles = {}
+    movies = [(i + 1, f"{_title(rng, titles)} ({rng.integers(1960, 2018)})",
                "|".join(GENRES[g] for g in item_genres[i])) for i in range(num_items)]
     return ratings, movies
 
 
-def _title(rng):
+def _title(rng, seen):
+    """A made-up title; a repeat becomes a sequel ("Lost Harbor 2")."""
     a, b = rng.choice(_WORDS_A), rng.choice(_WORDS_B)
-    return f"The {a} {b}" if rng.random() < 0.5 else f"{a} {b}"
+    title = f"The {a} {b}" if rng.random() < 0.5 else f"{a} {b}"
+    seen[title] = seen.get(title, 0) + 1
+    return title if seen[title] == 1 else f"{title} {seen[title]}"
 
 
 def write_movielens(out_dir, ratings, movies):

@@ -188,7 +188,7 @@ def evaluate_model(model, data, config, out_dir):
                "recall_curve": ours["recall_curve"],
                "popularity_recall_curve": popular["recall_curve"],
                "eval_seconds": round(seconds, 2), "k": k}
-    if r.model == "ranking":
+    if r.model == "ranking" and r.ranking_loss == "mse":  # list losses do not score ratings
         metrics["rmse"] = rmse(model, data, 2)
         metrics["item_mean_rmse"] = _item_mean_rmse(data)
     write_json(os.path.join(out_dir, "metrics.json"), metrics)
@@ -235,7 +235,8 @@ def evaluate(run_dir):
 
 
 def recommend(run_dir, user_ids, k=None):
-    """[(user id, known, [(item id, title, score)])] for raw user ids."""
+    """[(user id, known, [(item id, title, genres, score)])] for raw user ids; an unknown
+    user's scores are the items' positive training ratings."""
     from tfsuite.recommend.serve import Recommender, load_index
 
     config, model = load_run(run_dir)
@@ -246,8 +247,8 @@ def recommend(run_dir, user_ids, k=None):
     k = min(k, len(index.item_ids))
     out = []
     for user, known, top in Recommender(model, index, k).recommend(list(user_ids)):
-        out.append((user, known, [(index.item_ids[i - 1], index.titles[i - 1], score)
-                                  for i, score in top]))
+        out.append((user, known, [(index.item_ids[i - 1], index.titles[i - 1],
+                                   index.genres[i - 1], score) for i, score in top]))
     return out
 
 
@@ -298,6 +299,7 @@ def format_recommendations(results):
     for user, known, top in results:
         lines.append(f"user {user}:" if known else
                      f"user {user}: not in the training data - the most popular items:")
-        for rank, (item, title, score) in enumerate(top, 1):
-            lines.append(f"  {rank:>2}. {item:<10} {title[:60]:<60} {score:.4f}")
+        for rank, (item, title, genres, score) in enumerate(top, 1):
+            what = f"score {score:.4f}" if known else f"{score:.0f} positive ratings"
+            lines.append(f"  {rank:>2}. {item:<10} {title[:44]:<44} {genres[:28]:<28} {what}")
     return "\n".join(lines)
