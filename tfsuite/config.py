@@ -709,6 +709,9 @@ def _validate_recommend(config, check_files):
     if check_files and r.items_path is not None:
         _require(os.path.isfile(r.items_path), "recommend.items_path", "null or an existing "
                  "items file (movies.csv, movies.dat or u.item)", r.items_path)
+    if config.data.source == "generated":
+        _require(r.k <= r.num_items, "recommend.k", f"at most recommend.num_items = "
+                 f"{r.num_items}", r.k)
     _require(config.data.test_split > 0, "data.test_split", "a fraction in (0, 1): recall@k "
              "is measured on each user's latest ratings", config.data.test_split)
     _require(config.train.monitor in ("val_loss", "loss"), "train.monitor", "val_loss or loss "

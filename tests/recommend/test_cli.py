@@ -105,7 +105,7 @@ def test_evaluate_rescores_the_run(movielens_run):
 
 
 def test_bad_inputs_exit_2_and_change_nothing(movielens_run, tmp_path):
-    cwd, run_dir, _, _ = movielens_run
+    cwd, run_dir, ratings_csv, _ = movielens_run
     before = tree_hashes(run_dir)
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("user,item,stars\n1,2,4\n")
@@ -119,6 +119,23 @@ def test_bad_inputs_exit_2_and_change_nothing(movielens_run, tmp_path):
         assert not (tmp_path / "new").exists()
     assert_user_error(run_cli("recommend", run_dir, "--user", "3", "--k", "0", cwd=str(cwd)),
                       "--k must be positive")
+    # `write-ratings` into the folder of the user's ratings: refused, nothing replaced
+    ratings_before = tree_hashes(os.path.dirname(ratings_csv))
+    assert_user_error(run_cli("write-ratings", os.path.dirname(ratings_csv), cwd=str(cwd)),
+                      "already has ratings files")
+    assert tree_hashes(os.path.dirname(ratings_csv)) == ratings_before
+    # the ratings file edited after training renumbers the ids: evaluate refuses it
+    with open(ratings_csv, encoding="utf-8") as f:
+        original = f.read()
+    header, rest = original.split("\n", 1)
+    try:
+        with open(ratings_csv, "w", encoding="utf-8") as f:
+            f.write(f"{header}\n99999,1,5.0,0\n{rest}")
+        assert_user_error(run_cli("evaluate", run_dir, cwd=str(cwd)),
+                          "not the ones this run was trained on", "501 users")
+    finally:
+        with open(ratings_csv, "w", encoding="utf-8") as f:
+            f.write(original)
     assert tree_hashes(run_dir) == before
 
 
@@ -129,3 +146,18 @@ def test_ranking_run_beats_item_means(tmp_path):
     with open(tmp_path / "runs" / "ratings_ranking" / "summary.json") as f:
         m = json.load(f)["metrics"]
     assert m["rmse"] < m["item_mean_rmse"] and "popularity_recall_at_10" in m
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+                    reason="MirroredStrategy is TensorFlow's")
+def test_two_tower_trains_mirrored_over_two_cpu_devices(tmp_path):
+    """Each replica scores its own half of the batch: the in-batch labels must follow."""
+    result = run_cli("train", "ratings_retrieval", "--set", "recommend.num_users=500",
+                     "--set", "recommend.num_items=200", "--set", "runtime.cpu_devices=2",
+                     "--set", "runtime.strategy=mirrored", "--set", "export.formats=[]",
+                     *SMALL[:4], cwd=str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(tmp_path / "runs" / "ratings_retrieval" / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["runtime"]["num_replicas"] == 2
+    assert summary["metrics"]["recall_vs_popularity"] > 1.5

@@ -2,7 +2,6 @@
 ratings, and the accidental-hits mask."""
 
 import hashlib
-import os
 
 import numpy as np
 import pytest
@@ -143,3 +142,61 @@ def test_accidental_hits_are_masked():
     out = keras.ops.convert_to_numpy(AccidentalHitsMask()(logits, np.array([5, 5, 7])))
     assert out[0, 1] < -1e3 and out[1, 0] < -1e3
     assert out[0, 0] == out[1, 1] == out[2, 2] == 1 and out[0, 2] == out[2, 0] == 1
+
+
+@pytest.mark.parametrize("text, users, items", [
+    # a tab inside a quoted title does not make the file tab-separated
+    ('1,2,4,5,"A\tB"\n3,4,5,6,"C"\n', ["1", "3"], ["2", "4"]),
+    # semicolons with decimal commas, as European spreadsheets write them
+    ("userId;movieId;rating;timestamp\n1;2;3,5;100\n", ["1"], ["2"]),
+])
+def test_the_delimiter_is_the_one_that_splits_every_line_alike(tmp_path, text, users, items):
+    path = write(tmp_path / "r.csv", text.replace("3,5;", "3.5;"))
+    r = read_ratings(path, R)
+    assert r.users == users and r.items == items
+
+
+def test_utf16_files_and_headerless_implicit_logs(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_bytes("userId,movieId,rating,timestamp\n1,2,4,5\n".encode("utf-16"))
+    assert read_ratings(str(path), R).items == ["2"]
+    path = write(tmp_path / "log.csv", "7,9,100\n8,9,101\n")  # user, item, timestamp
+    r = read_ratings(path, RecommendConfig(rating_column=None))
+    assert r.users == ["7", "8"] and r.timestamps.tolist() == [100, 101]
+
+
+def test_an_unclosed_quote_is_an_error_not_a_silent_loss(tmp_path):
+    rows = "".join(f"{u},1,4,0\n" for u in range(30))
+    path = write(tmp_path / "r.csv", 'userId,movieId,rating,timestamp,comment\n'
+                 '1,2,4,5,"Bad title\n' + rows)
+    with pytest.raises(UserError, match="unclosed quote") as e:
+        read_ratings(path, R)
+    assert "line 2" in str(e.value)
+
+
+def test_every_user_keeps_a_training_rating(tmp_path):
+    path = write(tmp_path / "r.csv", "userId,movieId,rating,timestamp\n"
+                 + "".join(f"a,i{t},5,{t}\n" for t in range(3)))
+    data = build_interactions(read_ratings(path, R), R, 0.1, 0.85)
+    assert sorted(data.split.tolist()) == [0, 2, 2]
+
+
+def test_tower_logits_stay_float32_under_mixed_precision():
+    import keras
+
+    from tfsuite.recommend.model import TwoTowerModel
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = TwoTowerModel(10, 10, embedding_dim=8)
+        model.set_probabilities(np.full(11, 0.01))
+        ids = np.array([1, 2, 3], np.int32)
+        logits = model({"user": ids, "item": ids})
+        cosine = keras.ops.sum(model.user_vectors(ids) * model.item_vectors(ids), axis=1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+    # column 0 is each row's positive: cosine / temperature - log(0.01), not rounded to
+    # bfloat16 (which would be off by ~0.03)
+    expected = keras.ops.convert_to_numpy(cosine) / 0.3 + 4.60517
+    assert np.allclose(keras.ops.convert_to_numpy(logits)[:, 0], expected, atol=1e-4)

@@ -94,9 +94,10 @@ def _split_by_time(users, times, validation_split, test_split):
         n = end - begin
         if n < MIN_RATINGS_TO_SPLIT:
             continue
-        n_test = max(1, round(n * test_split)) if test_split > 0 else 0
+        # at least one of each held-out split, and always one rating left to train on
+        n_test = min(max(1, round(n * test_split)), n - 1) if test_split > 0 else 0
         n_val = max(1, round(n * validation_split)) if validation_split > 0 else 0
-        n_val = min(n_val, n - n_test - 1)
+        n_val = max(0, min(n_val, n - n_test - 1))
         split[order[end - n_test:end]] = 2
         split[order[end - n_test - n_val:end - n_test]] = 1
     return split
@@ -125,38 +126,29 @@ def build_datasets(data, r, batch_size, seed, drop_remainder=False):
     import tensorflow as tf
 
     if r.model == "two_tower":
-        probability = data.popularity() / max(1, data.popularity().sum())
-
         def examples(split):
             m = data.mask(split)
-            x = {"user": data.users[m], "item": data.items[m],
-                 "item_probability": probability[data.items[m]].astype(np.float32)}
-            return x, None, int(m.sum())
-
-        def with_labels(x):  # the positive of row i is column i of the in-batch logits
-            return x, tf.range(tf.shape(x["user"])[0])
+            x = {"user": data.users[m], "item": data.items[m]}
+            # every label is 0: the model puts each row's positive in column 0
+            return x, np.zeros(int(m.sum()), np.int32), int(m.sum())
     elif r.ranking_loss == "mse":
         def examples(split):
             m = data.mask(split, positive=False)
             return ({"user": data.users[m], "item": data.items[m]}, data.ratings[m],
                     int(m.sum()))
-        with_labels = None
     else:
         def examples(split):
             x, y = user_lists(data, split, r.list_size, seed)
             return x, y, len(y)
-        with_labels = None
 
     def pipeline(split, shuffle):
         x, y, n = examples(split)
         if n == 0:
             return None, 0
-        ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
         if shuffle:
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        if with_labels is not None:
-            ds = ds.map(with_labels)
         return ds.prefetch(tf.data.AUTOTUNE), n
 
     train, num_train = pipeline(0, True)

@@ -5,9 +5,10 @@ ratings file) and returns `item_ids` (string [batch, k]), `scores` (float32
 [batch, k]) and `known_user` (bool [batch]). The vocabularies, the rated items
 and the popularity list are inside the graph (hash tables and constants), so a
 TF Serving client sends ids and gets ids. Known users get what `recommend`
-gives (the rated items left out); unknown ones get the k most popular items,
-scored by their positive training ratings. The export is checked against the
-run's Keras model before the version is published.
+gives (the rated items left out; a user who has rated all but fewer than k
+items gets those, then empty ids with score 0); unknown ones get the k most
+popular items, scored by their positive training ratings. The export is
+checked against the run's Keras model before the version is published.
 """
 
 import json
@@ -65,13 +66,15 @@ def serving_module(model, index, k):
         order = tf.argsort(tf.cast(rated > 0, tf.int32) * depth + tf.range(depth), axis=1)
         ids = tf.gather(ids, order, batch_dims=1)[:, :k]
         scores = tf.gather(scores, order, batch_dims=1)[:, :k]
+        unrated = tf.gather(rated == 0, order, batch_dims=1)[:, :k]
         known = users > 0
         batch = tf.shape(users)[0]
         ids = tf.where(known[:, None], ids, tf.tile(popular_ids[None], [batch, 1]))
+        valid = unrated | ~known[:, None]  # a user who rated nearly all: fewer than k left
         scores = tf.where(known[:, None], tf.cast(scores, tf.float32),
                           tf.tile(popular_scores[None], [batch, 1]))
-        return {"item_ids": tf.gather(item_ids, ids - 1), "scores": scores,
-                "known_user": known}
+        return {"item_ids": tf.where(valid, tf.gather(item_ids, ids - 1), ""),
+                "scores": tf.where(valid, scores, 0.0), "known_user": known}
 
     concrete = serve.get_concrete_function()
     module.captured_variables = list(concrete.variables)
@@ -88,8 +91,8 @@ def _check(staging, recommender, users, k):
     got_ids = got["item_ids"].numpy().astype(str)
     expected = recommender.recommend(users)
     index = recommender.index
-    same = [list(row) == [index.item_ids[i - 1] for i, _ in top]
-            and np.allclose(scores, [s for _, s in top], atol=1e-4)
+    same = [[i for i in row if i] == [index.item_ids[i - 1] for i, _ in top]
+            and np.allclose(scores[:len(top)], [s for _, s in top], atol=1e-4)
             and known == bool(flag)
             for row, scores, flag, (_, known, top) in zip(got_ids, got["scores"].numpy(),
                                                           got["known_user"].numpy(), expected)]
@@ -111,7 +114,11 @@ def export_recommender(run_dir, config, export_config, quiet=False):
     name = export_config.name or config.name
     folder = layout.model_dir(export_config.out, name)
     version = layout.next_version(folder)
-    staging, created = layout.start_version(folder, version)
+    try:
+        staging, created = layout.start_version(folder, version)
+    except OSError as e:
+        raise user_error("Cannot create the export folder", "a folder you can write to",
+                         f"out={export_config.out!r} ({e.strerror}: {e.filename})") from e
     final = os.path.join(folder, str(version))
     if not quiet:
         print(f"tfsuite: exporting {display_path(run_dir)} as {name} version {version} "

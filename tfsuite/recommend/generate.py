@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+from tfsuite.errors import user_error
+
 GENRES = ("Action", "Adventure", "Animation", "Comedy", "Crime", "Documentary", "Drama",
           "Fantasy", "Horror", "Romance", "Sci-Fi", "Thriller")
 _WORDS_A = ("Silent", "Last", "Hidden", "Broken", "Golden", "Distant", "Midnight", "Lost",
@@ -70,7 +72,18 @@ def _title(rng, seen):
 
 
 def write_movielens(out_dir, ratings, movies):
-    """Writes `ratings.csv` and `movies.csv` in MovieLens' layout; returns their paths."""
+    """Writes `ratings.csv` and `movies.csv` in MovieLens' layout; returns their paths.
+    Refuses a folder that already holds either file (it may be a real MovieLens copy)."""
+    names = ("ratings.csv", "movies.csv")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise user_error("Destination is a file", "a folder (new, or without ratings.csv "
+                         "and movies.csv)", f"out={out_dir!r}")
+    there = [n for n in names if os.path.exists(os.path.join(out_dir, n))]
+    if there:
+        raise user_error("The folder already has ratings files", "a folder without "
+                         "ratings.csv and movies.csv (they are never overwritten)",
+                         f"out={out_dir!r} (holds {there})", "Choose another folder, or "
+                         "remove those files first.")
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     for name, header, rows in (("ratings.csv", ("userId", "movieId", "rating", "timestamp"),

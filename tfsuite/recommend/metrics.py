@@ -26,11 +26,14 @@ def seen_before(data, split):
 
 
 def relevant(data, split):
-    """{user index: positive item indices in `split`}."""
+    """{user index: positive item indices in `split`} that the user had not rated before
+    it (a repeat of an earlier item is never recommended, so it cannot be a hit)."""
+    seen = {u: set(items) for u, items in seen_before(data, split).items()}
     out = {}
     m = data.mask(split)
     for u, i in zip(data.users[m], data.items[m]):
-        out.setdefault(int(u), []).append(int(i))
+        if int(i) not in seen.get(int(u), ()):
+            out.setdefault(int(u), []).append(int(i))
     return out
 
 
@@ -69,11 +72,10 @@ def score_catalogue(score_users, data, split, k, batch_size, seed=0):
 
 
 def popularity_scorer(data):
-    # A little of the item index breaks ties between equally popular items, the same way
-    # `recommend` and the SavedModel do.
+    """Positive training ratings as every user's scores (keras-rs breaks ties at random,
+    with the seed)."""
     counts = data.popularity().astype(np.float32)
-    scores = counts - 1e-6 * np.arange(len(counts)) / len(counts)
-    return lambda users: np.broadcast_to(scores, (len(users), len(scores)))
+    return lambda users: np.broadcast_to(counts, (len(users), len(counts)))
 
 
 def model_scorer(model, data):
@@ -114,7 +116,8 @@ def write_recommendations(path, model, data, users, k, titles=None):
     rows = []
     for row, u in enumerate(users):
         scores[row, [0, *seen.get(int(u), [])]] = -np.inf
-        for rank, i in enumerate(np.argsort(-scores[row], kind="stable")[:k], 1):
+        ranked = np.argsort(-scores[row], kind="stable")[:k]
+        for rank, i in enumerate(ranked[np.isfinite(scores[row, ranked])], 1):
             raw = data.item_ids[i - 1]
             rows.append((data.user_ids[u - 1], rank, raw, (titles or {}).get(raw, ""),
                          f"{scores[row, i]:.4f}", int(i in wanted.get(int(u), ()))))

@@ -80,8 +80,9 @@ class _Embeddings(keras.Model):
 
 @keras.saving.register_keras_serializable(package="tfsuite")
 class TwoTowerModel(_Embeddings):
-    """Retrieval: `call` returns in-batch logits [batch, batch]; the positive of row i is
-    column i. `user_vectors` / `item_vectors` are the towers, for top-k scoring."""
+    """Retrieval: `call` returns in-batch logits [batch, batch] whose column 0 is each row's
+    positive (the labels are all 0). `user_vectors` / `item_vectors` are the towers, for
+    top-k scoring."""
 
     def __init__(self, num_users, num_items, num_genres=0, embedding_dim=32, tower_layers=(),
                  temperature=0.3, logq_correction=True, remove_accidental_hits=True,
@@ -91,11 +92,23 @@ class TwoTowerModel(_Embeddings):
         self.temperature = temperature
         self.logq_correction = logq_correction
         self.remove_accidental_hits = remove_accidental_hits
+        # Each item's sampling probability (its share of the training positives), for the
+        # logQ correction: a table in the model, float32, set by `set_probabilities`.
+        self.item_probability = keras.layers.Embedding(
+            num_items + 1, 1, trainable=False, dtype="float32", name="item_probability")
         self.user_tower = _dense_stack(self.tower_layers, embedding_dim, "user")
         self.item_tower = _dense_stack(self.tower_layers, embedding_dim, "item")
-        self.hits_mask = AccidentalHitsMask(name="accidental_hits")
+        # float32 even under mixed precision: the logits and the log-probabilities
+        # (up to ~14) would lose their small differences in bfloat16.
+        self.hits_mask = AccidentalHitsMask(name="accidental_hits", dtype="float32")
         self.sampling_correction = keras_rs.layers.SamplingProbabilityCorrection(
-            name="sampling_correction")
+            name="sampling_correction", dtype="float32")
+
+    def set_probabilities(self, probabilities):
+        """Writes the [num_items + 1] sampling probabilities into the model."""
+        self.item_probability.build((None,))
+        self.item_probability.embeddings.assign(
+            ops.reshape(ops.convert_to_tensor(probabilities, "float32"), (-1, 1)))
 
     def user_vectors(self, users):
         x = self.user_embedding(users)
@@ -115,9 +128,16 @@ class TwoTowerModel(_Embeddings):
                             ops.transpose(self.item_vectors(items))) / self.temperature
         if self.remove_accidental_hits:
             logits = self.hits_mask(logits, items)
-        if self.logq_correction and "item_probability" in inputs:
-            logits = self.sampling_correction(logits, inputs["item_probability"])
-        return logits
+        if self.logq_correction:
+            logits = self.sampling_correction(
+                logits, ops.squeeze(self.item_probability(items), -1))
+        # Row i's positive moves to column 0 (row i rolled left by i), so every label is
+        # 0: labels 0..B-1 from the input pipeline would be wrong once tf.distribute
+        # splits a batch over replicas (each replica's logits are its own B/R x B/R).
+        size = ops.shape(logits)[0]
+        shift = ops.mod(ops.expand_dims(ops.arange(size), 1)
+                        + ops.expand_dims(ops.arange(size), 0), size)
+        return ops.take_along_axis(logits, shift, axis=1)
 
     def get_config(self):
         return {**super().get_config(), "tower_layers": self.tower_layers,
@@ -170,4 +190,7 @@ def build_model(r, data):
                              cross_layers=r.cross_layers, deep_layers=r.deep_layers,
                              name="ranking")
     model.set_genres(data.genres)
+    if r.model == "two_tower":
+        popularity = data.popularity()
+        model.set_probabilities(popularity / max(1, popularity.sum()))
     return model

@@ -15,6 +15,7 @@ Items: `movies.csv` (`movieId,title,genres`, genres `|`-separated), ml-1m's
 import csv
 import dataclasses
 import io
+import itertools
 import math
 import os
 from typing import List, Optional, Tuple
@@ -55,43 +56,84 @@ def _read_text(path, what, key):
                          "or a CSV with a header.")
     with open(path, "rb") as f:
         raw = f.read()
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # e.g. a spreadsheet's "Unicode text" export
+        return raw.decode("utf-16")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         return raw.decode("latin-1")  # ml-100k and ml-1m item titles are Latin-1
 
 
-def _delimiter(line):
-    for delimiter in ("::", "\t", ",", ";", "|"):
-        if delimiter in line:
-            return delimiter
-    return ","
+DELIMITERS = ("::", "\t", ",", ";", "|")
+SNIFF_LINES = 20
 
 
-def _rows(text, delimiter):
-    """(line number, fields) of each non-blank line."""
-    lines = text.split("\n")
+def _split(lines, delimiter):
     if delimiter == "::":  # csv takes one-character delimiters; ml-1m fields are unquoted
-        return [(n, line.rstrip("\r").split("::")) for n, line in enumerate(lines, 1)
-                if line.strip()]
+        return [line.split("::") for line in lines]
+    return list(csv.reader(lines, delimiter=delimiter))
+
+
+def _delimiter(text):
+    """The delimiter that splits the first lines into the most fields, the same number
+    on every line (quotes respected); ties go to the earlier of `DELIMITERS`."""
+    lines = []
+    for line in io.StringIO(text, newline=""):
+        if line.strip():
+            lines.append(line.rstrip("\r\n"))
+        if len(lines) == SNIFF_LINES:
+            break
+    best, best_width = ",", 1
+    for delimiter in DELIMITERS:
+        try:
+            widths = {len(fields) for fields in _split(lines, delimiter)}
+        except csv.Error:
+            continue
+        width = widths.pop() if len(widths) == 1 else 0
+        if width > best_width:
+            best, best_width = delimiter, width
+    return best
+
+
+def _rows(text, delimiter, path, key):
+    """(line number, fields) of each non-blank line, one at a time."""
+    if delimiter == "::":
+        for n, line in enumerate(io.StringIO(text, newline=""), 1):
+            if line.strip():
+                yield n, line.rstrip("\r\n").split("::")
+        return
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    return [(reader.line_num, row) for row in reader if any(f.strip() for f in row)]
+    line = 0
+    try:
+        for row in reader:
+            if any("\n" in f for f in row):  # a quote opened and never closed
+                raise csv.Error("a field runs over several lines")
+            if any(f.strip() for f in row):
+                yield reader.line_num, row
+            line = reader.line_num
+    except csv.Error as e:
+        raise user_error("The file has an unclosed quote", "fields quoted with a closing "
+                         '"', f"{key}={path!r} (from line {line + 1}: {e})",
+                         "Fix or remove that line (a quote inside a field is written "
+                         'as "").') from None
 
 
 def read_ratings(path, r, key="data.path"):
     """Reads a ratings file with the column names of `r` (a `RecommendConfig`)."""
     text = _read_text(path, "ratings file", key)
-    first = next((line for line in text.split("\n") if line.strip()), None)
-    if first is None:
+    if not text.strip():
         raise user_error("The ratings file is empty", "a header and rating rows, e.g. "
                          "userId,movieId,rating,timestamp", f"{key}={path!r} (no rows)")
-    rows = _rows(text, _delimiter(first))
-    columns = _columns(rows[0][1], r, path, key)
-    if columns["header"]:
-        rows = rows[1:]
+    rows = _rows(text, _delimiter(text), path, key)
+    first_line, first = next(rows)
+    columns = _columns(first, r, path, key)
+    if not columns["header"]:
+        rows = itertools.chain([(first_line, first)], rows)
     users, items, values, times, skipped = [], [], [], [], []
     width = 1 + max(i for i in columns.values() if isinstance(i, int))
+    count = 0
     for line, fields in rows:
+        count += 1
         why = _parse(fields, columns, width, users, items, values, times)
         if why:
             skipped.append((line, why))
@@ -99,7 +141,7 @@ def read_ratings(path, r, key="data.path"):
         raise user_error("The ratings file has no usable row", f"rows with a user id, an "
                          f"item id{', a numeric rating' * bool(r.rating_column)}"
                          f"{' and a numeric timestamp' * bool(r.timestamp_column)}",
-                         f"{key}={path!r} ({len(rows)} rows, all skipped; first: line "
+                         f"{key}={path!r} ({count} rows, all skipped; first: line "
                          f"{skipped[0][0]}: {skipped[0][1]})" if skipped else
                          f"{key}={path!r} (a header only)")
     return Ratings(users, items,
@@ -124,8 +166,10 @@ def _columns(first_row, r, path, key):
                              "timestamp_column); set rating_column or timestamp_column to "
                              "null when the file has none.")
         return {"header": True, **{k: header.index(v) for k, v in wanted.items()}}
-    if _is_number(header[0]) and len(header) >= 2:  # no header: MovieLens' column order
-        return {"header": False, **{k: i for i, k in enumerate(names) if names[k]}}
+    if _is_number(header[0]) and len(header) >= 2:
+        # No header: MovieLens' column order, user, item, then rating and timestamp when
+        # the config has them (an implicit log of user,item,timestamp has no rating).
+        return {"header": False, **{k: i for i, k in enumerate(wanted)}}
     raise user_error("The ratings file lacks a column", f"a header naming "
                      f"{r.user_column!r} and {r.item_column!r} (recommend.user_column, "
                      "item_column), or headerless rows in MovieLens' order (user, item, "
@@ -174,8 +218,7 @@ def default_items_path(ratings_path):
 def read_items(path):
     """{raw item id: (title, [genres])} from movies.csv, movies.dat or u.item."""
     text = _read_text(path, "items file", "recommend.items_path")
-    first = next((line for line in text.split("\n") if line.strip()), "")
-    rows = _rows(text, _delimiter(first))
+    rows = list(_rows(text, _delimiter(text), path, "recommend.items_path"))
     items = {}
     if os.path.basename(path) == "u.item":
         for _, f in rows:

@@ -7,8 +7,9 @@ directory, and the top-k recommender itself.
 - `rated.npz`: the items each user rated (CSR `indptr`, `indices`), never
   recommended back to them.
 
-Known users get the model's top k among the items they have not rated; an
-unknown user gets the k most popular items (and `known` False). A two-tower
+Known users get the model's top k among the items they have not rated (fewer
+when fewer are left); an unknown user gets the k most popular items (and
+`known` False). A two-tower
 model retrieves with keras-rs `BruteForceRetrieval` over the item tower's
 vectors, taking k plus the most items any user rated, so k unrated ones always
 remain after the rated are dropped.
@@ -130,7 +131,8 @@ class Recommender:
         return keras.ops.convert_to_numpy(scores), keras.ops.convert_to_numpy(ids)
 
     def recommend(self, user_ids):
-        """[(raw user id, known, [(item index, score)] best first)] for each id."""
+        """[(raw user id, known, [(item index, score)] best first)] for each id: k items,
+        or all the user has not rated when that is fewer."""
         known = [u for u in user_ids if u in self.index.user_index]
         top = {}
         if known:
@@ -142,6 +144,5 @@ class Recommender:
                                   row_scores[keep][:self.k].tolist()))
         popular = self.index.popular(self.k)
         counts = self.index.popularity[popular]
-        return [(u, u in top, top.get(u) or list(zip(popular.tolist(),
-                                                   counts.astype(float).tolist())))
-                for u in user_ids]
+        fallback = list(zip(popular.tolist(), counts.astype(float).tolist()))
+        return [(u, u in top, top[u] if u in top else fallback) for u in user_ids]

@@ -40,6 +40,23 @@ def load_ratings(config):
     return ratings, read_items(items_path) if items_path else None
 
 
+def check_same_ids(run_dir, data, config):
+    """The run's saved vocabularies are those of `data` (ids are numbered in order of first
+    appearance, so an edited ratings file renumbers them)."""
+    from tfsuite.recommend.serve import USERS_FILE, load_index
+
+    if not os.path.isfile(os.path.join(run_dir, USERS_FILE)):
+        return
+    index = load_index(run_dir)
+    if index.user_ids != data.user_ids or index.item_ids != data.item_ids:
+        raise user_error("The ratings are not the ones this run was trained on", "the same "
+                         "users and items, first seen in the same order",
+                         f"{config.data.path or 'generated'}: {data.num_users} users, "
+                         f"{data.num_items} items; the run has {len(index.user_ids)} users, "
+                         f"{len(index.item_ids)} items", "Train a new run (another "
+                         "--run-dir) on the changed file.")
+
+
 def load_interactions(config):
     from tfsuite.recommend.data import build_interactions
 
@@ -81,6 +98,8 @@ def train(config, run_dir=None, quiet=False):
                          "(runtime.strategy=mirrored or data_parallel) instead.")
     runtime.check_batch_size(config.train.batch_size)
     ratings, interactions = load_interactions(config)  # bad data fails before the run dir
+    if resuming:
+        check_same_ids(run_dir, interactions, config)
     train_ds, val_ds, num_train, num_val = build_datasets(
         interactions, r, config.train.batch_size, config.runtime.seed,
         drop_remainder=runtime.needs_full_batches)
@@ -230,6 +249,7 @@ def evaluate(run_dir):
     """Re-scores a finished run on its test split; returns (metrics, out_dir)."""
     config, model = load_run(run_dir)
     _, data = load_interactions(config)
+    check_same_ids(run_dir, data, config)
     out_dir = os.path.join(run_dir, "evaluation")
     return evaluate_model(model, data, config, out_dir), out_dir
 

@@ -21,7 +21,7 @@ class RecommendationTask:
         model = build_model(self.r, data.interactions)
         ids = np.ones(2, np.int32)
         # Built here, so a resumed run can load its checkpoint into the weights.
-        model({"user": ids, "item": ids, "item_probability": np.full(2, 0.5, np.float32)})
+        model({"user": ids, "item": ids})
         return model
 
     def start_fine_tuning(self, model):
