@@ -192,6 +192,39 @@ def _data_report(config, data):
             "skipped": [{"path": p, "reason": r} for p, r in data.skipped[:100]]}
 
 
+def single_process_runtime(config, what):
+    """The runtime of a task that trains in one process (`what`, e.g. "Translation"): a
+    `launch` job or a TF_CONFIG cluster is refused, and the batch size checked."""
+    from tfsuite.training.runtime import setup_runtime
+
+    runtime = setup_runtime(config.runtime)
+    if runtime.cluster.num_workers > 1:
+        raise user_error(f"{what} trains in one process", "a single process (no `launch`, "
+                         "no TF_CONFIG cluster)", f"worker {runtime.cluster.index} of "
+                         f"{runtime.cluster.num_workers}", "Use the devices of one machine "
+                         "(runtime.strategy=mirrored or data_parallel) instead.")
+    runtime.check_batch_size(config.train.batch_size)
+    return runtime
+
+
+def completed_summary(config, trainer, metrics, started):
+    """The first keys of a finished run's summary.json: what ran, for how long, and the
+    test `metrics` with the last epoch's training figures."""
+    info, history = trainer.info(), trainer.history()
+    return {
+        "experiment": config.name,
+        "task": config.task,
+        "status": "completed",
+        "epochs_completed": info["epochs_completed"],
+        "epochs_planned": trainer.total_epochs,
+        "resumed_from_epoch": info["resumed_from_epoch"],
+        "best_epoch": info["best_epoch"],
+        "wall_seconds": round(info["earlier_wall_seconds"] + time.perf_counter() - started, 2),
+        "metrics": {**metrics, **{f"final_{k}": round(v[-1], 6) for k, v in history.items()
+                                  if v}},
+    }
+
+
 def save_model(model, path):
     tmp = path[: -len(".keras")] + ".tmp.keras"
     model.save(tmp)

@@ -53,10 +53,14 @@ def start_version(folder, version):
     while not os.path.isdir(path):
         created.append(path)
         path = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    _remove_stale_staging(folder)
-    staging = os.path.join(folder, f".staging-{version}-{os.getpid()}")
-    os.makedirs(staging)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        _remove_stale_staging(folder)
+        staging = os.path.join(folder, f".staging-{version}-{os.getpid()}")
+        os.makedirs(staging)
+    except OSError as e:
+        raise user_error("Cannot create the export folder", "a folder you can write to "
+                         "(export.out, --out)", f"{folder} ({e.strerror}: {e.filename})") from e
     return staging, created
 
 

@@ -166,11 +166,7 @@ def export_run(run_dir, export_config, quiet=False):
     reference = _reference(model, model32, was_mixed, images, export_config, run_dir,
                            spec["source"])
     version = layout.next_version(folder)
-    try:
-        staging, created = layout.start_version(folder, version)
-    except OSError as e:
-        raise user_error("Cannot create the export folder", "a folder you can write to",
-                         f"out={export_config.out!r} ({e.strerror}: {e.filename})") from e
+    staging, created = layout.start_version(folder, version)
     _say(quiet, f"tfsuite: exporting {display_path(run_dir)} as {name} version {version} "
                 f"({', '.join(formats)})")
     if "litert" in formats and compressed_litert(run_dir):
@@ -271,19 +267,35 @@ def _write_serving_files(context, name, folder, has_saved_model):
     """The example REST body; models.config is checked now, written once the version is out."""
     if not has_saved_model:
         return None
-    from tfsuite.export.saved_model import (
-        check_models_config,
-        models_config_text,
-        write_rest_request,
-    )
+    from tfsuite.export.saved_model import write_rest_request
 
     request = os.path.join(context.staging, "request.json")
     write_rest_request(request, context.images[:2], context.input_name)
-    return {"rest_request": request.replace(context.staging, context.final),
+    return serving_record(name, folder, context.final)
+
+
+def serving_record(name, folder, final):
+    """The report's `serving` entry of a version at `final` (its request.json is there)."""
+    from tfsuite.export.saved_model import check_models_config, models_config_text
+
+    return {"rest_request": os.path.join(final, "request.json"),
             "rest_url": f"http://localhost:8501/v1/models/{name}:predict",
             "models_config": os.path.join(folder, "models.config"),
             # Checked with TF Serving's proto before anything is published.
             "models_config_checked": check_models_config(models_config_text(name, folder))}
+
+
+def finish_version(run_dir, staging, folder, version, report, failure=None):
+    """Publishes a checked version (models.config, RUN_DIR/export.json), or keeps it aside
+    and raises `VerificationError(failure ...)` when its check failed."""
+    if failure:
+        rejected = layout.reject(staging, folder, version)
+        raise VerificationError(f"{failure} The version was not published; its files are "
+                                f"kept in {rejected}.")
+    layout.publish(staging, folder, version)
+    write_models_config(report["serving"], report["name"])
+    write_run_report(run_dir, report)
+    return report
 
 
 def write_models_config(serving, name):

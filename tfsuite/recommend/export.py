@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from tfsuite.errors import VerificationError, user_error
+from tfsuite.errors import user_error
 from tfsuite.export import layout
-from tfsuite.export.saved_model import SIGNATURE, check_models_config, models_config_text
+from tfsuite.export.saved_model import SIGNATURE
 from tfsuite.io import display_path, write_json
 
 FORMATS = ("saved_model",)
@@ -102,7 +102,7 @@ def _check(staging, recommender, users, k):
 def export_recommender(run_dir, config, export_config, quiet=False):
     """Writes OUT/NAME/VERSION/ (SavedModel, request.json, export.json), checks it against
     the Keras model on test users and an unknown id, and publishes it only if they agree."""
-    from tfsuite.export.stage import write_models_config, write_run_report
+    from tfsuite.export.stage import finish_version, serving_record
     from tfsuite.recommend.serve import Recommender, load_index
     from tfsuite.recommend.stage import load_run
 
@@ -114,11 +114,7 @@ def export_recommender(run_dir, config, export_config, quiet=False):
     name = export_config.name or config.name
     folder = layout.model_dir(export_config.out, name)
     version = layout.next_version(folder)
-    try:
-        staging, created = layout.start_version(folder, version)
-    except OSError as e:
-        raise user_error("Cannot create the export folder", "a folder you can write to",
-                         f"out={export_config.out!r} ({e.strerror}: {e.filename})") from e
+    staging, created = layout.start_version(folder, version)
     final = os.path.join(folder, str(version))
     if not quiet:
         print(f"tfsuite: exporting {display_path(run_dir)} as {name} version {version} "
@@ -146,11 +142,7 @@ def export_recommender(run_dir, config, export_config, quiet=False):
         with open(os.path.join(staging, "request.json"), "w", encoding="utf-8") as f:
             json.dump({"signature_name": SIGNATURE,
                        "instances": [{INPUT: u} for u in users[:2]]}, f)
-        serving = {"rest_request": os.path.join(final, "request.json"),
-                   "rest_url": f"http://localhost:8501/v1/models/{name}:predict",
-                   "models_config": os.path.join(folder, "models.config"),
-                   "models_config_checked": check_models_config(
-                       models_config_text(name, folder))}
+        serving = serving_record(name, folder, final)
         report = {
             "run_dir": os.path.abspath(run_dir), "experiment": config.name, "name": name,
             "version": version, "path": final, "task": "recommendation",
@@ -166,13 +158,7 @@ def export_recommender(run_dir, config, export_config, quiet=False):
     except BaseException:
         layout.discard(staging, created)
         raise
-    if not results["saved_model"]["verified"]:
-        rejected = layout.reject(staging, folder, version)
-        raise VerificationError(
-            f"Export verification failed: the SavedModel's top {k} matches the Keras "
-            f"model's for {agreement:.1%} of {len(users)} users (100% needed). The version "
-            f"was not published; its files are kept in {rejected}.")
-    layout.publish(staging, folder, version)
-    write_models_config(serving, name)
-    write_run_report(run_dir, report)
-    return report
+    failure = None if results["saved_model"]["verified"] else (
+        f"Export verification failed: the SavedModel's top {k} matches the Keras model's "
+        f"for {agreement:.1%} of {len(users)} users (100% needed).")
+    return finish_version(run_dir, staging, folder, version, report, failure)

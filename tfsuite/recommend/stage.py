@@ -82,21 +82,15 @@ def train(config, run_dir=None, quiet=False):
     from tfsuite.recommend.data import RecommendationData, build_datasets
     from tfsuite.recommend.serve import build_index, save_index
     from tfsuite.run_dir import resolve_run_dir, start_run_dir
-    from tfsuite.stages import check_full_batches, save_model
+    from tfsuite.stages import (check_full_batches, completed_summary, save_model,
+                                single_process_runtime)
     from tfsuite.tasks.recommendation import RecommendationTask
-    from tfsuite.training.runtime import setup_runtime
     from tfsuite.training.trainer import Trainer
 
     started = time.perf_counter()
     r = config.recommend
     run_dir, resuming = resolve_run_dir(config, run_dir)
-    runtime = setup_runtime(config.runtime)
-    if runtime.cluster.num_workers > 1:
-        raise user_error("Recommenders train in one process", "a single process (no "
-                         "`launch`, no TF_CONFIG cluster)", f"worker {runtime.cluster.index} "
-                         f"of {runtime.cluster.num_workers}", "Use the devices of one machine "
-                         "(runtime.strategy=mirrored or data_parallel) instead.")
-    runtime.check_batch_size(config.train.batch_size)
+    runtime = single_process_runtime(config, "A recommender")
     ratings, interactions = load_interactions(config)  # bad data fails before the run dir
     if resuming:
         check_same_ids(run_dir, interactions, config)
@@ -125,16 +119,7 @@ def train(config, run_dir=None, quiet=False):
     metrics = evaluate_model(model, interactions, config, os.path.join(run_dir, "evaluation"))
     info = trainer.info()
     summary = {
-        "experiment": config.name,
-        "task": config.task,
-        "status": "completed",
-        "epochs_completed": info["epochs_completed"],
-        "epochs_planned": trainer.total_epochs,
-        "resumed_from_epoch": info["resumed_from_epoch"],
-        "best_epoch": info["best_epoch"],
-        "wall_seconds": round(info["earlier_wall_seconds"] + time.perf_counter() - started, 2),
-        "metrics": {**metrics, **{f"final_{k}": round(v[-1], 6) for k, v in history.items()
-                                  if v}},
+        **completed_summary(config, trainer, metrics, started),
         "data": report,
         "runtime": runtime.report(),
         "examples_per_second": round(info["images_per_second"] or 0, 1),

@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from tfsuite.errors import VerificationError, user_error
+from tfsuite.errors import user_error
 from tfsuite.export import layout
-from tfsuite.export.saved_model import SIGNATURE, check_models_config, models_config_text
+from tfsuite.export.saved_model import SIGNATURE
 from tfsuite.io import display_path, write_json
 from tfsuite.translation.tokenizer import EOS_ID, PAD_ID, TOKENIZER_FILE
 
@@ -106,7 +106,7 @@ def export_translation(run_dir, config, export_config, quiet=False):
     """Writes OUT/NAME/VERSION/ (SavedModel, tokenizer.model, request.json, export.json,
     optionally model.keras), checks the SavedModel against the Keras model on test
     sentences, and publishes the version only if they agree; returns the report."""
-    from tfsuite.export.stage import write_models_config, write_run_report
+    from tfsuite.export.stage import finish_version, serving_record
     from tfsuite.translation.data import load_pairs
     from tfsuite.translation.metrics import score
     from tfsuite.translation.stage import load_run, translator_for
@@ -163,11 +163,7 @@ def export_translation(run_dir, config, export_config, quiet=False):
                                                                            "model.keras")),
                                 "verified": True, "note": "a copy of the run's model.keras"}
         _write_request(os.path.join(staging, "request.json"), encoder_ids[:2])
-        serving = {"rest_request": os.path.join(final, "request.json"),
-                   "rest_url": f"http://localhost:8501/v1/models/{name}:predict",
-                   "models_config": os.path.join(folder, "models.config"),
-                   "models_config_checked": check_models_config(
-                       models_config_text(name, folder))}
+        serving = serving_record(name, folder, final)
         report = {
             "run_dir": os.path.abspath(run_dir), "experiment": config.name, "name": name,
             "version": version, "path": final, "task": "translation",
@@ -188,16 +184,10 @@ def export_translation(run_dir, config, export_config, quiet=False):
     except BaseException:
         layout.discard(staging, created)
         raise
-    if not results["saved_model"]["verified"]:
-        rejected = layout.reject(staging, folder, version)
-        raise VerificationError(
-            f"Export verification failed: the SavedModel's translations match the Keras "
-            f"model's on {agreement:.1%} of {len(sources)} test sentences (99% needed). "
-            f"The version was not published; its files are kept in {rejected}.")
-    layout.publish(staging, folder, version)
-    write_models_config(serving, name)
-    write_run_report(run_dir, report)
-    return report
+    failure = None if results["saved_model"]["verified"] else (
+        f"Export verification failed: the SavedModel's translations match the Keras "
+        f"model's on {agreement:.1%} of {len(sources)} test sentences (99% needed).")
+    return finish_version(run_dir, staging, folder, version, report, failure)
 
 
 def _write_request(path, encoder_ids):

@@ -28,9 +28,9 @@ def train(config, run_dir=None, quiet=False):
     """Trains `config` (task: translation) end to end; returns the summary dict."""
     from tfsuite.plots import plot_history
     from tfsuite.run_dir import resolve_run_dir, start_run_dir
-    from tfsuite.stages import check_full_batches, save_model
+    from tfsuite.stages import (check_full_batches, completed_summary, save_model,
+                                single_process_runtime)
     from tfsuite.tasks.translation import TranslationTask
-    from tfsuite.training.runtime import setup_runtime
     from tfsuite.training.trainer import Trainer
     from tfsuite.translation.data import build_translation_data, load_pairs, task_prefix
     from tfsuite.translation.model import resolve_preset, with_preprocessor
@@ -38,13 +38,7 @@ def train(config, run_dir=None, quiet=False):
     started = time.perf_counter()
     t = config.translation
     run_dir, resuming = resolve_run_dir(config, run_dir)
-    runtime = setup_runtime(config.runtime)
-    if runtime.cluster.num_workers > 1:
-        raise user_error("Translation trains in one process", "a single process (no "
-                         "`launch`, no TF_CONFIG cluster)", f"worker {runtime.cluster.index} "
-                         f"of {runtime.cluster.num_workers}", "Use the devices of one machine "
-                         "(runtime.strategy=mirrored or data_parallel) instead.")
-    runtime.check_batch_size(config.train.batch_size)
+    runtime = single_process_runtime(config, "Translation")
     # A bad corpus, a preset that is not here or a tokenizer that cannot be trained fails
     # before the run directory is touched.
     corpus, splits = load_pairs(config)
@@ -76,16 +70,7 @@ def train(config, run_dir=None, quiet=False):
                                   os.path.join(run_dir, "evaluation"), t.eval_batch_size)
     info = trainer.info()
     summary = {
-        "experiment": config.name,
-        "task": config.task,
-        "status": "completed",
-        "epochs_completed": info["epochs_completed"],
-        "epochs_planned": trainer.total_epochs,
-        "resumed_from_epoch": info["resumed_from_epoch"],
-        "best_epoch": info["best_epoch"],
-        "wall_seconds": round(info["earlier_wall_seconds"] + time.perf_counter() - started, 2),
-        "metrics": {**metrics, **{f"final_{k}": round(v[-1], 6) for k, v in history.items()
-                                  if v}},
+        **completed_summary(config, trainer, metrics, started),
         "data": data.report,
         "decoding": {"sampler": t.sampler, "num_beams": t.num_beams if t.sampler == "beam"
                      else None, "max_length": translator.max_length,
