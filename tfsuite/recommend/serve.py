@@ -9,10 +9,10 @@ directory, and the top-k recommender itself.
 
 Known users get the model's top k among the items they have not rated (fewer
 when fewer are left); an unknown user gets the k most popular items (and
-`known` False). A two-tower
-model retrieves with keras-rs `BruteForceRetrieval` over the item tower's
-vectors, taking k plus the most items any user rated, so k unrated ones always
-remain after the rated are dropped.
+`known` False). Candidates are the top k plus the most items any user rated,
+so dropping the rated ones never leaves fewer than k unrated items that a
+full ranking would have given. A two-tower model retrieves them with keras-rs
+`BruteForceRetrieval` over the item tower's vectors.
 """
 
 import csv
