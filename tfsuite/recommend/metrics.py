@@ -87,12 +87,7 @@ def model_scorer(model, data):
         item_vectors = model.item_vectors(items)
         return lambda users: keras.ops.matmul(model.user_vectors(users),
                                               keras.ops.transpose(item_vectors))
-
-    def ranking_scores(users):
-        grid = {"user": np.repeat(np.asarray(users)[:, None], len(items), axis=1),
-                "item": np.tile(items, (len(users), 1))}
-        return model(grid)
-    return ranking_scores
+    return lambda users: model.score_items(np.asarray(users, np.int32), items)
 
 
 def rmse(model, data, split, batch_size=4096):
@@ -109,9 +104,9 @@ def rmse(model, data, split, batch_size=4096):
 
 def write_recommendations(path, model, data, users, k, titles=None):
     """A CSV of the top-k test recommendations of some users, with hits marked."""
-    scorer, seen, wanted = model_scorer(model, data), seen_before(data, 2), relevant(data, 2)
     import keras
 
+    scorer, seen, wanted = model_scorer(model, data), seen_before(data, 2), relevant(data, 2)
     scores = np.array(keras.ops.convert_to_numpy(scorer(np.asarray(users, np.int32))))
     rows = []
     for row, u in enumerate(users):

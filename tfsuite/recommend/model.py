@@ -170,6 +170,12 @@ class RankingModel(_Embeddings):
             x = layer(x)
         return ops.squeeze(ops.cast(self.score(x), "float32"), -1)
 
+    def score_items(self, users, items):
+        """Scores [len(users), len(items)]: every user against every item (backend ops, so
+        also inside the SavedModel's tf.function)."""
+        return self({"user": ops.repeat(ops.expand_dims(users, 1), ops.shape(items)[0], 1),
+                     "item": ops.tile(ops.expand_dims(items, 0), [ops.shape(users)[0], 1])})
+
     def get_config(self):
         return {**super().get_config(), "feature_cross": self.feature_cross,
                 "cross_layers": self.cross_layers, "deep_layers": self.deep_layers}

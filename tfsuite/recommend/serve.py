@@ -118,10 +118,7 @@ class Recommender:
         if self.retrieval is not None:
             return self.retrieval(self.model.user_vectors(users))
         items = ops.arange(1, self.num_items + 1, dtype="int32")
-        scores = self.model({"user": ops.repeat(ops.expand_dims(users, 1), self.num_items, 1),
-                             "item": ops.tile(ops.expand_dims(items, 0),
-                                              [ops.shape(users)[0], 1])})
-        scores, positions = ops.top_k(scores, self.depth)
+        scores, positions = ops.top_k(self.model.score_items(users, items), self.depth)
         return scores, positions + 1
 
     def candidates(self, users):
