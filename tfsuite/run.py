@@ -369,9 +369,9 @@ def _start_tensorflow_backend(debug):
     GPU stays free for TensorRT (and for the training process that may have
     started this one).
     """
-    import importlib.util
+    from tfsuite.packages import has_tensorflow
 
-    if "keras" in sys.modules or not importlib.util.find_spec("tensorflow"):
+    if "keras" in sys.modules or not has_tensorflow():
         return
     os.environ["KERAS_BACKEND"] = "tensorflow"
     if not debug:
@@ -382,6 +382,9 @@ def _start_tensorflow_backend(debug):
 
 
 def cmd_export(args):
+    from tfsuite.errors import require_module
+
+    require_module("tensorflow", "Export", "pip install tensorflow")
     from tfsuite.export.report import format_report
     from tfsuite.export.stage import export_config_for, export_run
 

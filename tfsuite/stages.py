@@ -162,10 +162,12 @@ def compress_after_training(run_dir, config, quiet):
 
 def export_after_training(run_dir, config, quiet):
     """The export stage chained after training (experiments with `export.formats`)."""
-    from tfsuite.errors import UserError
-    from tfsuite.export.stage import EXPORT_REPORT, export_run
+    from tfsuite.errors import UserError, require_module
 
     try:
+        require_module("tensorflow", "Export", "pip install tensorflow")
+        from tfsuite.export.stage import EXPORT_REPORT, export_run
+
         report = export_run(run_dir, config.export, quiet=quiet)
     except UserError as e:
         # The trained model is saved; keep the error's type (and so the exit code).

@@ -1,9 +1,13 @@
-"""tf.data pipelines for image classification: decode, resize, cache, augment, batch.
+"""Input pipelines for image classification: decode, resize, cache, augment, batch.
 
-TensorFlow is the data engine on every Keras backend. Images stay uint8 at the
-configured size until batching; augmentation runs on batches, one Keras layer
-per `map`, in parallel; models receive float32 values in 0..255.
+tf.data is the data engine on every Keras backend where TensorFlow is
+installed. Images stay uint8 at the configured size until batching;
+augmentation runs on batches, one Keras layer per `map`, in parallel; models
+receive float32 values in 0..255. Without TensorFlow, and for synthetic data
+on JAX (kept on the accelerator), array sources go through
+`tfsuite.data.arrays.ArrayBatches` instead.
 """
+
 
 from dataclasses import dataclass, field
 
@@ -11,6 +15,7 @@ import numpy as np
 
 from tfsuite.data.augment import build_augmentation
 from tfsuite.data.sources import load_images
+from tfsuite.packages import has_tensorflow
 
 CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
@@ -125,16 +130,20 @@ def _split_dataset(tf, split, size, channels):
     return dataset
 
 
-def _feature_stats(tf, dataset, rescale, limit=20000):
-    """Per-channel mean and variance of (rescaled) training images, as ImageDataGenerator.fit."""
+def _feature_stats(batches, rescale):
+    """Per-channel mean and variance of (rescaled) training images, as ImageDataGenerator.fit;
+    `batches` yields uint8 NumPy arrays [n, h, w, c]."""
     total, total_sq, count = 0.0, 0.0, 0
-    for images, _ in dataset.take(limit).batch(1024):
-        x = images.numpy().astype(np.float64) * (rescale or 1.0)
+    for images in batches:
+        x = images.astype(np.float64) * (rescale or 1.0)
         total = total + x.sum(axis=(0, 1, 2))
         total_sq = total_sq + (x ** 2).sum(axis=(0, 1, 2))
         count += x.shape[0] * x.shape[1] * x.shape[2]
     mean = total / count
     return mean.astype(np.float32), (total_sq / count - mean ** 2).astype(np.float32)
+
+
+STATS_LIMIT = 20000  # training images the feature-wise statistics are computed on
 
 
 def apply_augmentation(tf, dataset, layers, seed):
@@ -172,6 +181,9 @@ def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder
     Returns:
         An `ImageData`.
     """
+    if not has_tensorflow() or (data_config.source == "synthetic"
+                                and keras_backend() == "jax"):
+        return _build_array_data(data_config, batch_size, seed, augment, drop_remainder)
     import tensorflow as tf
 
     raw = load_images(data_config, seed)
@@ -185,7 +197,9 @@ def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder
     aug = data_config.augment
     mean = variance = None
     if aug.featurewise_center or aug.featurewise_std_normalization:
-        mean, variance = _feature_stats(tf, splits["train"], aug.rescale)
+        mean, variance = _feature_stats(
+            (images.numpy() for images, _ in splits["train"].take(STATS_LIMIT).batch(1024)),
+            aug.rescale)
     layers = build_augmentation(aug, seed, image_dtype="uint8") if augment else []
 
     def finish(dataset, training, drop=drop_remainder):
@@ -206,6 +220,82 @@ def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder
         class_names=list(raw.class_names), num_train=len(raw.train), num_val=len(raw.val),
         num_test=len(raw.test), image_shape=(*size, channels), skipped=list(raw.skipped),
         feature_mean=mean, feature_variance=variance)
+
+
+def keras_backend():
+    import keras
+
+    return keras.backend.backend()
+
+
+ARRAY_SOURCES = ("digits", "npz", "synthetic")
+
+
+def _build_array_data(data_config, batch_size, seed, augment, drop_remainder):
+    """`build_image_data` for array sources, without tf.data (see the module docstring)."""
+    from tfsuite.data.arrays import ArrayBatches
+    from tfsuite.errors import user_error
+
+    if data_config.source not in ARRAY_SOURCES:
+        raise user_error(f"data.source={data_config.source!r} needs TensorFlow", "TensorFlow "
+                         "installed (tf.data decodes image files and TFDS datasets), or an "
+                         f"array source: one of {list(ARRAY_SOURCES)}",
+                         f"data.source={data_config.source!r} with no `tensorflow` package",
+                         "Run `pip install tensorflow`, or convert the images to an .npz file "
+                         "(arrays x and y) and use data.source=npz.")
+    raw = load_images(data_config, seed)
+    size = tuple(data_config.image_size)
+    channels = CHANNELS[data_config.color_mode]
+    splits = {name: (_conform(getattr(raw, name).images, size, channels),
+                     getattr(raw, name).labels) for name in ("train", "val", "test")}
+    aug = data_config.augment
+    mean = variance = None
+    if aug.featurewise_center or aug.featurewise_std_normalization:
+        images = splits["train"][0][:STATS_LIMIT]
+        mean, variance = _feature_stats((images[i:i + 1024] for i in range(0, len(images), 1024)),
+                                        aug.rescale)
+    on_device = keras_backend() == "jax"
+    layers = build_augmentation(aug, seed, image_dtype="uint8") if augment else []
+
+    def batches(name, training, drop=drop_remainder):
+        images, labels = splits[name]
+        if not len(labels):
+            return None
+        return ArrayBatches(images, labels, batch_size, shuffle=training, seed=seed,
+                            augment_layers=layers if training else (), drop_remainder=drop,
+                            on_device=on_device)
+
+    return ImageData(
+        train=batches("train", True), val=batches("val", False),
+        test=batches("test", False, drop=False), class_names=list(raw.class_names),
+        num_train=len(raw.train), num_val=len(raw.val), num_test=len(raw.test),
+        image_shape=(*size, channels), skipped=list(raw.skipped), feature_mean=mean,
+        feature_variance=variance)
+
+
+def _conform(images, size, channels):
+    """uint8 images at `size` with `channels`, converted as the tf.data pipeline does (alpha
+    dropped, ITU-R 601 luma for grayscale, bilinear antialiased resize) on the Keras backend."""
+    import keras
+
+    have = images.shape[-1]
+    if have != channels:
+        if have in (2, 4):
+            images, have = images[..., : have - 1], have - 1
+        if channels == 1 and have == 3:
+            luma = images.astype(np.float32) @ np.array([0.2989, 0.587, 0.114], np.float32)
+            images = np.round(luma)[..., None].astype(np.uint8)
+        elif have == 1:
+            images = np.repeat(images, 3, axis=-1)
+        if channels == 4:
+            images = np.concatenate([images, np.full(images.shape[:-1] + (1,), 255, np.uint8)],
+                                    axis=-1)
+    if tuple(images.shape[1:3]) == tuple(size) or not len(images):
+        return images
+    resized = [keras.ops.convert_to_numpy(keras.ops.image.resize(
+        images[i:i + 512].astype(np.float32), size, interpolation="bilinear", antialias=True))
+        for i in range(0, len(images), 512)]
+    return np.clip(np.round(np.concatenate(resized)), 0, 255).astype(np.uint8)
 
 
 def load_image_file(path, data_config):

@@ -9,7 +9,6 @@ the inputs are and what the signature's outputs are called.
 """
 
 import dataclasses
-import importlib.util
 import os
 import time
 
@@ -21,6 +20,7 @@ from tfsuite.export import layout, verify
 from tfsuite.export.formats import EXPORTERS, ExportContext, compressed_litert
 from tfsuite.export.saved_model import input_name
 from tfsuite.io import display_path, read_json, write_json
+from tfsuite.packages import has_tensorflow, is_installed
 
 EXPORT_REPORT = "export.json"
 _NEEDS = {"saved_model": ("tensorflow",), "onnx": ("tensorflow", "tf2onnx", "onnx", "onnxruntime"),
@@ -81,7 +81,7 @@ def _refuse_export_version(path):
 
 
 def missing_modules(name):
-    return [m for m in _NEEDS[name] if importlib.util.find_spec(m) is None]
+    return [m for m in _NEEDS[name] if not is_installed(m)]
 
 
 def available_formats():
@@ -140,7 +140,7 @@ def export_run(run_dir, export_config, quiet=False):
     import keras
 
     if (keras.backend.backend() != "tensorflow" and any(_NEEDS[f] for f in formats)
-            and importlib.util.find_spec("tensorflow")):
+            and has_tensorflow()):
         return export_in_tensorflow_process(run_dir, export_config, formats, quiet)
     if config.task == "translation":
         from tfsuite.translation.export import export_translation

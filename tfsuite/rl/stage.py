@@ -20,6 +20,7 @@ import numpy as np
 from tfsuite.config import read_run_config, write_config
 from tfsuite.errors import user_error
 from tfsuite.io import display_path, write_json
+from tfsuite.packages import has_tensorflow
 from tfsuite.run_dir import MODEL, SUMMARY
 
 EVAL_EPISODES = 20
@@ -229,9 +230,7 @@ class Progress:
 def _tensorboard_writer(log_dir):
     """A tf.summary writer (TensorBoard's format, on any Keras backend), or None without
     TensorFlow."""
-    import importlib.util
-
-    if not importlib.util.find_spec("tensorflow"):
+    if not has_tensorflow():
         return None
     import tensorflow as tf
 

@@ -67,7 +67,15 @@ class ProgressLogger(keras.callbacks.Callback):
 
 
 class NanGuard(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss and remembers where it happened."""
+    """Stops training at the first non-finite loss and remembers where it happened.
+
+    `async_safe`: Keras then calls it from a helper thread, so reading the loss
+    never stalls the training loop (on JAX a per-step read would wait for each
+    step to finish before the next is sent). It may stop a few steps late;
+    `on_epoch_end` waits for it, so no diverged epoch is checkpointed.
+    """
+
+    async_safe = True
 
     def __init__(self):
         super().__init__()
@@ -82,6 +90,22 @@ class NanGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             self.triggered = (self._epoch + 1, batch + 1, float(loss))
             self.model.stop_training = True
+
+
+class EpochTensorBoard(keras.callbacks.TensorBoard):
+    """TensorBoard with epoch logs only, for JAX: without per-batch hooks (which write
+    nothing at `update_freq="epoch"`), Keras may run the other batch callbacks off the
+    training thread, and the loop never waits for a step to finish. (Keras' TensorBoard
+    called from that thread loses device buffers: "Buffer has been deleted or donated".)
+    """
+
+    async_safe = True
+
+    def on_train_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from tfsuite.errors import user_error
+from tfsuite.packages import is_installed
 from tfsuite.training.cluster import Cluster, current_cluster
 
 logger = logging.getLogger("tfsuite")
@@ -18,15 +19,15 @@ logger = logging.getLogger("tfsuite")
 
 def select_backend(runtime_config):
     """Sets KERAS_BACKEND from the config (must run before Keras is imported)."""
-    import importlib.util
     import sys
 
     wanted = runtime_config.backend
     if wanted == "auto":
-        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        backend = os.environ.get("KERAS_BACKEND") or default_backend()
+        os.environ["KERAS_BACKEND"] = backend
         _request_host_devices(backend, runtime_config.cpu_devices)
         return backend
-    if importlib.util.find_spec(wanted) is None:
+    if not is_installed(wanted):
         extra = {"tensorflow": "", "jax": "[jax]", "torch": "[torch]"}[wanted]
         raise user_error(f"The {wanted} backend is not installed", f"the `{wanted}` package for "
                          f"runtime.backend={wanted!r}", f"runtime.backend={wanted!r}",
@@ -43,6 +44,12 @@ def select_backend(runtime_config):
     os.environ["KERAS_BACKEND"] = wanted
     _request_host_devices(wanted, runtime_config.cpu_devices)
     return wanted
+
+
+def default_backend():
+    """The backend when neither the config nor KERAS_BACKEND names one: TensorFlow, else
+    JAX, else PyTorch (GPU machines often have no TensorFlow)."""
+    return next((b for b in ("tensorflow", "jax", "torch") if is_installed(b)), "tensorflow")
 
 
 def _request_host_devices(backend, count):

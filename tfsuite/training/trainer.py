@@ -6,7 +6,6 @@ SIGKILL, it rebuilds the model, restores weights and optimizer state from the
 last completed epoch and continues from there.
 """
 
-import importlib.util
 import math
 import os
 import time
@@ -14,9 +13,10 @@ import time
 import keras
 
 from tfsuite.errors import UserError
+from tfsuite.packages import has_tensorflow
 from tfsuite.run_dir import read_state
-from tfsuite.training.callbacks import (NanGuard, ProgressLogger, ResumableCheckpoint,
-                                        ResumableEarlyStopping)
+from tfsuite.training.callbacks import (EpochTensorBoard, NanGuard, ProgressLogger,
+                                        ResumableCheckpoint, ResumableEarlyStopping)
 from tfsuite.training.optimizers import get_optimizer
 
 
@@ -83,11 +83,14 @@ class Trainer:
             state=self.state, extra_state=lambda: {
                 "wall_seconds": wall_offset + time.perf_counter() - started})
         self.state = checkpoint.state
-        callbacks = [self.nan_guard, checkpoint, self.progress,
+        # The progress logger times the epoch before the checkpoint is written.
+        callbacks = [self.nan_guard, self.progress, checkpoint,
                      keras.callbacks.CSVLogger(os.path.join(self.run_dir, "history.csv"),
                                                append=True)]
-        if importlib.util.find_spec("tensorflow"):  # it writes with tf.summary, on any backend
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs")))
+        if has_tensorflow():  # it writes with tf.summary, on any backend
+            tensorboard = (EpochTensorBoard if self.runtime.backend == "jax"
+                           else keras.callbacks.TensorBoard)
+            callbacks.append(tensorboard(os.path.join(self.run_dir, "logs")))
         if self.config.train.early_stopping_patience:
             self.early_stopping = ResumableEarlyStopping(
                 history=self.state.get("history", {}), monitor=self._monitor(data),

@@ -1,0 +1,125 @@
+"""tfsuite on JAX where TensorFlow is not installed (as on GPU machines that ship only
+PyTorch and JAX): training, evaluation and the refusals, in a Python that cannot import it.
+
+The subprocess runs with `-S` (no site-packages) and a PYTHONPATH of links to every
+installed package except TensorFlow and the packages built on it, so `import tensorflow`
+fails exactly as on a machine without it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+
+import pytest
+
+from tests.conftest import REPO, assert_user_error
+
+# TensorFlow, and the packages that import it when they are imported.
+TENSORFLOW_PACKAGES = ("tensorflow", "tf_keras", "tensorboard", "tf2onnx", "keras_hub",
+                       "tensorflow_text", "tensorflow_datasets", "tensorflow_serving",
+                       "tensorflow_model_optimization", "tensorflow_metadata")
+
+
+@pytest.fixture(scope="module")
+def python_without_tensorflow(tmp_path_factory):
+    """run(args, cwd) -> CompletedProcess of `python -S args` with no TensorFlow importable."""
+    site = tmp_path_factory.mktemp("site_without_tensorflow")
+    packages = sysconfig.get_paths()["purelib"]
+    for name in os.listdir(packages):
+        if name.endswith(".pth") or name == "__pycache__" or name.startswith(
+                TENSORFLOW_PACKAGES) or name.startswith("__editable__"):
+            continue
+        os.symlink(os.path.join(packages, name), site / name)
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}", "KERAS_BACKEND": "jax"}
+
+    def run(args, cwd, keras_backend="jax"):
+        return subprocess.run([sys.executable, "-S", *args], cwd=cwd,
+                              env={**env, "KERAS_BACKEND": keras_backend},
+                              capture_output=True, text=True, timeout=600)
+
+    assert run(["-c", "import tensorflow"], REPO).returncode == 1  # the premise
+    return run
+
+
+def test_cli_trains_and_evaluates_synthetic_data_without_tensorflow(python_without_tensorflow,
+                                                                  tmp_path):
+    run = python_without_tensorflow
+    result = run(["-m", "tfsuite.run", "train", "digits_mlp", "--run-dir", "run",
+                  "--set", "data.source=synthetic", "--set", "data.num_examples=400",
+                  "--set", "data.num_classes=2",
+                  "--set", "train.epochs=4"], str(tmp_path), keras_backend="")
+    assert result.returncode == 0, result.stderr
+    assert "backend jax" in result.stdout  # the default backend when TensorFlow is missing
+    with open(tmp_path / "run" / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["status"] == "completed" and summary["data"]["source"] == "synthetic"
+    # The class decides the brightness: an MLP learns it in four epochs.
+    assert summary["metrics"]["test_accuracy"] > 0.9, summary["metrics"]
+    assert (tmp_path / "run" / "model.keras").is_file()
+    assert not (tmp_path / "run" / "logs").exists()  # TensorBoard needs tf.summary
+
+    result = run(["-m", "tfsuite.run", "evaluate", "run"], str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "evaluation" / "metrics.json").is_file()
+
+    before = sorted(os.listdir(tmp_path / "run"))
+    assert_user_error(run(["-m", "tfsuite.run", "export", "run"], str(tmp_path)),
+                      "Export needs tensorflow", "pip install tensorflow")
+    assert_user_error(run(["-m", "tfsuite.run", "train", "image_folder", "--set",
+                           f"data.path={tmp_path}"], str(tmp_path)),
+                      "data.source='folder' needs TensorFlow", "data.source=npz")
+    assert sorted(os.listdir(tmp_path / "run")) == before
+
+
+def test_trainer_fits_a_user_pydataset_and_npz_arrays_without_tensorflow(
+        python_without_tensorflow, tmp_path):
+    """The Python API: the trainer on a user's own `keras.utils.PyDataset` of NumPy arrays,
+    and the default digits job (resized, augmented) from an .npz file of arrays."""
+    script = textwrap.dedent("""
+        import json, sys
+        import numpy as np
+        from tfsuite import stages
+        from tfsuite.config import load_config
+
+        rng = np.random.default_rng(0)
+        x = rng.uniform(0, 255, (300, 8, 8, 1)).astype(np.uint8)
+        y = (x.mean(axis=(1, 2, 3)) > 127).astype(np.int32)
+        np.savez("digits.npz", x=x, y=y)
+        config = load_config("digits", overrides=["data.source=npz", "data.path=digits.npz",
+                             "train.epochs=2", "compress.methods=[]", "export.formats=[]"])
+        summary = stages.train(config, "npz_run", quiet=True)
+        assert "tensorflow" not in sys.modules
+
+        import keras
+        from tfsuite.data.pipeline import ImageData
+        from tfsuite.tasks import get_task
+        from tfsuite.training.runtime import setup_runtime
+        from tfsuite.training.trainer import Trainer
+
+        class Batches(keras.utils.PyDataset):  # what a user writes
+            def __len__(self):
+                return 10
+            def __getitem__(self, i):
+                return x[i * 30:(i + 1) * 30].astype(np.float32), y[i * 30:(i + 1) * 30]
+
+        config = load_config("digits_mlp", overrides=["train.epochs=2"])
+        data = ImageData(train=Batches(), val=None, test=None, class_names=["dark", "bright"],
+                         num_train=300, num_val=0, num_test=0, image_shape=(8, 8, 1))
+        trainer = Trainer(config, "pydataset_run", setup_runtime(config.runtime), quiet=True)
+        model = trainer.fit(get_task(config), data)
+        print(json.dumps({"npz": summary["metrics"]["test_accuracy"],
+                          "pydataset_epochs": trainer.info()["epochs_completed"],
+                          "backend": keras.backend.backend(),
+                          "tensorflow_loaded": "tensorflow" in sys.modules}))
+    """)
+    result = python_without_tensorflow(["-c", script], str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["backend"] == "jax" and not report["tensorflow_loaded"]
+    assert report["pydataset_epochs"] == 2
+    assert 0.0 <= report["npz"] <= 1.0
+    assert (tmp_path / "npz_run" / "model.keras").is_file()
+    assert (tmp_path / "pydataset_run" / "checkpoints" / "state.json").is_file()

@@ -1,0 +1,20 @@
+"""Which optional packages can be imported, asked without importing them.
+
+TensorFlow is optional on the JAX and PyTorch backends (GPU machines often ship
+only those), so code that can work without it asks here first.
+"""
+
+import importlib.util
+
+
+def is_installed(name):
+    """Whether `import name` would find the package (it is not imported)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: blocked with sys.modules[name] = None
+        return False
+
+
+def has_tensorflow():
+    return is_installed("tensorflow")
+
