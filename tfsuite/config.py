@@ -85,6 +85,8 @@ class DataConfig:
     validation_split: float = 0.1
     test_split: float = 0.2
     cache: bool = True  # cache decoded images in memory
+    on_device: Optional[bool] = None  # JAX: array data kept on the accelerator; null = synthetic
+    # data on a GPU/TPU when it fills under a quarter of its memory
     num_classes: int = 10  # synthetic data only
     num_examples: int = 512  # synthetic data only
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -469,6 +471,10 @@ def _validate_data(data):
     if data.source == "tfds":
         _require(bool(data.tfds_name), "data.tfds_name", "a TFDS dataset name, e.g. mnist",
                  data.tfds_name)
+    _require(not data.on_device or data.source in ("digits", "npz", "synthetic"),
+             "data.on_device", "null or false for data.source="
+             f"{data.source!r} (files are decoded on the host; digits, npz and synthetic "
+             "arrays can stay on the accelerator)", data.on_device)
     _require(data.num_classes >= 2, "data.num_classes", "an int >= 2", data.num_classes)
     _require(data.num_examples >= 10, "data.num_examples", "an int >= 10", data.num_examples)
     for key in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range",

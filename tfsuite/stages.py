@@ -88,6 +88,7 @@ def train(config, run_dir=None, quiet=False):
                     "per_replica_batch_size": runtime.per_replica_batch_size(
                         config.train.batch_size)},
         "images_per_second": _round(info["images_per_second"]),
+        "epoch_images_per_second": info["epoch_images_per_second"],
         "scaling": scaling_report(runtime, config.train.batch_size, info["images_per_second"]),
         "model": {"name": config.model.name, "num_params": int(model.count_params()),
                   "path": os.path.join(run_dir, MODEL)},

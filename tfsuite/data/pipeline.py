@@ -181,9 +181,10 @@ def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder
     Returns:
         An `ImageData`.
     """
-    if not has_tensorflow() or (data_config.source == "synthetic"
-                                and keras_backend() == "jax"):
-        return _build_array_data(data_config, batch_size, seed, augment, drop_remainder)
+    on_device = keep_on_device(data_config)
+    if on_device or not has_tensorflow():
+        return _build_array_data(data_config, batch_size, seed, augment, drop_remainder,
+                                 on_device)
     import tensorflow as tf
 
     raw = load_images(data_config, seed)
@@ -222,16 +223,38 @@ def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder
         feature_mean=mean, feature_variance=variance)
 
 
-def keras_backend():
+ARRAY_SOURCES = ("digits", "npz", "synthetic")
+DEVICE_SHARE = 0.25  # of the accelerator's memory synthetic data may fill by default
+
+
+def keep_on_device(data_config):
+    """`data.on_device`, resolved: null keeps synthetic data on a JAX accelerator when it
+    fills under `DEVICE_SHARE` of its memory (a throughput run then measures training, not
+    host-to-device copies); other sources are prefetched to the device batch by batch."""
     import keras
 
-    return keras.backend.backend()
+    if data_config.on_device is False or keras.backend.backend() != "jax":
+        if data_config.on_device:
+            from tfsuite.errors import user_error
+
+            raise user_error("data.on_device=true needs the JAX backend", "null or false on "
+                             f"{keras.backend.backend()}", "data.on_device=True",
+                             "Run with KERAS_BACKEND=jax, or drop the override.")
+        return False
+    if data_config.on_device:
+        return True
+    if data_config.source != "synthetic":
+        return False
+    import jax
+
+    device = jax.devices()[0]
+    limit = (device.memory_stats() or {}).get("bytes_limit") if device.platform != "cpu" else 0
+    channels = CHANNELS[data_config.color_mode]
+    size = data_config.num_examples * int(np.prod(data_config.image_size)) * channels
+    return bool(limit) and size < DEVICE_SHARE * limit
 
 
-ARRAY_SOURCES = ("digits", "npz", "synthetic")
-
-
-def _build_array_data(data_config, batch_size, seed, augment, drop_remainder):
+def _build_array_data(data_config, batch_size, seed, augment, drop_remainder, on_device):
     """`build_image_data` for array sources, without tf.data (see the module docstring)."""
     from tfsuite.data.arrays import ArrayBatches
     from tfsuite.errors import user_error
@@ -254,7 +277,6 @@ def _build_array_data(data_config, batch_size, seed, augment, drop_remainder):
         images = splits["train"][0][:STATS_LIMIT]
         mean, variance = _feature_stats((images[i:i + 1024] for i in range(0, len(images), 1024)),
                                         aug.rescale)
-    on_device = keras_backend() == "jax"
     layers = build_augmentation(aug, seed, image_dtype="uint8") if augment else []
 
     def batches(name, training, drop=drop_remainder):

@@ -202,8 +202,11 @@ def load_synthetic(data_config, seed):
     n, k = data_config.num_examples, data_config.num_classes
     labels = rng.integers(0, k, n).astype(np.int32)
     base = (labels.astype(np.float32) + 0.5) * (200.0 / k)
-    noise = rng.normal(0, 20, (n, height, width, channels)).astype(np.float32)
-    images = np.clip(base[:, None, None, None] + noise, 0, 255).astype(np.uint8)
+    images = np.empty((n, height, width, channels), np.uint8)
+    for start in range(0, n, 256):  # in chunks: ImageNet-sized sets need no float copy
+        stop = min(n, start + 256)
+        noise = rng.normal(0, 20, (stop - start, height, width, channels)).astype(np.float32)
+        images[start:stop] = np.clip(base[start:stop, None, None, None] + noise, 0, 255)
     return RawImages(*_array_splits(images, labels, data_config, seed), [str(i) for i in range(k)])
 
 

@@ -65,6 +65,10 @@ class ProgressLogger(keras.callbacks.Callback):
         timed = self.epoch_seconds[1:] or self.epoch_seconds
         return float(self.num_examples / np.median(timed)) if timed else None
 
+    def epoch_images_per_second(self):
+        """Throughput of each epoch this process ran, the first (compiling) included."""
+        return [round(self.num_examples / s, 1) for s in self.epoch_seconds if s > 0]
+
 
 class NanGuard(keras.callbacks.Callback):
     """Stops training at the first non-finite loss and remembers where it happened.

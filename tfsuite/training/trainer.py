@@ -175,4 +175,6 @@ class Trainer:
                 "best_epoch": state.get("best_epoch"),
                 "earlier_wall_seconds": getattr(self, "earlier_wall_seconds", 0.0),
                 "images_per_second": self.progress.images_per_second() if self.progress else None,
+                "epoch_images_per_second": (self.progress.epoch_images_per_second()
+                                            if self.progress else []),
                 "early_stopped": bool(self.early_stopping and self.early_stopping.stopped_epoch)}
