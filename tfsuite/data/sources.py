@@ -205,7 +205,9 @@ def load_synthetic(data_config, seed):
     images = np.empty((n, height, width, channels), np.uint8)
     for start in range(0, n, 256):  # in chunks: ImageNet-sized sets need no float copy
         stop = min(n, start + 256)
-        noise = rng.normal(0, 20, (stop - start, height, width, channels)).astype(np.float32)
+        # Uniform noise of std 20 (integers draw ~10x faster than normals: a
+        # throughput run's 10,000 images at 224x224 take seconds, not minutes).
+        noise = rng.integers(-35, 36, (stop - start, height, width, channels), dtype=np.int16)
         images[start:stop] = np.clip(base[start:stop, None, None, None] + noise, 0, 255)
     return RawImages(*_array_splits(images, labels, data_config, seed), [str(i) for i in range(k)])
 
