@@ -133,3 +133,34 @@ def test_tfds_prepared_locally_loads(tmp_path):
     assert data.class_names == ["dark", "bright"]
     assert (data.num_train, data.num_val, data.num_test) == (30, 10, 10)
     assert sum(int(x.shape[0]) for x, _ in data.train) == 30
+
+
+@pytest.mark.backend_agnostic
+def test_on_device_batches_match_the_host_pipeline():
+    """`data.on_device=true` (JAX) keeps the arrays on the device: the same images, labels
+    and split as the host pipeline, a new order every epoch, and only on JAX."""
+    import keras
+
+    config = DataConfig(source="digits", image_size=[8, 8], color_mode="grayscale",
+                        on_device=True)
+    if keras.backend.backend() != "jax":
+        with pytest.raises(UserError, match="data.on_device=true needs the JAX backend"):
+            build_image_data(config, batch_size=64, seed=0)
+        return
+    import dataclasses
+
+    on_device = build_image_data(config, batch_size=64, seed=0, augment=False)
+    host = build_image_data(dataclasses.replace(config, on_device=False), batch_size=64,
+                            seed=0, augment=False)
+    assert (on_device.num_train, on_device.num_test) == (host.num_train, host.num_test)
+    test = [np.concatenate([np.asarray(b[i]) for b in d.test]) for d in (on_device, host)
+            for i in (0, 1)]
+    np.testing.assert_array_equal(test[0], test[2])  # images, in the same order
+    np.testing.assert_array_equal(test[1], test[3])  # labels
+    first = [np.asarray(y) for _, y in on_device.train]
+    on_device.train.on_epoch_end()
+    second = [np.asarray(y) for _, y in on_device.train]
+    assert sorted(np.concatenate(first)) == sorted(np.concatenate(second))
+    assert any((a != b).any() for a, b in zip(first, second))  # reshuffled
+    images, _ = on_device.train[0]
+    assert images.dtype == "float32" and images.shape == (64, 8, 8, 1)

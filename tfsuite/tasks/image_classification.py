@@ -51,11 +51,16 @@ class ImageClassificationTask:
         os.makedirs(out_dir, exist_ok=True)
         dataset = data.test if data.test is not None else data.val
         labels, probabilities = [], []
+        # On one JAX device, the compiled predict function: an eager call of a ResNet-50
+        # compiles each of its ops on its own, minutes on a GPU before the first batch.
+        # Under a strategy or a device mesh, predict_on_batch would treat each worker's
+        # batch as its share of a global one; the eager call scores what it is given.
+        compiled = (keras.backend.backend() == "jax"
+                    and keras.distribution.distribution() is None)
         for images, batch_labels in dataset:
-            # Compiled once per batch shape: on JAX an eager call of a ResNet-50 compiles
-            # each of its ops on its own, minutes on a GPU before the first batch.
-            probabilities.append(keras.ops.convert_to_numpy(model.predict_on_batch(
-                keras.ops.convert_to_tensor(images))))
+            outputs = (model.predict_on_batch(keras.ops.convert_to_tensor(images)) if compiled
+                       else model(images, training=False))
+            probabilities.append(keras.ops.convert_to_numpy(outputs))
             labels.append(np.asarray(batch_labels))
         labels = np.concatenate(labels).astype(int)
         probabilities = np.concatenate(probabilities).astype(np.float32)
