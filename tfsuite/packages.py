@@ -17,4 +17,3 @@ def is_installed(name):
 
 def has_tensorflow():
     return is_installed("tensorflow")
-

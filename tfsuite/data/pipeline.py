@@ -8,7 +8,7 @@ on JAX (kept on the accelerator), array sources go through
 `tfsuite.data.arrays.ArrayBatches` instead.
 """
 
-
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +18,7 @@ from tfsuite.data.sources import load_images
 from tfsuite.packages import has_tensorflow
 
 CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
+logger = logging.getLogger("tfsuite")
 
 
 @dataclass
@@ -234,12 +235,9 @@ def keep_on_device(data_config):
     import keras
 
     if data_config.on_device is False or keras.backend.backend() != "jax":
-        if data_config.on_device:
-            from tfsuite.errors import user_error
-
-            raise user_error("data.on_device=true needs the JAX backend", "null or false on "
-                             f"{keras.backend.backend()}", "data.on_device=True",
-                             "Run with KERAS_BACKEND=jax, or drop the override.")
+        if data_config.on_device:  # a JAX run's config, exported or evaluated on TensorFlow
+            logger.warning("data.on_device=true applies to the JAX backend only; the data "
+                           "stays on the host on %s.", keras.backend.backend())
         return False
     if data_config.on_device:
         return True
