@@ -17,3 +17,15 @@ def is_installed(name):
 
 def has_tensorflow():
     return is_installed("tensorflow")
+
+
+def require_tensorflow(purpose):
+    """Raises a `UserError` when TensorFlow is missing, without importing it (the CLI imports
+    it later, with its start-up logs silenced)."""
+    if not has_tensorflow():
+        from tfsuite.errors import user_error
+
+        raise user_error(f"{purpose} needs tensorflow", "tensorflow installed",
+                         "no tensorflow package on this machine",
+                         "Install it with: pip install tensorflow (or run this step on a "
+                         "machine that has it: the run directory can be copied).")

@@ -382,9 +382,9 @@ def _start_tensorflow_backend(debug):
 
 
 def cmd_export(args):
-    from tfsuite.errors import require_module
+    from tfsuite.packages import require_tensorflow
 
-    require_module("tensorflow", "Export", "pip install tensorflow")
+    require_tensorflow("Export")
     from tfsuite.export.report import format_report
     from tfsuite.export.stage import export_config_for, export_run
 

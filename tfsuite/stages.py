@@ -163,10 +163,11 @@ def compress_after_training(run_dir, config, quiet):
 
 def export_after_training(run_dir, config, quiet):
     """The export stage chained after training (experiments with `export.formats`)."""
-    from tfsuite.errors import UserError, require_module
+    from tfsuite.errors import UserError
+    from tfsuite.packages import require_tensorflow
 
     try:
-        require_module("tensorflow", "Export", "pip install tensorflow")
+        require_tensorflow("Export")
         from tfsuite.export.stage import EXPORT_REPORT, export_run
 
         report = export_run(run_dir, config.export, quiet=quiet)
