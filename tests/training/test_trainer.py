@@ -77,21 +77,3 @@ def test_nan_loss_stops_with_a_clear_report(tmp_path):
     assert not os.path.exists(os.path.join(run_dir, "model.keras"))
     assert os.path.exists(os.path.join(run_dir, "config.yaml"))
 
-
-def test_batch_callbacks_never_hold_up_a_jax_training_loop(tmp_path):
-    """On JAX, Keras runs the batch callbacks on a helper thread when every one of them is
-    async-safe; one read of the loss on the training thread (the NaN check) would make each
-    step wait for the one before it, leaving the accelerator idle between steps."""
-    import keras
-
-    from tfsuite.config import load_config
-    from tfsuite.tasks import get_task
-    from tfsuite.training.runtime import setup_runtime
-    from tfsuite.training.trainer import Trainer
-
-    config = load_config("digits_mlp")
-    runtime = setup_runtime(config.runtime)
-    data = get_task(config).build_inputs()
-    callbacks = Trainer(config, str(tmp_path), runtime, quiet=True)._callbacks(data, 0.0)
-    dispatch = keras.callbacks.CallbackList(callbacks)
-    assert dispatch._async_train == (keras.backend.backend() == "jax")

@@ -73,13 +73,10 @@ class ProgressLogger(keras.callbacks.Callback):
 class NanGuard(keras.callbacks.Callback):
     """Stops training at the first non-finite loss and remembers where it happened.
 
-    `async_safe`: Keras then calls it from a helper thread, so reading the loss
-    never stalls the training loop (on JAX a per-step read would wait for each
-    step to finish before the next is sent). It may stop a few steps late;
-    `on_epoch_end` waits for it, so no diverged epoch is checkpointed.
+    It reads the loss on the training thread after every step. (Marked `async_safe`,
+    Keras would read it from a helper thread; on JAX, stopping from there left the loop
+    with a donated, deleted state array: "Array has been deleted".)
     """
-
-    async_safe = True
 
     def __init__(self):
         super().__init__()
