@@ -75,7 +75,8 @@ class NanGuard(keras.callbacks.Callback):
 
     It reads the loss on the training thread after every step. (Marked `async_safe`,
     Keras would read it from a helper thread; on JAX, stopping from there left the loop
-    with a donated, deleted state array: "Array has been deleted".)
+    with a donated, deleted state array: "Array has been deleted". Keras' TensorBoard,
+    called from that thread, lost buffers the same way.)
     """
 
     def __init__(self):
@@ -91,22 +92,6 @@ class NanGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             self.triggered = (self._epoch + 1, batch + 1, float(loss))
             self.model.stop_training = True
-
-
-class EpochTensorBoard(keras.callbacks.TensorBoard):
-    """TensorBoard with epoch logs only, for JAX: without per-batch hooks (which write
-    nothing at `update_freq="epoch"`), Keras may run the other batch callbacks off the
-    training thread, and the loop never waits for a step to finish. (Keras' TensorBoard
-    called from that thread loses device buffers: "Buffer has been deleted or donated".)
-    """
-
-    async_safe = True
-
-    def on_train_batch_begin(self, batch, logs=None):
-        pass
-
-    def on_train_batch_end(self, batch, logs=None):
-        pass
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):

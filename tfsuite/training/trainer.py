@@ -15,8 +15,8 @@ import keras
 from tfsuite.errors import UserError
 from tfsuite.packages import has_tensorflow
 from tfsuite.run_dir import read_state
-from tfsuite.training.callbacks import (EpochTensorBoard, NanGuard, ProgressLogger,
-                                        ResumableCheckpoint, ResumableEarlyStopping)
+from tfsuite.training.callbacks import (NanGuard, ProgressLogger, ResumableCheckpoint,
+                                        ResumableEarlyStopping)
 from tfsuite.training.optimizers import get_optimizer
 
 
@@ -88,9 +88,7 @@ class Trainer:
                      keras.callbacks.CSVLogger(os.path.join(self.run_dir, "history.csv"),
                                                append=True)]
         if has_tensorflow():  # it writes with tf.summary, on any backend
-            tensorboard = (EpochTensorBoard if self.runtime.backend == "jax"
-                           else keras.callbacks.TensorBoard)
-            callbacks.append(tensorboard(os.path.join(self.run_dir, "logs")))
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs")))
         if self.config.train.early_stopping_patience:
             self.early_stopping = ResumableEarlyStopping(
                 history=self.state.get("history", {}), monitor=self._monitor(data),
