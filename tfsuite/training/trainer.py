@@ -15,8 +15,8 @@ import keras
 from tfsuite.errors import UserError
 from tfsuite.packages import has_tensorflow
 from tfsuite.run_dir import read_state
-from tfsuite.training.callbacks import (NanGuard, ProgressLogger, ResumableCheckpoint,
-                                        ResumableEarlyStopping)
+from tfsuite.training.callbacks import (NanGuard, OneStepLateBatchEnd, ProgressLogger,
+                                        ResumableCheckpoint, ResumableEarlyStopping)
 from tfsuite.training.optimizers import get_optimizer
 
 
@@ -141,9 +141,11 @@ class Trainer:
                     model.optimizer.finalize_variable_values(model.trainable_variables)
                 break
             # shuffle=False: tf.data shuffles (Keras warns that it ignores the flag).
+            late = OneStepLateBatchEnd(callbacks, add_history=True, model=model, epochs=end,
+                                       steps=steps_per_epoch, verbose=0)
             with self.runtime.scope():
                 model.fit(data.train, validation_data=data.val, epochs=end, shuffle=False,
-                          initial_epoch=max(start, begin), callbacks=callbacks, verbose=0)
+                          initial_epoch=max(start, begin), callbacks=late, verbose=0)
             self._check_diverged()
             if self.early_stopping is not None and self.early_stopping.stopped_epoch:
                 break
