@@ -11,6 +11,7 @@ import keras
 from keras import layers
 
 from tfsuite.errors import user_error
+from tfsuite.models.batch_norm import use_one_pass_statistics, without_biases_before_batch_norm
 from tfsuite.models.preprocessing import build_preprocessing
 
 RESNET50_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -90,10 +91,16 @@ def resolve_resnet50_weights(weights):
 
 
 def build_resnet50_base(x, config):
-    """keras.applications.ResNet50 without its top, as one sub-model named "backbone"."""
-    backbone = keras.applications.ResNet50(
-        include_top=False, weights=resolve_resnet50_weights(config.weights),
-        input_shape=tuple(x.shape[1:]), pooling="avg")
+    """keras.applications.ResNet50 without its top, as one sub-model named "backbone".
+
+    Trained from scratch, its convolutions have no bias (each feeds a batch norm,
+    which cancels it), as in torchvision and the reference implementations.
+    """
+    weights = resolve_resnet50_weights(config.weights)
+    backbone = keras.applications.ResNet50(include_top=False, weights=weights,
+                                           input_shape=tuple(x.shape[1:]), pooling="avg")
+    if weights is None:
+        backbone = without_biases_before_batch_norm(backbone)
     backbone.name = "backbone"
     return backbone(x)
 
@@ -132,7 +139,7 @@ def build_classifier(model_config, augment_config, image_shape, num_classes,
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
                            kernel_regularizer=_regularizer(model_config.l2),
                            name="predictions")(x)
-    return keras.Model(inputs, outputs, name=model_config.name)
+    return use_one_pass_statistics(keras.Model(inputs, outputs, name=model_config.name))
 
 
 def set_trainable_layers(model, num_layers):
