@@ -1,24 +1,26 @@
-"""Where tfsuite's ResNet-50 training step spends its time on a GPU, by ablation.
+"""What each of tfsuite's GPU speed-ups is worth on ResNet-50, by undoing it.
 
-    python benchmarks/gpu_step_ablation.py [--variants tfsuite no_top5 one_pass_bn]
+    python benchmarks/gpu_step_ablation.py [--variants tfsuite sync_nan_check ...]
         [--batch-size 256] [--steps 60] [--epochs 3] [--image-size 224]
 
 Each variant trains the `resnet50` experiment through tfsuite's own `Trainer` in this
 process (JAX, mixed_bfloat16, synthetic data kept on the device, no augmentation), with
 one thing changed, and reports the median per-epoch images/s after the first epoch
-(which compiles). Differences against `tfsuite` say what each part costs:
+(which compiles):
 
 - `tfsuite`: the step as `train resnet50` runs it;
-- `no_top5`: without the top-5 accuracy metric (a top-k over 1,000 classes per step);
-- `one_pass_bn`: batch-norm statistics as the mean and the mean of squares in one pass
-  over the activations (as Flax computes them), instead of Keras' mean then variance;
-- `no_nan_check`: without the trainer's per-step NaN check, which reads the loss on the
-  host after every step (so the host waits for the GPU before dispatching the next step);
-- `all`: `no_nan_check`, `no_top5` and `one_pass_bn` together;
+- `sync_nan_check`: the batch-end logs read right after each step is dispatched, as
+  Keras does (so the GPU idles while the host prepares the next step), instead of one
+  step late (`OneStepLateBatchEnd`);
+- `two_pass_bn`: Keras' batch-norm statistics (the mean, then the variance) instead of
+  one pass (`tfsuite.models.batch_norm.use_one_pass_statistics`);
+- `conv_bias`: keras.applications' bias on every convolution, each before a batch norm
+  (`without_biases_before_batch_norm` undone);
+- `keras`: all three undone, the step as plain Keras runs it;
+- `no_top5`: without the top-5 accuracy metric;
 - `steps8`: `train.steps_per_execution=8`.
 
-Prints a table, then one line of JSON. No variant changes tfsuite itself: they patch
-the classes in this process only.
+Prints a table, then one line of JSON. The variants patch tfsuite in this process only.
 """
 
 import argparse
@@ -27,18 +29,8 @@ import statistics
 import tempfile
 import time
 
-
-def _one_pass_moments(self, inputs, mask):
-    from keras import ops
-
-    if mask is not None:
-        return ORIGINAL_MOMENTS(self, inputs, mask)
-    mean = ops.mean(inputs, axis=self._reduction_axes)
-    mean_of_squares = ops.mean(ops.square(inputs), axis=self._reduction_axes)
-    return mean, ops.maximum(mean_of_squares - ops.square(mean), 0.0)
-
-
-ORIGINAL_MOMENTS = None
+UNDO = {"keras": {"sync_nan_check", "two_pass_bn", "conv_bias"}}
+NAMES = ["tfsuite", "sync_nan_check", "two_pass_bn", "conv_bias", "keras", "no_top5", "steps8"]
 
 
 def train_variant(name, config, data, runtime_config):
@@ -46,43 +38,43 @@ def train_variant(name, config, data, runtime_config):
     import keras
 
     from tfsuite.config import with_overrides
+    from tfsuite.models import vision
     from tfsuite.tasks import get_task
+    from tfsuite.training import trainer as trainer_module
     from tfsuite.training.runtime import setup_runtime
-    from tfsuite.training.callbacks import NanGuard
-    from tfsuite.training.trainer import Trainer
 
-    global ORIGINAL_MOMENTS
-    batch_norm = keras.layers.BatchNormalization
-    ORIGINAL_MOMENTS = batch_norm._moments
-    nan_check = NanGuard.on_train_batch_end
-    parts = {"no_top5", "one_pass_bn", "no_nan_check"} if name == "all" else {name}
+    undo = UNDO.get(name, {name})
+    saved = (trainer_module.OneStepLateBatchEnd, vision.use_one_pass_statistics,
+             vision.without_biases_before_batch_norm)
+    if "sync_nan_check" in undo:
+        trainer_module.OneStepLateBatchEnd = keras.callbacks.CallbackList
+    if "two_pass_bn" in undo:
+        vision.use_one_pass_statistics = lambda model: model
+    if "conv_bias" in undo:
+        vision.without_biases_before_batch_norm = lambda model: model
     if name == "steps8":
         config = with_overrides(config, ["train.steps_per_execution=8"])
     task = get_task(config)
-    if "no_top5" in parts:
+    if name == "no_top5":
         task.metrics = lambda num_classes: [
             keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    if "one_pass_bn" in parts:
-        batch_norm._moments = _one_pass_moments
-    if "no_nan_check" in parts:  # Keras' no-op: it then dispatches batch ends off-thread
-        NanGuard.on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
     try:
         with tempfile.TemporaryDirectory() as run_dir:
             started = time.perf_counter()
-            trainer = Trainer(config, run_dir, setup_runtime(runtime_config), quiet=True)
+            trainer = trainer_module.Trainer(config, run_dir, setup_runtime(runtime_config),
+                                             quiet=True)
             trainer.fit(task, data)
             wall = time.perf_counter() - started
     finally:
-        batch_norm._moments = ORIGINAL_MOMENTS
-        NanGuard.on_train_batch_end = nan_check
+        (trainer_module.OneStepLateBatchEnd, vision.use_one_pass_statistics,
+         vision.without_biases_before_batch_norm) = saved
     rates = trainer.info()["epoch_images_per_second"]
     return statistics.median(rates[1:]), rates, wall
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    names = ["tfsuite", "no_nan_check", "no_top5", "one_pass_bn", "all", "steps8"]
-    parser.add_argument("--variants", nargs="+", default=names, choices=names)
+    parser.add_argument("--variants", nargs="+", default=NAMES, choices=NAMES)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=60, help="steps per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="epochs (the first compiles)")
