@@ -1,7 +1,7 @@
 """Batch normalization at less cost in training, with the same function.
 
-On an H200, ResNet-50 trained 11% faster with one-pass statistics and 4% faster
-without the convolution biases before batch norm (benchmarks/RESULTS.md).
+On an H200, ResNet-50 trains at 8% fewer images/s with Keras' two-pass statistics
+and 4% fewer with the convolution biases before batch norm (benchmarks/RESULTS.md).
 """
 
 import types

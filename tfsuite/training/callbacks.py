@@ -75,7 +75,7 @@ class OneStepLateBatchEnd(keras.callbacks.CallbackList):
 
     Reading a step's loss on the host waits for the step to finish. Keras reads it right
     after dispatching the step, so the accelerator idles while the host prepares the
-    next one: on an H200 that was 22% of ResNet-50's training time (benchmarks/
+    next one: on an H200 that cost ResNet-50 about 20% of its images/s (benchmarks/
     RESULTS.md). One step late, the next step is already queued while the host waits.
     A callback that stops training stops it one step later. (Keras' own remedy, batch
     hooks on a helper thread, crashed a NaN stop on JAX with "Array has been deleted",
