@@ -25,12 +25,14 @@ def use_one_pass_statistics(model):
     activations (in float32, also under mixed precision). The mean and the mean of
     squares read them once, as Flax does by default; the variance is their
     difference, at least 0. In float32 that loses precision only where an
-    activation's mean is thousands of times its spread, which batch norm's own
-    inputs are not. Masked and synchronized (cross-replica) statistics keep
-    Keras' method. The layers stay plain Keras layers, so saved models load
-    without tfsuite.
+    activation's mean is thousands of times its spread, which the outputs of
+    freshly initialised convolutions are far from. Masked and synchronized
+    (cross-replica) statistics keep Keras' method. The layers stay plain Keras
+    layers, so saved models load without tfsuite.
     """
     for layer in _all_layers(model):
+        # `_moments` is Keras' private hook for the statistics: where a Keras version
+        # lacks it, its own method stays.
         if isinstance(layer, layers.BatchNormalization) and hasattr(layer, "_moments"):
             layer._moments = types.MethodType(_one_pass_moments, layer)
     return model
@@ -46,11 +48,13 @@ def without_biases_before_batch_norm(model):
     (the Caffe weights had them); torchvision's has none. For freshly initialised
     models only: pretrained weights files include the biases.
     """
-    feeds_batch_norm = {
-        layer.name for layer in model.layers
-        if isinstance(layer, layers.Conv2D) and layer.use_bias and layer._outbound_nodes
-        and all(isinstance(node.operation, layers.BatchNormalization)
-                for node in layer._outbound_nodes)}
+    feeds_batch_norm = set()
+    for layer in model.layers:
+        consumers = getattr(layer, "_outbound_nodes", None)  # the functional graph's edges
+        if (isinstance(layer, layers.Conv2D) and layer.use_bias and consumers
+                and all(isinstance(node.operation, layers.BatchNormalization)
+                        for node in consumers)):
+            feeds_batch_norm.add(layer.name)
     if not feeds_batch_norm:
         return model
 
