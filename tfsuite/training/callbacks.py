@@ -88,9 +88,8 @@ class OneStepLateBatchEnd(keras.callbacks.CallbackList):
         self._pending = None
 
     def on_train_batch_end(self, batch, logs=None):
-        pending, self._pending = self._pending, (batch, logs)
-        if pending is not None:
-            super().on_train_batch_end(*pending)
+        self._deliver_pending()
+        self._pending = (batch, logs)
 
     def _deliver_pending(self):
         if self._pending is not None:
