@@ -1,12 +1,31 @@
-"""Shared fixtures: real image folders written with PIL, run directories."""
+"""Shared fixtures: real image folders written with PIL, run directories, the CLI.
 
+Two ways to drive the CLI:
+- `run_cli` starts `python -m tfsuite.run` in a fresh process (7-15 s each here: Python,
+  TensorFlow and Keras start again). Runs that set process-wide state go this way (logical
+  devices, mixed precision, op determinism, another Keras backend), as do the checks of
+  what a real process prints and returns.
+- `call_cli` calls the same `tfsuite.run.main` in this process (no start-up cost): for
+  bad input, for commands that read a run (evaluate, predict, export, compress) and for
+  short single-device float32 trainings.
+
+`trained_run` trains a run once per test session, whichever xdist worker asks first; the
+others wait for it and read the same folder. Tests that change a run take `copy_run`.
+"""
+
+import contextlib
 import hashlib
+import io
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from filelock import FileLock
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -124,3 +143,119 @@ def assert_user_error(result, *fragments):
     assert len(error_lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, result.stderr
+
+
+def call_cli(*args, cwd=None, env=None):
+    """Runs `tfsuite.run.main(ARGS)` in this process, as `python -m tfsuite.run ARGS` would;
+    returns a CompletedProcess with the exit code and what it printed.
+
+    `env` adds environment variables for the call (not KERAS_BACKEND: Keras is already
+    imported here). The working directory, environment and SIGTERM handler are restored
+    afterwards.
+    """
+    if env and "KERAS_BACKEND" in env:
+        raise ValueError("call_cli runs on this process's Keras backend; use run_cli")
+    from tfsuite import run
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    old_cwd, old_env = os.getcwd(), dict(os.environ)
+    old_handler = signal.getsignal(signal.SIGTERM)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        os.environ.update(env or {})
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = run.main([str(a) for a in args])
+            except SystemExit as e:  # argparse's own errors (exit 2) and --help (0)
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(old_env)
+        signal.signal(signal.SIGTERM, old_handler)
+    return subprocess.CompletedProcess(list(args), code, stdout.getvalue(), stderr.getvalue())
+
+
+def _shared_folder(tmp_path_factory):
+    """The base folder every xdist worker of this test session sees (their parent)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / "trained_runs"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def trained_run(tmp_path_factory, name, *args, env=None, timeout=900, prepare=None):
+    """Runs `python -m tfsuite.run ARGS` in `<shared>/NAME/` once per test session.
+
+    Every later call with the same NAME (from any worker) waits for that one and gets its
+    result: (work folder, CompletedProcess). A failed run is not retried: each test that
+    uses it fails with its stderr. The folder is shared: read it, or `copy_run` it.
+
+    Args:
+        name: the run's folder name; one NAME must always mean the same ARGS.
+        args: the CLI arguments (run in the work folder, so `runs/...` lands there).
+        env: extra environment variables for the process.
+        timeout: seconds before the process is killed.
+        prepare: optional `prepare(work_folder)` that writes the run's inputs first.
+    """
+    shared = _shared_folder(tmp_path_factory)
+    work, record = shared / name, shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not record.exists():
+            if work.exists():
+                shutil.rmtree(work)
+            work.mkdir()
+            if prepare is not None:
+                prepare(str(work))
+            result = run_cli(*args, cwd=str(work), env=env, timeout=timeout)
+            record.write_text(json.dumps({"args": list(args), "returncode": result.returncode,
+                                          "stdout": result.stdout, "stderr": result.stderr}))
+        saved = json.loads(record.read_text())
+    if saved["args"] != list(args):
+        raise ValueError(f"trained_run {name!r} was first asked with other arguments: "
+                         f"{saved['args']} != {list(args)}")
+    return str(work), subprocess.CompletedProcess(saved["args"], saved["returncode"],
+                                                  saved["stdout"], saved["stderr"])
+
+
+def copy_run(run_dir, destination):
+    """A private copy of a shared run (for tests that compress, export or break it)."""
+    shutil.copytree(run_dir, destination, symlinks=True)
+    return str(destination)
+
+
+@pytest.fixture(scope="session")
+def default_job(tmp_path_factory):
+    """The README's first command, `python -m tfsuite.run`, run once for the whole session:
+    the digits CNN (30 epochs), pruned and quantized, then exported in every format.
+
+    Returns (work folder, run dir, CompletedProcess). The image-classification tests that
+    need a trained digits CNN read this run; those that compress or export it again work on
+    a `copy_run`.
+    """
+    work, result = trained_run(tmp_path_factory, "default_job")
+    return work, os.path.join(work, "runs", "digits"), result
+
+
+# How `pytest -n 2 --dist loadgroup` (the README's command) shares the tests out. By
+# default a file's tests stay on one worker, so a module-scoped fixture (a trained run) is
+# built once. The files that read the default job form one group: both workers waiting for
+# it at the start cost a minute. The files of independent slow tests (each its own runs)
+# are spread test by test, which evens out the end of the run.
+DEFAULT_JOB_FILES = ("tests/test_default_job.py", "tests/test_cli.py",
+                     "tests/compression/test_stage.py", "tests/compression/test_bridge.py",
+                     "tests/export/test_stage.py", "tests/export/test_errors.py")
+SPREAD_FILES = ("tests/test_notebooks.py", "tests/training/test_distributed.py",
+                "tests/training/test_runtime.py", "tests/export/test_backends.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = os.path.relpath(str(item.path), REPO).replace(os.sep, "/")
+        if path in SPREAD_FILES:
+            continue
+        group = "default_job" if path in DEFAULT_JOB_FILES else path
+        item.add_marker(pytest.mark.xdist_group(group))
