@@ -7,18 +7,37 @@ import os
 import pytest
 from PIL import Image
 
-from tests.conftest import assert_user_error, run_cli
+from tests.conftest import assert_user_error, call_cli, copy_run, run_cli, trained_run
 
-pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+# Tests marked backend_agnostic run again with KERAS_BACKEND=jax (README): those that train,
+# evaluate or predict. Parsing, validation and run-folder policy do not depend on the backend.
+
+
+@pytest.fixture(scope="module")
+def digits_run(request, tmp_path_factory):
+    """(work, run dir, CompletedProcess) of a trained digits CNN run.
+
+    On TensorFlow: the default job (shared with the other files, tests/conftest.py). On
+    JAX: six epochs without compression or export (the TensorFlow pass has the full job;
+    a JAX run's compression and export are tested in test_backends.py and tests/export/).
+    """
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return request.getfixturevalue("default_job")
+    work, result = trained_run(tmp_path_factory, f"digits_{keras.backend.backend()}",
+                               "train", "digits", "--set", "train.epochs=6",
+                               "--set", "compress.methods=[]", "--set", "export.formats=[]")
+    return work, os.path.join(work, "runs", "digits"), result
 
 
 def test_list_and_config():
-    listing = run_cli("list")
+    listing = run_cli("list")  # a real process: the module entry point and its exit code
     assert listing.returncode == 0
     for name in ("digits", "digits_mlp", "image_folder", "resnet50"):
         assert name in listing.stdout
     assert "(default)" in listing.stdout
-    shown = run_cli("config", "digits", "--set", "train.epochs=3")
+    shown = call_cli("config", "digits", "--set", "train.epochs=3")
     assert shown.returncode == 0 and "epochs: 3" in shown.stdout
 
 
@@ -33,44 +52,39 @@ def test_list_and_config():
     (["predict", "/no/such/run", "--image", "x.png"], ["Nothing to predict with here"]),
 ])
 def test_user_errors_exit_2_with_one_message(tmp_path, args, fragments):
-    assert_user_error(run_cli(*args, cwd=str(tmp_path)), *fragments)
+    assert_user_error(call_cli(*args, cwd=str(tmp_path)), *fragments)
     assert not os.path.exists(tmp_path / "runs")  # a failed start leaves nothing behind
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed")
 def test_a_backend_that_is_not_installed(tmp_path):
-    result = run_cli("train", "digits", "--set", "runtime.backend=torch", cwd=str(tmp_path))
+    result = call_cli("train", "digits", "--set", "runtime.backend=torch", cwd=str(tmp_path))
     assert_user_error(result, "The torch backend is not installed", 'pip install -e ".[torch]"')
 
 
 def test_run_dir_that_is_a_file_is_refused(tmp_path):
     path = tmp_path / "results.txt"
     path.write_text("keep me")
-    assert_user_error(run_cli("train", "digits", "--run-dir", str(path)), "is a file")
+    assert_user_error(call_cli("train", "digits", "--run-dir", str(path)), "is a file")
     assert path.read_text() == "keep me"
 
 
 def test_flags_before_the_command_apply():
-    result = run_cli("--quiet", "config", "digits")
+    result = call_cli("--quiet", "config", "digits")
     assert result.returncode == 0 and "epochs: 30" in result.stdout
 
 
 def test_argparse_errors_exit_2():
-    assert run_cli("predict").returncode == 2
+    assert run_cli("predict").returncode == 2  # a real process: argparse exits 2 itself
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("cli")
-    result = run_cli("train", "digits", "--set", "train.epochs=6", "--set", "compress.methods=[]",
-                     cwd=str(work))
+@pytest.mark.backend_agnostic
+def test_train_writes_a_complete_run_directory(digits_run):
+    work, run_dir, result = digits_run
     assert result.returncode == 0, result.stderr
-    return str(work), os.path.join(str(work), "runs", "digits"), result
-
-
-def test_train_writes_a_complete_run_directory(trained_run):
-    work, run_dir, result = trained_run
-    assert "Epoch 1/6" in result.stdout and "Epoch 6/6" in result.stdout
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        epochs = json.load(f)["epochs_completed"]
+    assert "Epoch 1/" in result.stdout and f"Epoch {epochs}/{epochs}" in result.stdout
     assert "test accuracy" in result.stdout
     for name in ("config.yaml", "model.keras", "summary.json", "training_curves.png",
                  "history.csv", "checkpoints/best.weights.h5", "evaluation/confusion_matrix.png",
@@ -87,11 +101,14 @@ def test_train_writes_a_complete_run_directory(trained_run):
     assert summary["data"]["num_classes"] == 10 and summary["data"]["skipped_files"] == 0
     assert {"num_train", "num_val", "num_test", "class_names"} <= set(summary["data"])
     assert {"backend", "strategy", "num_replicas", "precision"} <= set(summary["runtime"])
+    # The backend the environment names (the README runs these tests on TF, then on JAX).
+    assert summary["runtime"]["backend"] == os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
-def test_evaluate_and_predict(trained_run, tmp_path):
-    work, run_dir, _ = trained_run
-    evaluated = run_cli("evaluate", run_dir)
+@pytest.mark.backend_agnostic
+def test_evaluate_and_predict(digits_run, tmp_path):
+    run_dir = copy_run(digits_run[1], tmp_path / "run")  # evaluate rewrites evaluation/
+    evaluated = call_cli("evaluate", run_dir)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "test accuracy" in evaluated.stdout and "precision" in evaluated.stdout
     with open(os.path.join(run_dir, "evaluation", "confusion_matrix.csv")) as f:
@@ -106,8 +123,8 @@ def test_evaluate_and_predict(trained_run, tmp_path):
         path = str(tmp_path / f"digit_{labels[index]}.png")
         Image.fromarray(images[index][..., 0]).resize((32, 32), Image.NEAREST).save(path)
         paths.append(path)
-    predicted = run_cli("predict", run_dir, *sum((["--image", p] for p in paths), []),
-                        "--top-k", "3")
+    predicted = call_cli("predict", run_dir, *sum((["--image", p] for p in paths), []),
+                         "--top-k", "3")
     assert predicted.returncode == 0, predicted.stderr
     lines = predicted.stdout.splitlines()
     assert sum(l.strip().startswith("1.") for l in lines) == 3
@@ -118,23 +135,23 @@ def test_evaluate_and_predict(trained_run, tmp_path):
         correct += first[1] == str(label)
         assert 0 < float(first[2]) <= 1
     assert correct >= 2
-    missing = run_cli("predict", run_dir, "--image", str(tmp_path / "none.png"))
+    missing = call_cli("predict", run_dir, "--image", str(tmp_path / "none.png"))
     assert_user_error(missing, "Image file not found")
     junk = tmp_path / "junk.png"
     junk.write_text("not an image")
-    assert_user_error(run_cli("predict", run_dir, "--image", str(junk)), "Cannot read image")
+    assert_user_error(call_cli("predict", run_dir, "--image", str(junk)), "Cannot read image")
 
 
-def test_finished_runs_are_never_overwritten(trained_run):
-    work, run_dir, _ = trained_run
+def test_finished_runs_are_never_overwritten(default_job, tmp_path):
+    work = str(tmp_path)
+    run_dir = copy_run(default_job[1], tmp_path / "runs" / "digits")
     before = os.path.getmtime(os.path.join(run_dir, "model.keras"))
-    again = run_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=6",
-                    cwd=work)
+    again = call_cli("train", "digits", "--run-dir", run_dir, cwd=work)
     assert_user_error(again, "completed run")
     assert os.path.getmtime(os.path.join(run_dir, "model.keras")) == before
     # Without --run-dir a new run goes next to the finished one.
-    fresh = run_cli("train", "digits", "--set", "train.epochs=1", "--set", "compress.methods=[]",
-                    "--quiet", cwd=work)
+    fresh = call_cli("train", "digits", "--set", "train.epochs=1", "--set", "compress.methods=[]",
+                     "--set", "export.formats=[]", "--quiet", cwd=work)
     assert fresh.returncode == 0, fresh.stderr
     assert os.path.exists(os.path.join(work, "runs", "digits-2", "summary.json"))
 
@@ -143,18 +160,20 @@ def test_unfinished_run_with_another_config_is_refused(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "notes.txt").write_text("mine")
-    assert_user_error(run_cli("train", "digits", "--run-dir", str(run_dir)), "not a tfsuite run")
+    assert_user_error(call_cli("train", "digits", "--run-dir", str(run_dir)), "not a tfsuite run")
     assert (run_dir / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.backend_agnostic
 def test_write_digits_then_train_image_folder(tmp_path):
     out = str(tmp_path / "digits_folder")
-    written = run_cli("write-digits", out)
+    written = call_cli("write-digits", out)
     assert written.returncode == 0 and "1797" in written.stdout
     assert len(os.listdir(os.path.join(out, "3"))) > 150
-    result = run_cli("train", "image_folder", "--set", f"data.path={out}",
-                     "--set", "train.epochs=2", "--set", "data.image_size=[16,16]",
-                     "--set", "model.name=cnn", "--run-dir", str(tmp_path / "run"))
+    result = call_cli("train", "image_folder", "--set", f"data.path={out}",
+                      "--set", "train.epochs=1", "--set", "data.image_size=[16,16]",
+                      "--set", "model.name=cnn", "--set", "export.formats=[]",
+                      "--run-dir", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr
     assert _read(tmp_path / "run" / "summary.json")["data"]["num_classes"] == 10
 

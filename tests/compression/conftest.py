@@ -1,19 +1,15 @@
-"""A trained digits CNN run shared by the compression tests (real data, a real CNN)."""
+"""The default job's digits CNN, copied for the compression tests (real data, a real CNN)."""
 
 import os
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import copy_run
 
 
-@pytest.fixture(scope="session")
-def cnn_run(tmp_path_factory):
-    """(work folder, run dir) of the default digits CNN (30 epochs), neither compressed nor
-    exported: the issue's bars are stated for this model."""
+@pytest.fixture(scope="module")
+def cnn_run(default_job, tmp_path_factory):
+    """(work folder, run dir): a private copy of the default job's run (30 epochs, the
+    model the issue's bars are stated for), which these tests compress again."""
     work = tmp_path_factory.mktemp("compress_work")
-    result = run_cli("train", "digits", "--run-dir", "run",
-                     "--set", "export.formats=[]", "--set", "compress.methods=[]", "--quiet",
-                     cwd=str(work))
-    assert result.returncode == 0, result.stderr
-    return str(work), os.path.join(str(work), "run")
+    return str(work), copy_run(default_job[1], work / "run")

@@ -1,17 +1,13 @@
-"""A trained digits run shared by the export tests (a real CNN, three epochs)."""
-
-import os
+"""The default job's digits CNN, copied for the export tests (a real CNN, trained once)."""
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import copy_run
 
 
-@pytest.fixture(scope="session")
-def digits_run(tmp_path_factory):
-    """(work folder, run dir) of a finished digits CNN run with no export of its own."""
+@pytest.fixture(scope="module")
+def digits_run(default_job, tmp_path_factory):
+    """(work folder, run dir) of a private copy of the default job's run, as `run`: these
+    tests export it again, which rewrites its export.json."""
     work = tmp_path_factory.mktemp("export_work")
-    result = run_cli("train", "digits", "--run-dir", "run", "--set", "train.epochs=3",
-                     "--set", "export.formats=[]", "--set", "compress.methods=[]", "--quiet", cwd=str(work))
-    assert result.returncode == 0, result.stderr
-    return str(work), os.path.join(str(work), "run")
+    return str(work), copy_run(default_job[1], work / "run")

@@ -11,12 +11,14 @@ def _report(work, run_dir):
         return json.load(f)
 
 
-def test_jax_trained_run_exports_after_training(tmp_path):
-    """The train stage hands TensorFlow formats to a TensorFlow-backend process."""
+def test_jax_trained_run_is_quantized_and_exported_after_training(tmp_path):
+    """`runtime.backend=jax` pins the run's backend whatever the environment says (none
+    here); the train stage then hands LiteRT quantization and the TensorFlow formats to a
+    TensorFlow-backend process."""
+    import jax  # noqa: F401  a [test] dependency: its absence is a failure, not a skip
     result = run_cli("train", "digits_mlp", "--run-dir", "jax_run", "--set", "train.epochs=1",
-                     "--set", "runtime.backend=jax",
-                     "--set", "export.formats=[saved_model,onnx,keras]", cwd=str(tmp_path),
-                     env={"KERAS_BACKEND": "jax"})
+                     "--set", "runtime.backend=jax", "--set", "compress.methods=[quantize]",
+                     "--set", "export.formats=[saved_model,onnx,keras]", cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "TensorFlow-backend process" in result.stdout
     assert result.stdout.count("Exported digits_mlp version 1") == 1
@@ -26,6 +28,7 @@ def test_jax_trained_run_exports_after_training(tmp_path):
     with open(tmp_path / "jax_run" / "summary.json") as f:
         summary = json.load(f)
     assert summary["runtime"]["backend"] == "jax"
+    assert summary["compress"]["quantize"]["file"] == "model.tflite"
     assert summary["export"]["path"] == str(tmp_path / "saved_models" / "digits_mlp" / "1")
 
 

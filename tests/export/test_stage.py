@@ -8,11 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli, tree_hashes
+from tests.conftest import call_cli, tree_hashes
 
 
 def _export(work, *args):
-    return run_cli("export", "run", *args, cwd=work)
+    """`export run ARGS` in the work folder, through the CLI's main in this process."""
+    return call_cli("export", "run", *args, cwd=work)
 
 
 def _read(path):
@@ -21,11 +22,12 @@ def _read(path):
 
 
 @pytest.fixture(scope="module")
-def first_export(digits_run):
-    work, run_dir = digits_run
-    result = _export(work, "--out", "served")
+def first_export(default_job):
+    """The default job's own export stage (every format, into saved_models/digits/1 of its
+    work folder): what `export` writes, made once. Read only."""
+    work, run_dir, result = default_job
     assert result.returncode == 0, result.stderr
-    return work, run_dir, result.stdout, os.path.join(work, "served", "digits", "1")
+    return work, run_dir, result.stdout, os.path.join(work, "saved_models", "digits", "1")
 
 
 def test_every_format_matches_the_keras_model(first_export):
@@ -115,7 +117,7 @@ def test_tf_serving_files(first_export):
     from tensorflow_serving.config import model_server_config_pb2
 
     work, _, stdout, version_dir = first_export
-    config_path = os.path.join(work, "served", "digits", "models.config")
+    config_path = os.path.join(work, "saved_models", "digits", "models.config")
     with open(config_path) as f:
         config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
     (entry,) = config.model_config_list.config
@@ -137,8 +139,10 @@ def test_tf_serving_files(first_export):
     assert [d.size for d in dims] == [1, 16, 16, 1]
 
 
-def test_second_export_is_version_2_and_leaves_version_1_intact(first_export):
-    work, run_dir, _, version_dir = first_export
+def test_second_export_is_version_2_and_leaves_version_1_intact(digits_run):
+    work, run_dir = digits_run
+    assert _export(work, "--out", "served", "--format", "keras").returncode == 0
+    version_dir = os.path.join(work, "served", "digits", "1")
     before = tree_hashes(version_dir)
     result = _export(work, "--out", "served", "--format", "onnx,saved_model", "--opset", "13")
     assert result.returncode == 0, result.stderr
@@ -172,19 +176,19 @@ def test_every_version_is_servable(digits_run, tmp_path):
     version_dir = tmp_path / "edge" / "1"
     assert (version_dir / "model.tflite").is_file() and (version_dir / "saved_model.pb").is_file()
     report = _read(os.path.join(run_dir, "export.json"))
-    assert set(report["formats"]) == {"saved_model", "litert"}
+    # The run was quantized (the default job's compression stage): its int8 file ships too.
+    assert set(report["formats"]) == {"saved_model", "litert", "litert_quantized"}
     assert report["formats"]["litert"]["max_abs_diff"] <= 1e-4
 
 
-def test_predict_accepts_an_exported_saved_model(first_export):
-    work, _, _, version_dir = first_export
+def test_predict_accepts_an_exported_saved_model(first_export, tmp_path):
+    _, run_dir, _, version_dir = first_export
     from tfsuite.data.sources import write_digits_folder
 
-    write_digits_folder(os.path.join(work, "digit_images"))
-    image = os.path.join(work, "digit_images", "3", min(os.listdir(
-        os.path.join(work, "digit_images", "3"))))
-    from_export = run_cli("predict", version_dir, "--image", image, "--top-k", "3", cwd=work)
-    from_run = run_cli("predict", "run", "--image", image, "--top-k", "3", cwd=work)
+    write_digits_folder(str(tmp_path / "digit_images"))
+    image = str(tmp_path / "digit_images" / "3" / min(os.listdir(tmp_path / "digit_images" / "3")))
+    from_export = call_cli("predict", version_dir, "--image", image, "--top-k", "3")
+    from_run = call_cli("predict", run_dir, "--image", image, "--top-k", "3")
     assert from_export.returncode == 0, from_export.stderr
     assert from_export.stdout == from_run.stdout
     assert "1. 3 " in from_export.stdout
@@ -234,8 +238,8 @@ def test_odd_output_paths(digits_run, tmp_path):
     assert config.model_config_list.config[0].name == "007"
     home = tmp_path / "home"
     home.mkdir()
-    result = run_cli("export", "run", "--out", "~/served", "--format", "keras", cwd=work,
-                     env={"HOME": str(home)})
+    result = call_cli("export", "run", "--out", "~/served", "--format", "keras", cwd=work,
+                      env={"HOME": str(home)})
     assert result.returncode == 0, result.stderr
     assert (home / "served" / "digits" / "1" / "model.keras").is_file()
 
