@@ -1,4 +1,9 @@
-"""Every notebook runs top to bottom, as a user would run it."""
+"""Every notebook runs top to bottom, as a user would run it.
+
+Each notebook opens with a cell tagged `parameters` that holds its full-size settings (what a
+reader runs). Here, as papermill does, a cell with smaller values is injected right after it:
+the same cells run, on a smaller problem, so the suite stays fast.
+"""
 
 import glob
 import os
@@ -11,12 +16,37 @@ from tests.conftest import REPO
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "notebooks", "*.ipynb")))
 
+SMALL = {
+    "01_image_classification.ipynb": "EPOCHS = 4",
+    "02_distributed_and_mixed_precision.ipynb": ('EPOCHS = 1\nWARMUP_EPOCHS = 0\n'
+                                                 'PRECISIONS = ["float32"]'),
+    "03_compression.ipynb": ('EPOCHS = 2\nFINE_TUNE_EPOCHS = {"prune": 1, "low_rank": 1, '
+                             '"distill": 1}\nSWEEP_SPARSITIES = [0.9]\n'
+                             'SWEEP_FINE_TUNE_EPOCHS = 1'),
+    "04_export_and_serving.ipynb": "EPOCHS = 1",
+    "05_translation.ipynb": ('NUM_PAIRS = 1_500\nOVERRIDES = ["train.epochs=1", '
+                             '"translation.num_layers=1", "data.test_split=0.02"]'),
+    "06_dqn_cartpole.ipynb": "TOTAL_STEPS = 1_500",
+    "07_recommender.ipynb": "NUM_USERS = 400\nEPOCHS = 2",
+}
+
+
+def with_small_parameters(notebook, source):
+    """Inserts `source` as a code cell after the cell tagged `parameters`."""
+    tagged = [i for i, cell in enumerate(notebook.cells)
+              if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, "a notebook needs one cell tagged `parameters`"
+    cell = nbformat.v4.new_code_cell("# Injected by tests/test_notebooks.py\n" + source)
+    notebook.cells.insert(tagged[0] + 1, cell)
+    return notebook
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_notebook_executes(path, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    notebook = nbformat.read(path, as_version=4)
+    notebook = with_small_parameters(nbformat.read(path, as_version=4),
+                                     SMALL[os.path.basename(path)])
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
@@ -24,5 +54,6 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the plots rendered
 
 
-def test_there_is_an_image_classification_notebook():
+def test_every_notebook_has_small_parameters():
+    assert {os.path.basename(p) for p in NOTEBOOKS} == set(SMALL)
     assert any(p.endswith("01_image_classification.ipynb") for p in NOTEBOOKS)
