@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import assert_user_error, run_cli, tree_hashes
+from tests.conftest import assert_user_error, call_cli, run_cli, tree_hashes
 from tfsuite.recommend.generate import generate_ratings, write_movielens
 
 pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
@@ -58,7 +58,7 @@ def test_movielens_file_trains_and_beats_popularity(movielens_run):
 
 def test_recommend_known_and_unknown_users(movielens_run):
     cwd, run_dir, ratings_csv, _ = movielens_run
-    result = run_cli("recommend", run_dir, "--user", "3", "--user", "no-such-user",
+    result = call_cli("recommend", run_dir, "--user", "3", "--user", "no-such-user",
                      "--k", "5", cwd=str(cwd))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
@@ -77,7 +77,7 @@ def test_saved_model_returns_what_recommend_prints(movielens_run):
     with open(os.path.join(run_dir, "export.json")) as f:
         report = json.load(f)
     assert report["formats"]["saved_model"]["user_agreement"] == 1.0
-    printed = run_cli("recommend", run_dir, "--user", "3", "--user", "x", cwd=str(cwd))
+    printed = call_cli("recommend", run_dir, "--user", "3", "--user", "x", cwd=str(cwd))
     assert printed.returncode == 0, printed.stderr
     expected = [line.split()[1] for line in printed.stdout.splitlines()
                 if line.startswith("  ")]
@@ -99,7 +99,7 @@ def test_evaluate_rescores_the_run(movielens_run):
     cwd, run_dir, _, _ = movielens_run
     with open(os.path.join(run_dir, "summary.json")) as f:
         recall = json.load(f)["metrics"]["recall_at_10"]
-    result = run_cli("evaluate", run_dir, cwd=str(cwd))
+    result = call_cli("evaluate", run_dir, cwd=str(cwd))
     assert result.returncode == 0, result.stderr
     assert f"recall@10 {recall:.4f}" in result.stdout and "recall_at_k.png" in result.stdout
 
@@ -113,15 +113,15 @@ def test_bad_inputs_exit_2_and_change_nothing(movielens_run, tmp_path):
     empty.write_text("")
     for path, fragments in ((wrong, ["lacks a column", "recommend.user_column"]),
                             (empty, ["is empty"]), (tmp_path / "nope.csv", ["does not exist"])):
-        result = run_cli("train", "movielens", "--set", f"data.path={path}",
+        result = call_cli("train", "movielens", "--set", f"data.path={path}",
                          "--run-dir", str(tmp_path / "new"), cwd=str(cwd))
         assert_user_error(result, *fragments, "Received:")
         assert not (tmp_path / "new").exists()
-    assert_user_error(run_cli("recommend", run_dir, "--user", "3", "--k", "0", cwd=str(cwd)),
+    assert_user_error(call_cli("recommend", run_dir, "--user", "3", "--k", "0", cwd=str(cwd)),
                       "--k must be positive")
     # `write-ratings` into the folder of the user's ratings: refused, nothing replaced
     ratings_before = tree_hashes(os.path.dirname(ratings_csv))
-    assert_user_error(run_cli("write-ratings", os.path.dirname(ratings_csv), cwd=str(cwd)),
+    assert_user_error(call_cli("write-ratings", os.path.dirname(ratings_csv), cwd=str(cwd)),
                       "already has ratings files")
     assert tree_hashes(os.path.dirname(ratings_csv)) == ratings_before
     # the ratings file edited after training renumbers the ids: evaluate refuses it
@@ -131,7 +131,7 @@ def test_bad_inputs_exit_2_and_change_nothing(movielens_run, tmp_path):
     try:
         with open(ratings_csv, "w", encoding="utf-8") as f:
             f.write(f"{header}\n99999,1,5.0,0\n{rest}")
-        assert_user_error(run_cli("evaluate", run_dir, cwd=str(cwd)),
+        assert_user_error(call_cli("evaluate", run_dir, cwd=str(cwd)),
                           "not the ones this run was trained on", "501 users")
     finally:
         with open(ratings_csv, "w", encoding="utf-8") as f:

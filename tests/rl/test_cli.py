@@ -8,9 +8,10 @@ import os
 import pytest
 from PIL import Image
 
-from tests.conftest import assert_user_error, run_cli
+from tests.conftest import assert_user_error, call_cli, run_cli
 
-pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+# Tests marked backend_agnostic run again with KERAS_BACKEND=jax (README): those that train
+# or play the agent. Refusals and Ctrl-C handling do not depend on the backend.
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,7 @@ def dqn_run(tmp_path_factory):
     return cwd, os.path.join(cwd, "runs", "cartpole_dqn"), result.stdout
 
 
+@pytest.mark.backend_agnostic
 def test_train_writes_a_complete_run(dqn_run):
     cwd, run_dir, printed = dqn_run
     assert "step 3,000/3,000" in printed and "greedy return" in printed
@@ -55,29 +57,32 @@ def test_train_writes_a_complete_run(dqn_run):
     assert set(export["formats"]) == {"saved_model", "keras"}
 
 
+@pytest.mark.backend_agnostic
 def test_evaluate_plays_the_greedy_policy(dqn_run):
     cwd, run_dir, _ = dqn_run
-    result = run_cli("evaluate", run_dir, "--episodes", "3", cwd=str(cwd))
+    result = call_cli("evaluate", run_dir, "--episodes", "3", cwd=str(cwd))
     assert result.returncode == 0, result.stderr
     assert "over 3 episodes" in result.stdout
     with open(os.path.join(run_dir, "evaluation", "metrics.json")) as f:
         evaluation = json.load(f)
     assert len(evaluation["returns"]) == 3
-    assert_user_error(run_cli("evaluate", run_dir, "--episodes", "0"), "--episodes")
+    assert_user_error(call_cli("evaluate", run_dir, "--episodes", "0"), "--episodes")
 
 
+@pytest.mark.backend_agnostic
 def test_render_writes_a_gif_and_never_overwrites(dqn_run):
     cwd, run_dir, _ = dqn_run
     out = os.path.join(cwd, "episode.gif")
+    # A real process: pygame's display warnings would go to the process's own stderr.
     result = run_cli("render", run_dir, "--out", out, cwd=str(cwd))
     assert result.returncode == 0, result.stderr
     assert "XDG_RUNTIME_DIR" not in result.stderr  # frames drawn off-screen, no display
     with Image.open(out) as gif:
         assert gif.size == (300, 200) and gif.n_frames >= 10
     before = os.path.getmtime(out)
-    assert_user_error(run_cli("render", run_dir, "--out", out), "already exists")
+    assert_user_error(call_cli("render", run_dir, "--out", out), "already exists")
     assert os.path.getmtime(out) == before
-    assert_user_error(run_cli("render", run_dir, "--out", "x.png"), "GIF")
+    assert_user_error(call_cli("render", run_dir, "--out", "x.png"), "GIF")
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -88,15 +93,15 @@ def test_render_writes_a_gif_and_never_overwrites(dqn_run):
     (["--set", "runtime.strategy=mirrored"], ["runtime.strategy", "one device"]),
 ])
 def test_bad_dqn_settings_exit_2_and_leave_nothing(tmp_path, args, fragments):
-    assert_user_error(run_cli("train", "cartpole_dqn", *args, cwd=str(tmp_path)), *fragments)
+    assert_user_error(call_cli("train", "cartpole_dqn", *args, cwd=str(tmp_path)), *fragments)
     assert not os.path.exists(tmp_path / "runs")
 
 
 def test_image_commands_refuse_a_dqn_run(dqn_run):
     cwd, run_dir, _ = dqn_run
-    assert_user_error(run_cli("predict", run_dir, "--image", "x.png"), "classifies images",
-                       "render")
-    assert_user_error(run_cli("compress", run_dir, "--method", "prune"), "image classifiers")
+    assert_user_error(call_cli("predict", run_dir, "--image", "x.png"), "classifies images",
+                      "render")
+    assert_user_error(call_cli("compress", run_dir, "--method", "prune"), "image classifiers")
 
 
 def test_ctrl_c_keeps_the_q_network_and_the_same_command_starts_again(tmp_path):

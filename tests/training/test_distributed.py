@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, call_cli, run_cli
 
 MLP = ["train", "digits_mlp", "--set", "model.dropout=0", "--set", "train.batch_size=64"]
 
@@ -23,25 +23,25 @@ def _summary(run_dir):
 
 
 def _weights(run_dir):
-    """The weights of a run's model.keras, in order (read in a fresh process)."""
-    code = ("import sys, numpy as np, tfsuite; m = tfsuite.load_model(sys.argv[1]); "
-            "np.savez(sys.argv[2], *m.get_weights())")
-    out = os.path.join(run_dir, "weights.npz")
-    subprocess.run([sys.executable, "-c", code, os.path.join(run_dir, "model.keras"), out],
-                   check=True, env=dict(os.environ, PYTHONPATH=REPO))
-    with np.load(out) as f:
-        return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+    """The weights of a run's model.keras, in order."""
+    import tfsuite
+
+    return tfsuite.load_model(os.path.join(run_dir, "model.keras")).get_weights()
 
 
 @pytest.mark.slow
 def test_mirrored_over_two_cpus_matches_one_device_after_an_epoch(tmp_path):
     single, mirrored = str(tmp_path / "single"), str(tmp_path / "mirrored")
-    common = [*MLP, "--set", "train.epochs=1", "--set", "runtime.seed=3", "--quiet"]
-    one = run_cli(*common, "--run-dir", single, "--set", "runtime.strategy=none")
+    common = [*MLP, "--set", "train.epochs=1", "--set", "runtime.seed=3"]
+    one = run_cli(*common, "--run-dir", single, "--set", "runtime.strategy=none", "--quiet")
     two = run_cli(*common, "--run-dir", mirrored, "--set", "runtime.strategy=mirrored",
                   "--set", "runtime.cpu_devices=2")
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
+    assert "2 replica(s)" in two.stdout
+    runtime = _summary(mirrored)["runtime"]
+    assert runtime["strategy"] == "mirrored" and runtime["num_replicas"] == 2
+    assert runtime["per_replica_batch_size"] == 32
     scaling = _summary(mirrored)["scaling"]
     assert scaling["strategy"] == "mirrored" and scaling["num_replicas"] == 2
     assert scaling["per_replica_batch_size"] == 32 and scaling["global_batch_size"] == 64
@@ -57,21 +57,22 @@ def _launch(*args, **kwargs):
 
 
 @pytest.mark.slow
-def test_launch_two_workers_trains_digits_and_the_chief_exports(tmp_path):
-    # Ten epochs and no compression: the default job's full 30 epochs and pruning take
-    # five minutes here and test nothing more about the workers.
-    run_dir = str(tmp_path / "digits")
-    result = _launch("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=10",
-                     "--set", "train.warmup_epochs=1", "--set", "compress.methods=[]", "--set",
-                     f"export.out={tmp_path / 'exported'}", timeout=1200)
+def test_launch_two_workers_train_and_the_chief_exports(tmp_path):
+    # The MLP for three epochs, one export format: what is tested is the workers (the
+    # default job's accuracy bar is test_default_job's).
+    run_dir = str(tmp_path / "mlp")
+    result = _launch(*MLP, "--run-dir", run_dir, "--set", "train.epochs=3",
+                     "--set", "export.formats=[saved_model]",
+                     "--set", f"export.out={tmp_path / 'exported'}", timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
     summary = _summary(run_dir)
     assert summary["runtime"]["strategy"] == "multi_worker"
     assert summary["scaling"]["num_workers"] == 2 and summary["scaling"]["num_replicas"] == 2
-    assert summary["metrics"]["test_accuracy"] >= 0.95
+    assert summary["metrics"]["test_accuracy"] > 0.85  # chance is 0.1
     assert summary["export"]["version"] == 1  # the chief alone exports
+    assert os.path.isfile(tmp_path / "exported" / "digits_mlp" / "1" / "saved_model.pb")
     assert "[worker 1] Done: worker 1 of 2" in result.stdout
-    assert "[worker 0] Done: digits" in result.stdout
+    assert "[worker 0] Done: digits_mlp" in result.stdout
     assert "scaling: multi_worker, 2 workers, 2 replicas x 32 images" in result.stdout
     # Only the chief writes the run: no worker folder is left anywhere in it.
     assert not [name for name in os.listdir(run_dir) if "worker" in name]
@@ -89,7 +90,7 @@ def _state(run_dir):
 def test_a_killed_worker_stops_the_job_and_a_relaunch_resumes(tmp_path):
     run_dir = str(tmp_path / "mlp")
     args = [sys.executable, "-m", "tfsuite.run", "launch", "--workers", "2", "--", *MLP,
-            "--set", "train.epochs=12", "--run-dir", run_dir]
+            "--set", "train.epochs=6", "--run-dir", run_dir]
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
     launcher = subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
@@ -108,14 +109,14 @@ def test_a_killed_worker_stops_the_job_and_a_relaunch_resumes(tmp_path):
     assert launcher.returncode == 128 + signal.SIGKILL, output[-2000:]
     assert "worker 1 failed" in output
     killed_at = _state(run_dir)
-    assert killed_at < 12
+    assert killed_at < 6
     resumed = run_cli(*args[3:], timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     summary = _summary(run_dir)
     assert summary["resumed_from_epoch"] == killed_at
-    assert summary["epochs_completed"] == 12
+    assert summary["epochs_completed"] == 6
     assert summary["runtime"]["strategy"] == "multi_worker"
-    assert summary["metrics"]["test_accuracy"] > 0.9
+    assert summary["metrics"]["test_accuracy"] > 0.85
     assert "(resuming)" in resumed.stdout
 
 
@@ -126,15 +127,14 @@ JAX = {"KERAS_BACKEND": "jax"}
 def test_jax_data_parallel_on_two_host_devices_trains_digits(tmp_path):
     import jax  # noqa: F401  a [test] dependency: its absence is a failure, not a skip
     run_dir = str(tmp_path / "jax")
-    result = run_cli("train", "digits", "--run-dir", run_dir, "--set", "runtime.cpu_devices=2",
-                     "--set", "train.epochs=10", "--set", "compress.methods=[]",
-                     "--set", "export.formats=[]", env=JAX, timeout=900)
+    result = run_cli(*MLP, "--run-dir", run_dir, "--set", "runtime.cpu_devices=2",
+                     "--set", "train.epochs=3", env=JAX)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = _summary(run_dir)
     assert summary["runtime"]["backend"] == "jax"
     assert summary["runtime"]["strategy"] == "data_parallel"  # auto, with 2 devices
     assert summary["scaling"]["num_replicas"] == 2
-    assert summary["metrics"]["test_accuracy"] >= 0.95
+    assert summary["metrics"]["test_accuracy"] > 0.85
     assert "2 replicas x 32 images" in result.stdout
 
 
@@ -196,7 +196,6 @@ def test_jax_model_parallel_shards_dense_kernels_and_matches_one_device(tmp_path
     (["runtime.strategy=multi_worker"], {}, "needs a cluster.*launch --workers"),
     (["runtime.strategy=data_parallel"], {"KERAS_BACKEND": "tensorflow"},
      "does not run on the tensorflow backend.*KERAS_BACKEND=jax"),
-    (["runtime.strategy=mirrored"], JAX, "does not run on the jax backend"),
     (["runtime.strategy=model_parallel", "runtime.cpu_devices=2",
       "runtime.mesh_shape=[2,2]"], JAX, "mesh_shape does not cover the devices"),
     (["runtime.strategy=data_parallel", "runtime.cpu_devices=2", "train.batch_size=33"],
@@ -209,7 +208,13 @@ def test_jax_model_parallel_shards_dense_kernels_and_matches_one_device(tmp_path
 def test_strategy_mistakes_are_clear_errors(tmp_path, overrides, env, message):
     run_dir = tmp_path / "run"
     sets = [a for o in overrides for a in ("--set", o)]
-    result = run_cli("train", "digits_mlp", "--run-dir", str(run_dir), *sets, env=env)
+    # In this process unless the case needs another Keras backend than the one loaded here.
+    import keras
+
+    same_backend = env.get("KERAS_BACKEND", keras.backend.backend()) == keras.backend.backend()
+    cli = call_cli if same_backend else run_cli
+    env = {k: v for k, v in env.items() if k != "KERAS_BACKEND"} if same_backend else env
+    result = cli("train", "digits_mlp", "--run-dir", str(run_dir), *sets, env=env)
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert __import__("re").search(message, result.stderr), result.stderr
@@ -218,17 +223,17 @@ def test_strategy_mistakes_are_clear_errors(tmp_path, overrides, env, message):
 
 
 def test_launch_refuses_bad_arguments(tmp_path):
-    no_command = run_cli("launch", "--workers", "2", "--")
+    no_command = call_cli("launch", "--workers", "2", "--")
     assert no_command.returncode == 2 and "No command to launch" in no_command.stderr
-    zero = run_cli("launch", "--workers", "0", "--", "train", "digits_mlp")
+    zero = call_cli("launch", "--workers", "0", "--", "train", "digits_mlp")
     assert zero.returncode == 2 and "--workers must be positive" in zero.stderr
-    typo = run_cli("launch", "--workers", "2", "--", "train", "digitz")
+    typo = call_cli("launch", "--workers", "2", "--", "train", "digitz")
     assert typo.returncode == 2 and "Did you mean 'digits'" in typo.stderr
-    other = run_cli("launch", "--workers", "2", "--", "export", str(tmp_path))
+    other = call_cli("launch", "--workers", "2", "--", "export", str(tmp_path))
     assert other.returncode == 2 and "launch runs training jobs" in other.stderr
-    port = run_cli("launch", "--workers", "2", "--port", "80", "--", "train", "digits_mlp")
+    port = call_cli("launch", "--workers", "2", "--port", "80", "--", "train", "digits_mlp")
     assert port.returncode == 2 and "--port is out of range" in port.stderr
-    backend = run_cli("launch", "--workers", "2", "--backend", "jax", "--", "train",
+    backend = call_cli("launch", "--workers", "2", "--backend", "jax", "--", "train",
                       "digits_mlp", "--set", "runtime.backend=tensorflow")
     assert backend.returncode == 2 and "--backend and the run's runtime.backend" in backend.stderr
     assert not os.path.exists(os.path.join(REPO, "runs", "digitz"))
@@ -259,7 +264,8 @@ def test_cluster_variables_are_read_and_written_consistently(monkeypatch):
         current_cluster("jax")  # each process would train alone into the same folder
 
 
-def test_pytorch_gets_a_clear_error_for_multi_device_strategies():
+def test_strategies_a_backend_has_no_engine_for_are_clear_errors():
+    """Checked before anything starts, so without a process of each backend."""
     from tfsuite.errors import UserError
     from tfsuite.training.cluster import Cluster
     from tfsuite.training.runtime import _check_strategy
@@ -269,6 +275,9 @@ def test_pytorch_gets_a_clear_error_for_multi_device_strategies():
             _check_strategy(name, "torch", Cluster())
     for name in ("auto", "none"):
         _check_strategy(name, "torch", Cluster())  # single-device training is fine
+    for name in ("mirrored", "multi_worker"):
+        with pytest.raises(UserError, match="does not run on the jax backend.*Received:"):
+            _check_strategy(name, "jax", Cluster())
 
 
 @pytest.mark.slow

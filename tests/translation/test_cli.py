@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import assert_user_error, run_cli, tree_hashes
+from tests.conftest import assert_user_error, call_cli, run_cli, tree_hashes
 
 pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
 
@@ -73,20 +73,20 @@ def test_tatoeba_file_trains_and_the_malformed_line_is_counted(translation_run):
 
 def test_translate_texts_and_file(translation_run):
     cwd, run_dir, _ = translation_run
-    result = run_cli("translate", run_dir, "twenty-one", "three hundred", cwd=str(cwd))
+    result = call_cli("translate", run_dir, "twenty-one", "three hundred", cwd=str(cwd))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith("twenty-one -> ")
     path = os.path.join(cwd, "in.txt")
     with open(path, "w", encoding="utf-8") as f:
         f.write("five\n\nsix\nseven\n")
-    result = run_cli("translate", run_dir, "--file", path, cwd=str(cwd))
+    result = call_cli("translate", run_dir, "--file", path, cwd=str(cwd))
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split("\n")) == 5 and result.stdout.split("\n")[1] == ""
     # The same sentences from evaluate's file, translated again by `translate`.
     with open(os.path.join(run_dir, "evaluation", "translations.tsv"), encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))[:3]
-    result = run_cli("translate", run_dir, *[r["source"] for r in rows], "--quiet",
+    result = call_cli("translate", run_dir, *[r["source"] for r in rows], "--quiet",
                      cwd=str(cwd))
     assert result.stdout.splitlines() == [r["translation"] for r in rows]
 
@@ -157,7 +157,7 @@ def test_evaluate_rescores_the_test_split(translation_run):
     cwd, run_dir, _ = translation_run
     with open(os.path.join(run_dir, "summary.json")) as f:
         metrics = json.load(f)["metrics"]
-    result = run_cli("evaluate", run_dir, cwd=str(cwd))
+    result = call_cli("evaluate", run_dir, cwd=str(cwd))
     assert result.returncode == 0, result.stderr
     assert f"BLEU {metrics['bleu']:.2f}, exact match {metrics['exact_match']:.2%}" in \
         result.stdout
@@ -166,22 +166,22 @@ def test_evaluate_rescores_the_test_split(translation_run):
 def test_bad_inputs(translation_run, tmp_path):
     cwd, run_dir, _ = translation_run
     before = tree_hashes(run_dir)
-    assert_user_error(run_cli("translate", run_dir, "", "  ", cwd=str(cwd)),
+    assert_user_error(call_cli("translate", run_dir, "", "  ", cwd=str(cwd)),
                        "Nothing to translate")
-    assert_user_error(run_cli("translate", run_dir, cwd=str(cwd)), "Nothing to translate")
-    assert_user_error(run_cli("translate", run_dir, "five", "--num-beams", "3", cwd=str(cwd)),
+    assert_user_error(call_cli("translate", run_dir, cwd=str(cwd)), "Nothing to translate")
+    assert_user_error(call_cli("translate", run_dir, "five", "--num-beams", "3", cwd=str(cwd)),
                       "needs beam search", "--sampler beam")
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n", encoding="utf-8")
-    assert_user_error(run_cli("translate", run_dir, "--file", str(empty), cwd=str(cwd)),
+    assert_user_error(call_cli("translate", run_dir, "--file", str(empty), cwd=str(cwd)),
                        "Nothing to translate")
-    assert_user_error(run_cli("train", "translation", "--set", "data.path=missing.tsv",
+    assert_user_error(call_cli("train", "translation", "--set", "data.path=missing.tsv",
                                cwd=str(tmp_path)), "does not exist", "missing.tsv")
     bad = tmp_path / "bad.tsv"
     bad.write_text("no tab here\nnor here\n", encoding="utf-8")
-    assert_user_error(run_cli("train", "translation", "--set", f"data.path={bad}",
+    assert_user_error(call_cli("train", "translation", "--set", f"data.path={bad}",
                                cwd=str(tmp_path)), "no valid sentence pairs",
                        "2 malformed lines")
-    assert_user_error(run_cli("train", "translation", cwd=str(tmp_path)), "data.path")
+    assert_user_error(call_cli("train", "translation", cwd=str(tmp_path)), "data.path")
     assert not os.path.exists(tmp_path / "runs")  # nothing was started
     assert tree_hashes(run_dir) == before

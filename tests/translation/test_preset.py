@@ -4,7 +4,7 @@ a preset name that is not on this machine is a clear error, and nothing is downl
 import json
 import os
 
-from tests.conftest import assert_user_error, run_cli
+from tests.conftest import assert_user_error, call_cli, run_cli
 from tests.translation.test_cli import write_tatoeba_file
 
 
@@ -44,12 +44,12 @@ def test_local_preset_folder_is_fine_tuned_with_its_tokenizer(tmp_path):
 
 def test_preset_missing_from_this_machine_is_a_clear_error(tmp_path):
     corpus = write_tatoeba_file(str(tmp_path / "fra.txt"), count=50)
-    result = run_cli("train", "translation", "--set", f"data.path={corpus}",
+    result = call_cli("train", "translation", "--set", f"data.path={corpus}",
                      "--set", "translation.preset=t5_small_multi", cwd=str(tmp_path),
                      env={"KAGGLEHUB_CACHE": str(tmp_path / "empty_cache")})
     assert_user_error(result, "is not on this machine", "t5_small_multi",
                        "from_preset('t5_small_multi')")
     assert not os.path.exists(tmp_path / "runs")
-    assert_user_error(run_cli("train", "translation", "--set", f"data.path={corpus}",
+    assert_user_error(call_cli("train", "translation", "--set", f"data.path={corpus}",
                                "--set", f"translation.preset={tmp_path}", cwd=str(tmp_path)),
                        "Not a KerasHub preset folder")
