@@ -128,6 +128,6 @@ def test_ctrl_c_keeps_the_q_network_and_the_same_command_starts_again(tmp_path):
     assert os.path.isfile(os.path.join(run_dir, "checkpoints", "interrupted.keras"))
     assert not os.path.exists(os.path.join(run_dir, "summary.json"))
     # The same command may start again in the same folder (a short run here).
-    again = run_cli("train", "cartpole_dqn", "--run-dir", run_dir, "--set",
-                    "rl.total_steps=600", "--set", "export.formats=[]", "--quiet")
+    again = call_cli("train", "cartpole_dqn", "--run-dir", run_dir, "--set",
+                     "rl.total_steps=600", "--set", "export.formats=[]", "--quiet")
     assert again.returncode == 0, again.stdout + again.stderr

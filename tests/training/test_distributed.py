@@ -301,7 +301,7 @@ def test_workers_that_would_start_from_different_epochs_stop(tmp_path):
     machine without shared storage) would start over while the chief resumes."""
     chief_dir, worker_dir = str(tmp_path / "chief"), str(tmp_path / "worker")
     args = [*MLP, "--set", "train.epochs=3", "--quiet"]
-    first = run_cli(*args, "--run-dir", chief_dir)  # alone: auto is one device
+    first = call_cli(*args, "--run-dir", chief_dir)  # alone: auto is one device
     assert first.returncode == 0, first.stderr
     os.remove(os.path.join(chief_dir, "summary.json"))  # as if stopped after its last epoch
     ports = __import__("tfsuite.launch", fromlist=["free_ports"]).free_ports(2)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import call_cli, run_cli
 
 
 def _summary(run_dir):
@@ -51,10 +51,10 @@ def test_training_options_run_together(tmp_path):
 
 def test_transfer_learning_phases(tmp_path):
     run_dir = str(tmp_path / "finetune")
-    result = run_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=2",
-                     "--set", "compress.methods=[]", "--set", "export.formats=[]",
-                     "--set", "model.freeze_base=true", "--set", "model.fine_tune_layers=2",
-                     "--set", "train.fine_tune_epochs=2", "--set", "data.augment.rotation_range=0")
+    result = call_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=2",
+                      "--set", "compress.methods=[]", "--set", "export.formats=[]",
+                      "--set", "model.freeze_base=true", "--set", "model.fine_tune_layers=2",
+                      "--set", "train.fine_tune_epochs=2", "--set", "data.augment.rotation_range=0")
     assert result.returncode == 0, result.stderr
     assert "Epoch 4/4" in result.stdout
     assert _summary(run_dir)["epochs_completed"] == 4

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tfsuite
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, call_cli
 
 pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
 
@@ -48,7 +48,8 @@ def test_resume_after_sigkill_matches_an_unbroken_run(tmp_path):
     assert 5 <= killed_after < 14, killed_after
     assert not os.path.exists(os.path.join(broken, "summary.json"))
 
-    resumed = run_cli(*RESUME_ARGS, "--run-dir", broken)  # the same command again
+    # The same command again (the killed run needed a process; these two do not).
+    resumed = call_cli(*RESUME_ARGS, "--run-dir", broken)
     assert resumed.returncode == 0, resumed.stderr
     assert f"Epoch {killed_after + 1}/14" in resumed.stdout
     assert "Epoch 1/14" not in resumed.stdout
@@ -61,7 +62,7 @@ def test_resume_after_sigkill_matches_an_unbroken_run(tmp_path):
     steps_per_epoch = int(np.ceil(summary["data"]["num_train"] / 32))
     assert int(model.optimizer.iterations) == 14 * steps_per_epoch
 
-    assert run_cli(*RESUME_ARGS, "--run-dir", unbroken).returncode == 0
+    assert call_cli(*RESUME_ARGS, "--run-dir", unbroken).returncode == 0
     reference = _summary(unbroken)["metrics"]["test_accuracy"]
     assert summary["metrics"]["test_accuracy"] >= reference - 0.02
     assert summary["metrics"]["test_accuracy"] > 0.9
@@ -69,8 +70,8 @@ def test_resume_after_sigkill_matches_an_unbroken_run(tmp_path):
 
 def test_nan_loss_stops_with_a_clear_report(tmp_path):
     run_dir = str(tmp_path / "nan")
-    result = run_cli("train", "digits_mlp", "--run-dir", run_dir, "--set", "train.epochs=3",
-                     "--set", "train.optimizer=sgd", "--set", "train.learning_rate=1e30")
+    result = call_cli("train", "digits_mlp", "--run-dir", run_dir, "--set", "train.epochs=3",
+                      "--set", "train.optimizer=sgd", "--set", "train.learning_rate=1e30")
     assert result.returncode == 2
     assert "loss became nan" in result.stderr.lower() and "Traceback" not in result.stderr
     assert "train.learning_rate" in result.stderr and "Received:" in result.stderr
