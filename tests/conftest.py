@@ -240,22 +240,34 @@ def default_job(tmp_path_factory):
     return work, os.path.join(work, "runs", "digits"), result
 
 
-# How `pytest -n 2 --dist loadgroup` (the README's command) shares the tests out. By
-# default a file's tests stay on one worker, so a module-scoped fixture (a trained run) is
-# built once. The files that read the default job form one group: both workers waiting for
-# it at the start cost a minute. The files of independent slow tests (each its own runs)
-# are spread test by test, which evens out the end of the run.
-DEFAULT_JOB_FILES = ("tests/test_default_job.py", "tests/test_cli.py",
-                     "tests/compression/test_stage.py", "tests/compression/test_bridge.py",
-                     "tests/export/test_stage.py", "tests/export/test_errors.py")
-SPREAD_FILES = ("tests/test_notebooks.py", "tests/training/test_distributed.py",
-                "tests/training/test_runtime.py", "tests/export/test_backends.py")
+# How `pytest -n 2 --dist loadgroup` (the README's command) shares the tests out. xdist
+# hands out groups with the most tests first and single tests last. A file whose tests share
+# a trained run (a module fixture) is one group, so the run is built once; every reader of
+# the default job is in one group, so the two workers never both wait for it. All other
+# tests go out one by one, and fill in around the long groups to the end: the slowest of
+# them first, so that the run does not end on one worker's long notebook.
+GROUPS = {"default_job": ("tests/test_default_job.py", "tests/test_cli.py",
+                          "tests/compression/test_stage.py", "tests/compression/test_bridge.py",
+                          "tests/export/test_stage.py", "tests/export/test_errors.py"),
+          "dqn_run": ("tests/rl/test_cli.py",),
+          "translation_run": ("tests/translation/test_cli.py",),
+          "number_tokenizer": ("tests/translation/test_corpus_and_tokenizer.py",),
+          "movielens_run": ("tests/recommend/test_cli.py",),
+          "python_without_tensorflow": ("tests/test_without_tensorflow.py",)}
+
+
+SLOW_FIRST = ("tests/test_notebooks.py", "tests/training/test_distributed.py",
+              "tests/export/test_backends.py", "tests/training/test_trainer.py",
+              "tests/translation/test_preset.py", "tests/training/test_runtime.py")
+
+
+def _path(item):
+    return os.path.relpath(str(item.path), REPO).replace(os.sep, "/")
 
 
 def pytest_collection_modifyitems(config, items):
+    group_of = {path: group for group, paths in GROUPS.items() for path in paths}
     for item in items:
-        path = os.path.relpath(str(item.path), REPO).replace(os.sep, "/")
-        if path in SPREAD_FILES:
-            continue
-        group = "default_job" if path in DEFAULT_JOB_FILES else path
-        item.add_marker(pytest.mark.xdist_group(group))
+        if _path(item) in group_of:
+            item.add_marker(pytest.mark.xdist_group(group_of[_path(item)]))
+    items.sort(key=lambda item: _path(item) not in SLOW_FIRST)  # stable: files keep order
