@@ -26,7 +26,7 @@ SMALL = {
     "04_export_and_serving.ipynb": "EPOCHS = 1",
     "05_translation.ipynb": ('NUM_PAIRS = 1_500\nOVERRIDES = ["train.epochs=1", '
                              '"translation.num_layers=1", "data.test_split=0.02"]'),
-    "06_dqn_cartpole.ipynb": "TOTAL_STEPS = 1_500",
+    "06_dqn_cartpole.ipynb": "TOTAL_STEPS = 2_000\nEVAL_INTERVAL = 1_000",
     "07_recommender.ipynb": "NUM_USERS = 400\nEPOCHS = 2",
 }
 

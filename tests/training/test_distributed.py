@@ -239,6 +239,23 @@ def test_launch_refuses_bad_arguments(tmp_path):
     assert not os.path.exists(os.path.join(REPO, "runs", "digitz"))
 
 
+def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace_period(monkeypatch):
+    """When one worker fails, launch stops the others: SIGTERM first, SIGKILL for one that
+    is stuck (a worker blocked in a collective op never runs its Python handler)."""
+    from tfsuite import launch
+
+    monkeypatch.setattr(launch, "STOP_GRACE_SECONDS", 0.5)
+    stuck = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+         "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert stuck.stdout.readline().strip() == "ready"
+    started = time.time()
+    launch._stop([stuck])
+    assert stuck.returncode == -signal.SIGKILL
+    assert time.time() - started < 10
+
+
 def test_cluster_variables_are_read_and_written_consistently(monkeypatch):
     from tfsuite.training.cluster import current_cluster, worker_environment, without_cluster
 
