@@ -149,11 +149,13 @@ def call_cli(*args, cwd=None, env=None):
     """Runs `tfsuite.run.main(ARGS)` in this process, as `python -m tfsuite.run ARGS` would;
     returns a CompletedProcess with the exit code and what it printed.
 
-    `env` adds environment variables for the call (not KERAS_BACKEND: Keras is already
-    imported here). The working directory, environment and SIGTERM handler are restored
-    afterwards.
+    `env` adds environment variables for the call; a KERAS_BACKEND in it must be the
+    backend Keras already runs on here (another one needs `run_cli`). The working
+    directory, environment and SIGTERM handler are restored afterwards.
     """
-    if env and "KERAS_BACKEND" in env:
+    import keras
+
+    if (env or {}).get("KERAS_BACKEND", keras.backend.backend()) != keras.backend.backend():
         raise ValueError("call_cli runs on this process's Keras backend; use run_cli")
     from tfsuite import run
 
@@ -187,7 +189,7 @@ def _shared_folder(tmp_path_factory):
     return folder
 
 
-def trained_run(tmp_path_factory, name, *args, env=None, timeout=900, prepare=None):
+def trained_run(tmp_path_factory, name, *args):
     """Runs `python -m tfsuite.run ARGS` in `<shared>/NAME/` once per test session.
 
     Every later call with the same NAME (from any worker) waits for that one and gets its
@@ -197,9 +199,6 @@ def trained_run(tmp_path_factory, name, *args, env=None, timeout=900, prepare=No
     Args:
         name: the run's folder name; one NAME must always mean the same ARGS.
         args: the CLI arguments (run in the work folder, so `runs/...` lands there).
-        env: extra environment variables for the process.
-        timeout: seconds before the process is killed.
-        prepare: optional `prepare(work_folder)` that writes the run's inputs first.
     """
     shared = _shared_folder(tmp_path_factory)
     work, record = shared / name, shared / f"{name}.json"
@@ -208,9 +207,7 @@ def trained_run(tmp_path_factory, name, *args, env=None, timeout=900, prepare=No
             if work.exists():
                 shutil.rmtree(work)
             work.mkdir()
-            if prepare is not None:
-                prepare(str(work))
-            result = run_cli(*args, cwd=str(work), env=env, timeout=timeout)
+            result = run_cli(*args, cwd=str(work))
             record.write_text(json.dumps({"args": list(args), "returncode": result.returncode,
                                           "stdout": result.stdout, "stderr": result.stderr}))
         saved = json.loads(record.read_text())
@@ -254,8 +251,6 @@ GROUPS = {"default_job": ("tests/test_default_job.py", "tests/test_cli.py",
           "number_tokenizer": ("tests/translation/test_corpus_and_tokenizer.py",),
           "movielens_run": ("tests/recommend/test_cli.py",),
           "python_without_tensorflow": ("tests/test_without_tensorflow.py",)}
-
-
 SLOW_FIRST = ("tests/test_notebooks.py", "tests/training/test_distributed.py",
               "tests/export/test_backends.py", "tests/training/test_trainer.py",
               "tests/translation/test_preset.py", "tests/training/test_runtime.py")
@@ -268,6 +263,7 @@ def _path(item):
 def pytest_collection_modifyitems(config, items):
     group_of = {path: group for group, paths in GROUPS.items() for path in paths}
     for item in items:
-        if _path(item) in group_of:
-            item.add_marker(pytest.mark.xdist_group(group_of[_path(item)]))
+        group = group_of.get(_path(item))
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: _path(item) not in SLOW_FIRST)  # stable: files keep order

@@ -1,7 +1,5 @@
 """The default job's digits CNN, copied for the compression tests (real data, a real CNN)."""
 
-import os
-
 import pytest
 
 from tests.conftest import copy_run

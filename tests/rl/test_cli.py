@@ -108,7 +108,6 @@ def test_ctrl_c_keeps_the_q_network_and_the_same_command_starts_again(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     from tests.conftest import REPO
 

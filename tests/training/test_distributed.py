@@ -211,9 +211,8 @@ def test_strategy_mistakes_are_clear_errors(tmp_path, overrides, env, message):
     # In this process unless the case needs another Keras backend than the one loaded here.
     import keras
 
-    same_backend = env.get("KERAS_BACKEND", keras.backend.backend()) == keras.backend.backend()
-    cli = call_cli if same_backend else run_cli
-    env = {k: v for k, v in env.items() if k != "KERAS_BACKEND"} if same_backend else env
+    cli = call_cli if env.get("KERAS_BACKEND", keras.backend.backend()) == \
+        keras.backend.backend() else run_cli
     result = cli("train", "digits_mlp", "--run-dir", str(run_dir), *sets, env=env)
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
