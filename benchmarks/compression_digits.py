@@ -24,22 +24,20 @@ def main():
     parser.add_argument("--run-dir", help="a finished digits run (default: train one)")
     args = parser.parse_args()
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from tfsuite import stages
+    import tfsuite
     from tfsuite.compression.measure import test_arrays
-    from tfsuite.compression.stage import compress_config_for, compress_run
-    from tfsuite.config import load_config
     from tfsuite.export.litert import LiteRTRunner
     from tfsuite.export.verify import latency_ms
-    from tfsuite.tasks import get_task
+    from tfsuite.task import get_task
 
     run_dir = args.run_dir
     if run_dir is None:
         run_dir = os.path.join(tempfile.mkdtemp(prefix="tfsuite-bench-"), "digits")
-        stages.train(load_config("digits", overrides=["export.formats=[]",
-                                                      "compress.methods=[]"]), run_dir,
-                     quiet=True)
-    config = compress_config_for(run_dir)
-    reports = {method: compress_run(run_dir, config, method, quiet=True)
+        tfsuite.train("digits", overrides={"export.formats": [], "compress.methods": []},
+                      run_dir=run_dir, quiet=True)
+    run = tfsuite.load_run(run_dir)
+    config = run.config
+    reports = {method: run.compress(method, quiet=True)
                for method in ("prune", "quantize", "low_rank", "distill")}
     print(f"{'method':<10}{'baseline':>10}{'compressed':>12}{'drop (pt)':>11}"
           f"{'non-zero':>10}{'size':>8}{'latency':>9}")

@@ -39,7 +39,7 @@ def train_variant(name, config, data, runtime_config):
 
     from tfsuite.config import with_overrides
     from tfsuite.models import vision
-    from tfsuite.tasks import get_task
+    from tfsuite.task import get_task
     from tfsuite.training import trainer as trainer_module
     from tfsuite.training.runtime import setup_runtime
 
@@ -98,7 +98,7 @@ def main():
     select_backend(config.runtime)
     import jax
 
-    from tfsuite.tasks import get_task
+    from tfsuite.task import get_task
 
     setup_runtime(config.runtime)
     data = get_task(config).build_inputs()

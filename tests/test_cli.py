@@ -142,6 +142,28 @@ def test_evaluate_and_predict(digits_run, tmp_path):
     assert_user_error(call_cli("predict", run_dir, "--image", str(junk)), "Cannot read image")
 
 
+def test_a_run_folder_of_an_older_version_evaluates_and_exports(default_job, tmp_path):
+    """Its config.yaml holds every task's section (as all runs did before sections were
+    per task): it still evaluates and exports."""
+    import yaml
+
+    from tfsuite.rl.config import DQNConfig
+    from tfsuite.translation.config import TranslationConfig
+
+    run_dir = copy_run(default_job[1], tmp_path / "old")
+    path = os.path.join(run_dir, "config.yaml")
+    with open(path) as f:
+        raw = yaml.safe_load(f)
+    raw.update(rl=DQNConfig().__dict__, translation=TranslationConfig().__dict__)
+    with open(path, "w") as f:
+        yaml.safe_dump(raw, f)
+    evaluated = call_cli("evaluate", run_dir, "--quiet")
+    assert evaluated.returncode == 0 and "test accuracy" in evaluated.stdout, evaluated.stderr
+    exported = call_cli("export", run_dir, "--format", "keras", "--out", tmp_path / "served")
+    assert exported.returncode == 0, exported.stderr
+    assert os.path.isfile(tmp_path / "served" / "digits" / "1" / "model.keras")
+
+
 def test_finished_runs_are_never_overwritten(default_job, tmp_path):
     work = str(tmp_path)
     run_dir = copy_run(default_job[1], tmp_path / "runs" / "digits")

@@ -143,3 +143,54 @@ def test_two_of_four_is_text_not_a_base_60_number():
     config = load_config("digits", overrides=["compress.pruning_structure=2:4",
                                               "train.epochs=124"])
     assert config.compress.pruning_structure == "2:4" and config.train.epochs == 124
+
+
+def test_a_run_config_holds_its_own_task_section_only():
+    """Only the chosen task's section is in a config; another task's key is refused."""
+    image, dqn = load_config("digits_mlp"), load_config("cartpole_dqn")
+    assert not {"rl", "translation", "recommend"} & set(image.to_dict())
+    assert "rl" in dqn.to_dict() and dqn.rl.total_steps == 50_000
+    assert len(yaml.safe_dump(image.to_dict()).splitlines()) < 130
+    with pytest.raises(UserError, match=r"`rl.total_steps` belongs to another task.*"
+                                        r"Received: rl.total_steps=5 for task=image_class"):
+        load_config("digits", overrides=["rl.total_steps=5"])
+
+
+def test_run_folders_of_older_versions_with_every_section_still_load(tmp_path):
+    """Before sections were per task, every config.yaml held all of them."""
+    from tfsuite.recommend.config import RecommendConfig
+    from tfsuite.rl.config import DQNConfig
+    from tfsuite.translation.config import TranslationConfig
+
+    raw = load_config("digits_mlp").to_dict()
+    raw.update(rl=DQNConfig().__dict__, translation=TranslationConfig().__dict__,
+               recommend=RecommendConfig().__dict__)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    assert read_run_config(str(tmp_path)) == load_config("digits_mlp")
+
+
+def test_replace_validates_and_types_are_checked_on_every_construction():
+    import dataclasses
+
+    config = load_config("digits")
+    assert config.replace(train={"epochs": 3}).train.epochs == 3
+    assert config.replace(train={"epochs": 3}).train.batch_size == config.train.batch_size
+    with pytest.raises(UserError, match="Expected an int >= 1. Received: train.epochs=0"):
+        config.replace(train={"epochs": 0})
+    with pytest.raises(UserError, match="belongs to another task"):
+        config.replace(rl={"total_steps": 3})
+    # dataclasses.replace skips validate(), but a wrong type still fails with the key's name.
+    with pytest.raises(UserError, match="Wrong type for config key `train.epochs`"):
+        dataclasses.replace(config, train=dataclasses.replace(config.train, epochs="3"))
+
+
+def test_keys_the_run_will_not_read_draw_a_warning(caplog):
+    load_config("digits_mlp", overrides=["model.width=8", "data.path=/tmp"])
+    load_config("cartpole_dqn", overrides=["train.epochs=3"])
+    warned = "\n".join(r.getMessage() for r in caplog.records)
+    assert "`model.width` is ignored" in warned and "model.name=mlp" in warned
+    assert "`data.path` is ignored" in warned and "data.source=digits" in warned
+    assert "`train.epochs` is ignored (DQN reads `rl.*` instead)" in warned
+    caplog.clear()
+    load_config("digits")  # the shipped experiments set nothing they ignore
+    assert not caplog.records

@@ -95,7 +95,7 @@ def test_trainer_fits_a_user_pydataset_and_npz_arrays_without_tensorflow(
 
         import keras
         from tfsuite.data.pipeline import ImageData
-        from tfsuite.tasks import get_task
+        from tfsuite.task import get_task
         from tfsuite.training.runtime import setup_runtime
         from tfsuite.training.trainer import Trainer
 

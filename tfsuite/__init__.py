@@ -1,21 +1,23 @@
-"""tfsuite: a Keras 3 training suite on TensorFlow."""
+"""tfsuite: a Keras 3 training suite on TensorFlow.
+
+    import tfsuite
+
+    run = tfsuite.train("digits", overrides={"train.epochs": 3})
+    run.summary["metrics"]["test_accuracy"]
+    run.export(["saved_model"])
+    tfsuite.load_run("runs/digits").evaluate()
+"""
 
 __version__ = "0.1.0"
 
+import tfsuite.tasks  # noqa: E402,F401  (registers the tasks: configs need their schemas)
 
-def load_model(path):
-    """Loads a model saved by tfsuite (`RUN_DIR/model.keras`, or `RUN_DIR`) with its layers.
 
-    Plain `keras.saving.load_model` works too once `tfsuite` custom objects are
-    registered; this function registers them and loads.
-    """
-    import os
+def __getattr__(name):
+    # The Python API loads on first use: `import tfsuite` stays light (no Keras yet, so
+    # the backend can still be chosen).
+    if name in ("train", "load_run", "Run", "load_config", "ConfigError", "load_model"):
+        from tfsuite import api
 
-    import keras
-
-    from tfsuite.stages import register_custom_objects
-
-    if os.path.isdir(path):  # a run directory
-        path = os.path.join(path, "model.keras")
-    register_custom_objects()
-    return keras.saving.load_model(path)
+        return getattr(api, name)
+    raise AttributeError(f"module 'tfsuite' has no attribute {name!r}")

@@ -17,10 +17,6 @@ from typing import List, Optional, Union
 import yaml
 
 from tfsuite.errors import UserError, user_error
-from tfsuite.recommend.config import RANKING_LOSSES, RECOMMENDER_MODELS, RecommendConfig
-from tfsuite.rl.config import DQNConfig
-from tfsuite.translation.config import (MODEL_SIZES, NUMBER_LANGUAGES, SAMPLERS,
-                                        TranslationConfig)
 
 EXPERIMENTS_PACKAGE = "tfsuite.experiments"
 
@@ -46,6 +42,7 @@ for _tag, _pattern in (
 
 def _yaml(text):
     return yaml.load(text, Loader=_Loader)
+PATH = {"path": True}  # field metadata: a path made absolute, so config.yaml works anywhere
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -77,7 +74,8 @@ class DataConfig:
 
     source: str = "digits"  # digits, folder, npz, tfds, synthetic; translation: numbers,
     # parallel (a TSV, or paired files with translation.target_path)
-    path: Optional[str] = None  # image folder, .npz file, or parallel corpus
+    path: Optional[str] = field(default=None, metadata=PATH)  # image folder, .npz file, or
+    # parallel corpus
     tfds_name: Optional[str] = None  # TFDS dataset name, e.g. "mnist"
     data_dir: Optional[str] = None  # TFDS data_dir (prepared locally)
     image_size: List[int] = field(default_factory=lambda: [32, 32])  # [height, width]
@@ -208,7 +206,12 @@ class CompressConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """A whole experiment: what to train, on what, and how."""
+    """A whole experiment: what to train, on what, and how.
+
+    The core schema; a task with settings of its own (e.g. `rl`, `translation`)
+    adds its section through `register_schema`, and `config_class(task)` is this
+    class with that one section (see `TaskSchema`).
+    """
 
     name: str = "digits"
     description: str = ""
@@ -219,19 +222,108 @@ class ExperimentConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
-    rl: DQNConfig = field(default_factory=DQNConfig)  # task: reinforcement_learning
-    translation: TranslationConfig = field(default_factory=TranslationConfig)  # task: translation
-    recommend: RecommendConfig = field(default_factory=RecommendConfig)  # task: recommendation
+
+    def __post_init__(self):
+        # Types are checked on every construction, `dataclasses.replace` included, so a
+        # wrong type fails here with the key's name, not later inside Keras.
+        _check_types(self)
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    def replace(self, **changes):
+        """A new validated config with top-level fields changed; a section may be given as
+        a dict of its keys to change, e.g. `config.replace(train={"epochs": 3})`.
+
+        Raises:
+            UserError: an unknown key, a wrong type or an invalid value.
+        """
+        raw = self.to_dict()
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(raw.get(key), dict):
+                _merge(raw[key], value)
+            else:
+                raw[key] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) \
+                    else value
+        return config_from_dict(raw, check_files=False, other_sections="error")
+
+
+@dataclass(frozen=True)
+class TaskSchema:
+    """What a task adds to the core schema (`ExperimentConfig`).
+
+    Attributes:
+        task: the task's name, the value of `task:` in an experiment.
+        data_sources: the `data.source` values the task reads.
+        section: the name of the task's own config section (e.g. "rl"), if any.
+        section_class: its frozen dataclass.
+        choices: accepted values of the section's keys, {"rl.key": (...)}.
+        validate: `validate(config, check_files)`, raising `UserError`.
+        unused: core keys (or sections, e.g. "model") the task never reads, with why:
+            a value set there draws a warning.
+    """
+
+    task: str
+    data_sources: tuple
+    section: Optional[str] = None
+    section_class: Optional[type] = None
+    choices: dict = field(default_factory=dict)
+    validate: Optional[typing.Callable] = None
+    unused: dict = field(default_factory=dict)
+
+
+_SCHEMAS = {}
+
+
+def unused_image_keys(section):
+    """`TaskSchema.unused` of a task that reads no images and sets its model in `section.*`."""
+    unused = {key: "an image setting" for key in ("data.image_size", "data.color_mode",
+                                                  "data.cache", "data.on_device",
+                                                  "data.augment")}
+    return {**unused, "model": f"an image model's setting; this task's model is set in "
+                               f"`{section}.*`"}
+
+
+def register_schema(schema):
+    """Adds a task's part of the schema (called by the task's package when it registers)."""
+    _SCHEMAS[schema.task] = schema
+    _config_classes.pop(schema.task, None)
+
+
+def task_names():
+    return tuple(_SCHEMAS)
+
+
+def schema_of(task):
+    if task not in _SCHEMAS:
+        close = difflib.get_close_matches(str(task), list(_SCHEMAS), n=1)
+        raise user_error("Unknown task", f"one of {list(_SCHEMAS)}", f"task={task!r}",
+                         f"Did you mean '{close[0]}'?" if close else None)
+    return _SCHEMAS[task]
+
+
+_config_classes = {}
+
+
+def config_class(task):
+    """`ExperimentConfig` with the task's own section (itself for a task without one)."""
+    if task not in _config_classes:
+        schema = schema_of(task)
+        cls = ExperimentConfig
+        if schema.section:
+            name = "".join(p.title() for p in task.split("_")) + "ExperimentConfig"
+            cls = dataclasses.make_dataclass(
+                name, [("task", str, field(default=task)),
+                       (schema.section, schema.section_class,
+                        field(default_factory=schema.section_class))],
+                bases=(ExperimentConfig,), frozen=True)
+            cls.__module__ = __name__
+        _config_classes[task] = cls
+    return _config_classes[task]
+
 
 # The accepted names, defined once; the modules that implement them import these.
-TASKS = ("image_classification", "reinforcement_learning", "translation", "recommendation")
 IMAGE_SOURCES = ("digits", "folder", "npz", "tfds", "synthetic")
-TEXT_SOURCES = ("numbers", "parallel")
-RATINGS_SOURCES = ("generated", "ratings")
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("nearest", "bilinear")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "lion")
@@ -244,8 +336,6 @@ QUANTIZATIONS = ("int8", "dynamic_range", "float16", "qat", "keras_int8", "keras
                  "keras_int4")
 
 CHOICES = {
-    "task": TASKS,
-    "data.source": IMAGE_SOURCES + TEXT_SOURCES + RATINGS_SOURCES,
     "data.color_mode": ("grayscale", "rgb", "rgba"),
     "data.augment.fill_mode": FILL_MODES,
     "data.augment.interpolation": INTERPOLATIONS,
@@ -261,11 +351,6 @@ CHOICES = {
     "compress.pruning_structure": ("unstructured", "2:4"),
     "compress.quantization": QUANTIZATIONS,
     "compress.student.name": ("mlp", "cnn", "resnet"),
-    "translation.size": tuple(MODEL_SIZES),
-    "translation.sampler": SAMPLERS,
-    "recommend.model": RECOMMENDER_MODELS,
-    "recommend.ranking_loss": RANKING_LOSSES,
-    "translation.tokenizer_type": ("unigram", "bpe"),
 }
 
 
@@ -283,6 +368,10 @@ def list_experiments():
 
 
 def _experiment_dict(name):
+    if isinstance(name, str) and name.endswith((".yaml", ".yml")):  # an experiment of one's own
+        raw = _read_yaml_file(name)
+        raw.setdefault("name", os.path.basename(name).rsplit(".", 1)[0])
+        return raw
     available = list_experiments()
     if name not in available:
         close = difflib.get_close_matches(name, available, n=1)
@@ -397,6 +486,26 @@ def _check_value(value, hint, key):
     raise TypeError(f"Unsupported config type {hint} for {key}")
 
 
+_HINTS = {}
+
+
+def _check_types(obj, prefix=""):
+    cls = type(obj)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    for f in dataclasses.fields(obj):
+        hint, value, key = _HINTS[cls][f.name], getattr(obj, f.name), prefix + f.name
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, hint):
+                raise user_error(f"Wrong type for config section `{key}`",
+                                 f"a {hint.__name__}", f"{key}={value!r}"[:300],
+                                 "Use config.replace(...), which takes a dict of the "
+                                 "section's keys.")
+            _check_types(value, key + ".")
+        else:
+            _check_value(value, hint, key)
+
+
 def _type_name(hint):
     origin = typing.get_origin(hint)
     if origin is Union:
@@ -444,7 +553,8 @@ def _build(cls, raw, prefix=""):
 # ---------------------------------------------------------------- validation
 
 
-def _require(condition, key, expected, value, fix=None):
+def require(condition, key, expected, value, fix=None):
+    """Raises the standard `UserError` for config key `key` unless `condition` holds."""
     if not condition:
         raise user_error(f"Invalid value for `{key}`", expected, f"{key}={value!r}", fix)
 
@@ -455,285 +565,158 @@ MONITORS = ("val_accuracy", "val_loss", "val_top5_accuracy", "accuracy", "loss",
 
 def _validate_data(data):
     aug = data.augment
-    _require(len(data.image_size) == 2 and all(s >= 8 for s in data.image_size),
+    require(len(data.image_size) == 2 and all(s >= 8 for s in data.image_size),
              "data.image_size", "[height, width], each >= 8", list(data.image_size))
-    _require(0 <= data.validation_split < 1, "data.validation_split", "a fraction in [0, 1)",
+    require(0 <= data.validation_split < 1, "data.validation_split", "a fraction in [0, 1)",
              data.validation_split)
-    _require(0 <= data.test_split < 1 and data.validation_split + data.test_split < 1,
+    require(0 <= data.test_split < 1 and data.validation_split + data.test_split < 1,
              "data.test_split", "a fraction in [0, 1), with validation_split + test_split < 1",
              data.test_split)
-    _require(data.validation_split + data.test_split > 0, "data.test_split",
+    require(data.validation_split + data.test_split > 0, "data.test_split",
              "a validation or test split above 0 (the run is evaluated on it)",
              data.test_split)
     if data.source in ("folder", "npz", "parallel", "ratings"):
-        _require(bool(data.path), "data.path", f"a path (data.source={data.source})", data.path,
+        require(bool(data.path), "data.path", f"a path (data.source={data.source})", data.path,
                  "Pass it with --set data.path=/path/to/your/data.")
     if data.source == "tfds":
-        _require(bool(data.tfds_name), "data.tfds_name", "a TFDS dataset name, e.g. mnist",
+        require(bool(data.tfds_name), "data.tfds_name", "a TFDS dataset name, e.g. mnist",
                  data.tfds_name)
-    _require(not data.on_device or data.source in ("digits", "npz", "synthetic"),
+    require(not data.on_device or data.source in ("digits", "npz", "synthetic"),
              "data.on_device", "null or false for data.source="
              f"{data.source!r} (files are decoded on the host; digits, npz and synthetic "
              "arrays can stay on the accelerator)", data.on_device)
-    _require(data.num_classes >= 2, "data.num_classes", "an int >= 2", data.num_classes)
-    _require(data.num_examples >= 10, "data.num_examples", "an int >= 10", data.num_examples)
+    require(data.num_classes >= 2, "data.num_classes", "an int >= 2", data.num_classes)
+    require(data.num_examples >= 10, "data.num_examples", "an int >= 10", data.num_examples)
     for key in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range",
                 "channel_shift_range"):
         value = getattr(aug, key)
-        _require(value >= 0, f"data.augment.{key}", "a value >= 0", value)
+        require(value >= 0, f"data.augment.{key}", "a value >= 0", value)
     zoom = aug.zoom_range
-    _require((isinstance(zoom, float) and 0 <= zoom < 1)
+    require((isinstance(zoom, float) and 0 <= zoom < 1)
              or (isinstance(zoom, list) and len(zoom) == 2 and 0 < zoom[0] <= zoom[1]),
              "data.augment.zoom_range", "a float in [0, 1) or [lo, hi] with 0 < lo <= hi", zoom)
     if aug.brightness_range is not None:
         b = aug.brightness_range
-        _require(len(b) == 2 and 0 <= b[0] <= b[1], "data.augment.brightness_range",
+        require(len(b) == 2 and 0 <= b[0] <= b[1], "data.augment.brightness_range",
                  "[lo, hi] with 0 <= lo <= hi", b)
-    _require(0 <= aug.cval <= 255, "data.augment.cval", "a pixel value in [0, 255]", aug.cval)
-    _require(aug.rescale is None or aug.rescale != 0, "data.augment.rescale",
+    require(0 <= aug.cval <= 255, "data.augment.cval", "a pixel value in [0, 255]", aug.cval)
+    require(aug.rescale is None or aug.rescale != 0, "data.augment.rescale",
              "null or a non-zero factor", aug.rescale)
 
 
 def _validate_model(model, data, check_files):
-    _require(model.width >= 1, "model.width", "an int >= 1", model.width)
-    _require(0 <= model.dropout < 1, "model.dropout", "a rate in [0, 1)", model.dropout)
-    _require(model.l2 >= 0, "model.l2", "a value >= 0", model.l2)
-    _require(model.fine_tune_layers >= 0, "model.fine_tune_layers", "an int >= 0",
+    require(model.width >= 1, "model.width", "an int >= 1", model.width)
+    require(0 <= model.dropout < 1, "model.dropout", "a rate in [0, 1)", model.dropout)
+    require(model.l2 >= 0, "model.l2", "a value >= 0", model.l2)
+    require(model.fine_tune_layers >= 0, "model.fine_tune_layers", "an int >= 0",
              model.fine_tune_layers)
     if model.name == "resnet50":
-        _require(min(data.image_size) >= 32, "data.image_size", "[height, width], each >= 32 "
+        require(min(data.image_size) >= 32, "data.image_size", "[height, width], each >= 32 "
                  "for ResNet-50", list(data.image_size))
     if check_files and model.weights not in (None, "imagenet"):
-        _require(os.path.isfile(model.weights), "model.weights",
+        require(os.path.isfile(model.weights), "model.weights",
                  "null, 'imagenet' or an existing weights file", model.weights)
 
 
 def _validate_train(train):
-    _require(train.epochs >= 1, "train.epochs", "an int >= 1", train.epochs)
-    _require(train.batch_size >= 1, "train.batch_size", "an int >= 1", train.batch_size)
+    require(train.epochs >= 1, "train.epochs", "an int >= 1", train.epochs)
+    require(train.batch_size >= 1, "train.batch_size", "an int >= 1", train.batch_size)
     for key in ("learning_rate", "fine_tune_learning_rate", "step_gamma"):
         value = getattr(train, key)
-        _require(0 < value < float("inf"), f"train.{key}", "a finite value > 0", value)
+        require(0 < value < float("inf"), f"train.{key}", "a finite value > 0", value)
     for key in ("weight_decay", "momentum", "warmup_epochs", "early_stopping_patience",
                 "fine_tune_epochs"):
         value = getattr(train, key)
-        _require(value >= 0, f"train.{key}", "a value >= 0", value)
-    _require(0 <= train.label_smoothing < 1, "train.label_smoothing", "a float in [0, 1)",
+        require(value >= 0, f"train.{key}", "a value >= 0", value)
+    require(0 <= train.label_smoothing < 1, "train.label_smoothing", "a float in [0, 1)",
              train.label_smoothing)
-    _require(0 <= train.ema_momentum < 1, "train.ema_momentum", "a float in [0, 1)",
+    require(0 <= train.ema_momentum < 1, "train.ema_momentum", "a float in [0, 1)",
              train.ema_momentum)
-    _require(train.clipnorm is None or train.clipnorm > 0, "train.clipnorm",
+    require(train.clipnorm is None or train.clipnorm > 0, "train.clipnorm",
              "null or a value > 0", train.clipnorm)
-    _require(train.gradient_accumulation_steps is None or train.gradient_accumulation_steps >= 2,
+    require(train.gradient_accumulation_steps is None or train.gradient_accumulation_steps >= 2,
              "train.gradient_accumulation_steps", "null or an int >= 2",
              train.gradient_accumulation_steps)
-    _require(train.step_epochs >= 1, "train.step_epochs", "an int >= 1", train.step_epochs)
-    _require(train.steps_per_execution >= 1, "train.steps_per_execution", "an int >= 1",
+    require(train.step_epochs >= 1, "train.step_epochs", "an int >= 1", train.step_epochs)
+    require(train.steps_per_execution >= 1, "train.steps_per_execution", "an int >= 1",
              train.steps_per_execution)
-    _require(train.monitor in MONITORS, "train.monitor", f"one of {list(MONITORS)}",
+    require(train.monitor in MONITORS, "train.monitor", f"one of {list(MONITORS)}",
              train.monitor)
 
 
 def _validate_export(export):
     for name in export.formats:
         close = difflib.get_close_matches(str(name), EXPORT_FORMATS, n=1)
-        _require(name in ("all", *EXPORT_FORMATS), "export.formats",
+        require(name in ("all", *EXPORT_FORMATS), "export.formats",
                  f"a list of formats from {['all', *EXPORT_FORMATS]}", export.formats,
                  f"Did you mean '{close[0]}'?" if close else None)
-    _require(export.name is None or bool(_NAME.fullmatch(export.name)), "export.name",
+    require(export.name is None or bool(_NAME.fullmatch(export.name)), "export.name",
              "null or letters, digits, '_', '-' or '.' (it names a folder)", export.name)
-    _require(bool(export.out), "export.out", "a folder path", export.out)
-    _require(9 <= export.onnx_opset <= 18, "export.onnx_opset", "an ONNX opset in [9, 18] "
+    require(bool(export.out), "export.out", "a folder path", export.out)
+    require(9 <= export.onnx_opset <= 18, "export.onnx_opset", "an ONNX opset in [9, 18] "
              "(the range tf2onnx converts to)", export.onnx_opset)
     for key in ("max_batch_size", "verify_samples", "batch_size"):
-        _require(getattr(export, key) >= 1, f"export.{key}", "an int >= 1",
+        require(getattr(export, key) >= 1, f"export.{key}", "an int >= 1",
                  getattr(export, key))
-    _require(export.atol > 0, "export.atol", "a tolerance > 0", export.atol)
+    require(export.atol > 0, "export.atol", "a tolerance > 0", export.atol)
 
 
 def _validate_compress(compress):
     for name in compress.methods:
         close = difflib.get_close_matches(str(name), COMPRESS_METHODS, n=1)
-        _require(name in COMPRESS_METHODS, "compress.methods",
+        require(name in COMPRESS_METHODS, "compress.methods",
                  f"a list of methods from {list(COMPRESS_METHODS)}", compress.methods,
                  f"Did you mean '{close[0]}'?" if close else None)
-    _require(len(set(compress.methods)) == len(compress.methods), "compress.methods",
+    require(len(set(compress.methods)) == len(compress.methods), "compress.methods",
              "each method at most once", compress.methods)
-    _require(0 <= compress.sparsity < 1, "compress.sparsity", "a fraction in [0, 1)",
+    require(0 <= compress.sparsity < 1, "compress.sparsity", "a fraction in [0, 1)",
              compress.sparsity, "80% zeros is --set compress.sparsity=0.8.")
-    _require(0 <= compress.initial_sparsity <= compress.sparsity, "compress.initial_sparsity",
+    require(0 <= compress.initial_sparsity <= compress.sparsity, "compress.initial_sparsity",
              "a fraction in [0, compress.sparsity]", compress.initial_sparsity)
-    _require(compress.begin_step >= 0, "compress.begin_step", "an int >= 0",
+    require(compress.begin_step >= 0, "compress.begin_step", "an int >= 0",
              compress.begin_step)
-    _require(compress.end_step is None or compress.end_step > compress.begin_step,
+    require(compress.end_step is None or compress.end_step > compress.begin_step,
              "compress.end_step", "null or a step > compress.begin_step", compress.end_step)
-    _require(compress.pruning_frequency is None or compress.pruning_frequency >= 1,
+    require(compress.pruning_frequency is None or compress.pruning_frequency >= 1,
              "compress.pruning_frequency", "null or an int >= 1", compress.pruning_frequency)
-    _require(compress.pruning_power > 0, "compress.pruning_power", "a value > 0",
+    require(compress.pruning_power > 0, "compress.pruning_power", "a value > 0",
              compress.pruning_power)
     for key in ("fine_tune_epochs", "representative_samples", "low_rank_min_params",
                 "latency_batch_size"):
         minimum = 0 if key == "fine_tune_epochs" else 1
-        _require(getattr(compress, key) >= minimum, f"compress.{key}", f"an int >= {minimum}",
+        require(getattr(compress, key) >= minimum, f"compress.{key}", f"an int >= {minimum}",
                  getattr(compress, key))
-    _require(compress.learning_rate is None or 0 < compress.learning_rate < float("inf"),
+    require(compress.learning_rate is None or 0 < compress.learning_rate < float("inf"),
              "compress.learning_rate", "null or a finite value > 0", compress.learning_rate)
-    _require(compress.rank is None or compress.rank >= 1, "compress.rank", "null or an int >= 1",
+    require(compress.rank is None or compress.rank >= 1, "compress.rank", "null or an int >= 1",
              compress.rank)
-    _require(compress.energy is None or 0 < compress.energy <= 1, "compress.energy",
+    require(compress.energy is None or 0 < compress.energy <= 1, "compress.energy",
              "null or a fraction in (0, 1]", compress.energy)
-    _require(0 < compress.param_reduction < 1, "compress.param_reduction",
+    require(0 < compress.param_reduction < 1, "compress.param_reduction",
              "a fraction in (0, 1)", compress.param_reduction)
-    _require(compress.temperature > 0, "compress.temperature", "a value > 0",
+    require(compress.temperature > 0, "compress.temperature", "a value > 0",
              compress.temperature)
-    _require(0 <= compress.alpha <= 1, "compress.alpha", "a weight in [0, 1]", compress.alpha)
-    _require(compress.distill_epochs is None or compress.distill_epochs >= 1,
+    require(0 <= compress.alpha <= 1, "compress.alpha", "a weight in [0, 1]", compress.alpha)
+    require(compress.distill_epochs is None or compress.distill_epochs >= 1,
              "compress.distill_epochs", "null or an int >= 1", compress.distill_epochs)
-    _require(compress.student.width >= 1, "compress.student.width", "an int >= 1",
+    require(compress.student.width >= 1, "compress.student.width", "an int >= 1",
              compress.student.width)
-    _require(0 <= compress.student.dropout < 1, "compress.student.dropout", "a rate in [0, 1)",
+    require(0 <= compress.student.dropout < 1, "compress.student.dropout", "a rate in [0, 1)",
              compress.student.dropout)
     _check_patterns([*compress.pruning_layers, *compress.low_rank_layers])
 
 
 def _validate_runtime(runtime):
-    _require(runtime.cpu_devices >= 0, "runtime.cpu_devices", "an int >= 0",
+    require(runtime.cpu_devices >= 0, "runtime.cpu_devices", "an int >= 0",
              runtime.cpu_devices)
-    _require(0 <= runtime.seed < 2 ** 31, "runtime.seed", "an int in [0, 2**31)",
+    require(0 <= runtime.seed < 2 ** 31, "runtime.seed", "an int in [0, 2**31)",
              runtime.seed)
     mesh = runtime.mesh_shape
-    _require(mesh is None or (len(mesh) == 2 and min(mesh) >= 1), "runtime.mesh_shape",
+    require(mesh is None or (len(mesh) == 2 and min(mesh) >= 1), "runtime.mesh_shape",
              "null or [batch, model], each >= 1", mesh)
-    _require(runtime.model_parallel_min_params >= 0, "runtime.model_parallel_min_params",
+    require(runtime.model_parallel_min_params >= 0, "runtime.model_parallel_min_params",
              "an int >= 0", runtime.model_parallel_min_params)
     _check_patterns(runtime.model_parallel_layers)
-
-
-def _validate_rl(config):
-    """The DQN settings, and what a reinforcement-learning run does not take."""
-    rl = config.rl
-    _require(bool(rl.env_id.strip()), "rl.env_id", "a Gymnasium id such as CartPole-v1",
-             rl.env_id)
-    for key in ("num_envs", "total_steps", "buffer_size", "batch_size", "train_frequency",
-                "gradient_steps", "target_update_interval", "n_step"):
-        _require(getattr(rl, key) >= 1, f"rl.{key}", "an int >= 1", getattr(rl, key),
-                 "e.g. 100000 transitions." if key == "buffer_size" else None)
-    for key in ("learning_starts", "eval_interval"):
-        _require(getattr(rl, key) >= 0, f"rl.{key}", "an int >= 0", getattr(rl, key))
-    _require(rl.eval_episodes >= 1, "rl.eval_episodes", "an int >= 1", rl.eval_episodes)
-    for key in ("learning_rate", "max_grad_norm"):
-        _require(0 < getattr(rl, key) < float("inf"), f"rl.{key}", "a finite value > 0",
-                 getattr(rl, key))
-    _require(0 <= rl.gamma <= 1, "rl.gamma", "a discount in [0, 1]", rl.gamma)
-    _require(0 < rl.tau <= 1, "rl.tau", "a fraction in (0, 1] (1 = hard updates)", rl.tau)
-    for key in ("exploration_fraction", "epsilon_start", "epsilon_end"):
-        _require(0 <= getattr(rl, key) <= 1, f"rl.{key}", "a fraction in [0, 1]",
-                 getattr(rl, key))
-    _require(len(rl.hidden_units) >= 1 and min(rl.hidden_units) >= 1, "rl.hidden_units",
-             "a list of layer widths, each >= 1", rl.hidden_units)
-    if config.task != "reinforcement_learning":
-        return
-    runtime = config.runtime
-    _require(runtime.strategy in ("auto", "none"), "runtime.strategy", "auto or none for "
-             "reinforcement learning (DQN steps one small network; it trains on one device)",
-             runtime.strategy)
-    _require(runtime.precision == "float32", "runtime.precision", "float32 for "
-             "reinforcement learning (Q-values are regressed; the network is small)",
-             runtime.precision)
-    _require(not config.compress.methods, "compress.methods", "[] for reinforcement learning "
-             "(compression works on image classifiers)", config.compress.methods)
-
-
-def _validate_translation(config, check_files):
-    """The T5 settings, and which data sources and methods go with which task."""
-    t = config.translation
-    is_translation = config.task == "translation"
-    sources = {"translation": TEXT_SOURCES, "recommendation": RATINGS_SOURCES}.get(
-        config.task, IMAGE_SOURCES)
-    _require(config.data.source in sources, "data.source", f"one of {list(sources)} for "
-             f"task={config.task}", config.data.source)
-    for key in ("num_pairs", "eval_batch_size", "num_beams"):
-        _require(getattr(t, key) >= 1, f"translation.{key}", "an int >= 1", getattr(t, key))
-    _require(t.max_number >= 1, "translation.max_number", "an int >= 1", t.max_number)
-    for key in ("max_source_length", "max_target_length"):
-        _require(getattr(t, key) >= 4, f"translation.{key}", "an int >= 4 (tokens, with "
-                 "</s>)", getattr(t, key))
-    _require(t.max_length is None or t.max_length >= 2, "translation.max_length",
-             "null or an int >= 2", t.max_length)
-    for key in ("num_layers", "num_heads", "hidden_dim", "intermediate_dim", "key_value_dim"):
-        value = getattr(t, key)
-        _require(value is None or value >= 1, f"translation.{key}", "null or an int >= 1",
-                 value)
-    _require(0 <= t.dropout < 1, "translation.dropout", "a rate in [0, 1)", t.dropout)
-    _require(t.vocab_size >= 16, "translation.vocab_size", "an int >= 16", t.vocab_size)
-    if not is_translation:
-        return
-    if check_files and t.target_path is not None:
-        _require(os.path.isfile(t.target_path), "translation.target_path",
-                 "null or an existing text file (the target side of paired files)",
-                 t.target_path)
-    if config.data.source == "numbers":
-        _require(t.num_pairs >= 10, "translation.num_pairs", "an int >= 10", t.num_pairs)
-        _require(t.num_pairs <= t.max_number + 1, "translation.num_pairs",
-                 f"at most translation.max_number + 1 = {t.max_number + 1} (distinct numbers)",
-                 t.num_pairs)
-    _require(config.data.test_split > 0, "data.test_split", "a fraction in (0, 1): BLEU "
-             "and exact match are measured on the test split", config.data.test_split)
-    for method in config.compress.methods:
-        _require(method == "quantize", "compress.methods", "[] or [quantize] for translation "
-                 "(Keras int8 of the Dense layers)", config.compress.methods)
-    if config.compress.methods:
-        _require(config.compress.quantization in ("int8", "keras_int8"),
-                 "compress.quantization", "int8 or keras_int8 for translation (Keras int8 of "
-                 "the Dense layers)", config.compress.quantization)
-    if config.data.source == "numbers":
-        _require(t.source_language in NUMBER_LANGUAGES, "translation.source_language",
-                 f"one of {sorted(NUMBER_LANGUAGES)} for data.source=numbers (num2words)",
-                 t.source_language)
-        _require(t.target_language in NUMBER_LANGUAGES, "translation.target_language",
-                 f"one of {sorted(NUMBER_LANGUAGES)} for data.source=numbers (num2words)",
-                 t.target_language)
-
-
-def _validate_recommend(config, check_files):
-    """The recommender settings, and what a recommendation run does not take."""
-    r = config.recommend
-    for key in ("embedding_dim", "k", "num_users", "num_items", "eval_batch_size"):
-        _require(getattr(r, key) >= 1, f"recommend.{key}", "an int >= 1", getattr(r, key))
-    _require(r.list_size >= 2, "recommend.list_size", "an int >= 2", r.list_size)
-    _require(r.cross_layers >= 0, "recommend.cross_layers", "an int >= 0", r.cross_layers)
-    _require(0 < r.temperature < float("inf"), "recommend.temperature", "a finite value > 0",
-             r.temperature)
-    for key in ("tower_layers", "deep_layers"):
-        _require(all(w >= 1 for w in getattr(r, key)), f"recommend.{key}",
-                 "a list of layer widths, each >= 1", getattr(r, key))
-    for key in ("user_column", "item_column"):
-        _require(bool(getattr(r, key).strip()), f"recommend.{key}", "a column name",
-                 getattr(r, key))
-    if config.task != "recommendation":
-        return
-    if check_files and r.items_path is not None:
-        _require(os.path.isfile(r.items_path), "recommend.items_path", "null or an existing "
-                 "items file (movies.csv, movies.dat or u.item)", r.items_path)
-    if config.data.source == "generated":
-        _require(r.k <= r.num_items, "recommend.k", f"at most recommend.num_items = "
-                 f"{r.num_items}", r.k)
-    _require(config.data.test_split > 0, "data.test_split", "a fraction in (0, 1): recall@k "
-             "is measured on each user's latest ratings", config.data.test_split)
-    _require(config.train.monitor in ("val_loss", "loss"), "train.monitor", "val_loss or loss "
-             "for recommendation (its metrics are measured after training)",
-             config.train.monitor)
-    if r.model == "ranking":
-        _require(r.rating_column is not None, "recommend.rating_column", "a column name: "
-                 "a ranking model learns from ratings", r.rating_column,
-                 "Use recommend.model=two_tower for logs without ratings.")
-    _require(not config.compress.methods, "compress.methods", "[] for recommendation "
-             "(compression works on image classifiers and translation models)",
-             config.compress.methods)
-    for fmt in config.export.formats:
-        _require(fmt in ("saved_model", "all"), "export.formats", "[] or [saved_model] for "
-                 "recommendation (user id in, top-k item ids and scores out)",
-                 config.export.formats)
 
 
 def _check_patterns(patterns):
@@ -753,10 +736,13 @@ def validate(config, check_files=True):
         check_files: also check that files named in the config exist (off when
             reading a finished run, whose weights file may have moved).
     """
+    schema = schema_of(config.task)
     flat = _flatten(config.to_dict())
-    for key, choices in CHOICES.items():
-        _require(flat[key] in choices, key, f"one of {list(choices)}", flat[key])
-    _require(bool(_NAME.fullmatch(config.name)), "name", "letters, digits, '_', '-' or '.' "
+    for key, choices in {**CHOICES, **schema.choices}.items():
+        require(flat[key] in choices, key, f"one of {list(choices)}", flat[key])
+    require(config.data.source in schema.data_sources, "data.source",
+             f"one of {list(schema.data_sources)} for task={config.task}", config.data.source)
+    require(bool(_NAME.fullmatch(config.name)), "name", "letters, digits, '_', '-' or '.' "
              "(it names the run folder)", config.name)
     _validate_data(config.data)
     _validate_model(config.model, config.data, check_files)
@@ -764,26 +750,23 @@ def validate(config, check_files=True):
     _validate_compress(config.compress)
     _validate_export(config.export)
     _validate_runtime(config.runtime)
-    _validate_rl(config)
-    _validate_translation(config, check_files)
-    _validate_recommend(config, check_files)
+    if schema.validate:
+        schema.validate(config, check_files)
     return config
 
 
 def _absolute_paths(config):
-    """Data paths become absolute, so a run's config.yaml works from any directory."""
-    if config.data.path:
-        path = os.path.abspath(os.path.expanduser(config.data.path))
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=path))
-    if config.recommend.items_path:
-        path = os.path.abspath(os.path.expanduser(config.recommend.items_path))
-        config = dataclasses.replace(config, recommend=dataclasses.replace(
-            config.recommend, items_path=path))
-    if config.translation.target_path:
-        path = os.path.abspath(os.path.expanduser(config.translation.target_path))
-        config = dataclasses.replace(config, translation=dataclasses.replace(
-            config.translation, target_path=path))
-    return config
+    """Fields marked `PATH` become absolute, so a run's config.yaml works from anywhere."""
+    changes = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            fixed = _absolute_paths(value)
+            if fixed is not value:
+                changes[f.name] = fixed
+        elif f.metadata.get("path") and value:
+            changes[f.name] = os.path.abspath(os.path.expanduser(value))
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def _flatten(d, prefix=""):
@@ -803,7 +786,8 @@ def load_config(experiment="digits", config_file=None, overrides=()):
     """Resolves an experiment into a validated, frozen `ExperimentConfig`.
 
     Args:
-        experiment: name of a shipped experiment (see `list_experiments()`).
+        experiment: name of a shipped experiment (see `list_experiments()`), or the
+            path of an experiment YAML file of one's own (`name` defaults to its stem).
         config_file: optional YAML file merged over the experiment.
         overrides: `a.b=value` strings (values parsed as YAML), applied last.
 
@@ -816,14 +800,113 @@ def load_config(experiment="digits", config_file=None, overrides=()):
     raw = _experiment_dict(experiment)
     if config_file:
         _merge(raw, _read_yaml_file(config_file))
+    _apply_overrides(raw, overrides)
+    config = validate(_absolute_paths(_build_experiment(raw)))
+    _warn_ignored(config)
+    return config
+
+
+# Keys only some data sources and models read: {key: (the values that read it, why)}.
+_READ_ONLY_BY = {
+    "data.path": ("data.source", ("folder", "npz", "parallel", "ratings"), "the files"),
+    "data.tfds_name": ("data.source", ("tfds",), "the TFDS dataset"),
+    "data.data_dir": ("data.source", ("tfds",), "the TFDS folder"),
+    "data.num_classes": ("data.source", ("synthetic",), "synthetic data's classes"),
+    "data.num_examples": ("data.source", ("synthetic",), "synthetic data's size"),
+    "model.width": ("model.name", ("cnn", "resnet"), "the width of tfsuite's own CNNs"),
+    "model.weights": ("model.name", ("resnet50",), "keras.applications weights"),
+}
+
+
+def ignored_keys(config):
+    """[(key, why)] of keys set away from their defaults that this run will not read."""
+    flat, default = _flatten(config.to_dict()), _flatten(type(config)().to_dict())
+    schema = schema_of(config.task)
+    found = []
+    for key, value in flat.items():
+        if value == default.get(key):
+            continue
+        unused = next((why for prefix, why in schema.unused.items()
+                       if key == prefix or key.startswith(prefix + ".")), None)
+        if unused:
+            found.append((key, unused))
+        elif key in _READ_ONLY_BY:
+            switch, readers, what = _READ_ONLY_BY[key]
+            if flat[switch] not in readers:
+                found.append((key, f"{what}: read only with {switch} in {list(readers)}, and "
+                                   f"this run has {switch}={flat[switch]}"))
+    return found
+
+
+def _warn_ignored(config):
+    import logging
+
+    for key, why in ignored_keys(config):
+        logging.getLogger("tfsuite").warning("`%s` is ignored (%s).", key, why)
+
+
+def _apply_overrides(raw, overrides):
+    """Merges `a.b=value` strings (values read as YAML), or a {"a.b": value} mapping of
+    Python values (a string value is read as YAML too, as on the command line)."""
+    if isinstance(overrides, dict):
+        for key, value in overrides.items():
+            if not isinstance(key, str) or not key:
+                raise user_error("Malformed override", "a dotted key such as 'train.epochs'",
+                                 f"{key!r}")
+            if isinstance(value, str):
+                _merge(raw, parse_override(f"{key}={value}"))
+            else:
+                nested = value
+                for part in reversed(key.split(".")):
+                    nested = {part: nested}
+                _merge(raw, nested)
+        return raw
+    if isinstance(overrides, str):
+        raise user_error("Overrides must be a list or a mapping", "e.g. ['train.epochs=3'] "
+                         "or {'train.epochs': 3}", f"overrides={overrides!r}")
     for text in overrides:
         _merge(raw, parse_override(text))
-    return validate(_absolute_paths(_build(ExperimentConfig, raw)))
+    return raw
 
 
-def config_from_dict(raw, check_files=True):
-    """Builds and validates a config from a plain dict (e.g. a run's config.yaml)."""
-    return validate(_build(ExperimentConfig, raw), check_files=check_files)
+def _build_experiment(raw, other_sections="error"):
+    """The typed config of `raw`'s task: the core keys and that task's section.
+
+    A section of another task is an error, or with `other_sections="drop"` left
+    out: run folders written before sections were per task hold all of them.
+    """
+    if not isinstance(raw, dict):
+        raise user_error("A config must be a mapping", "`key: value` pairs", repr(raw)[:200])
+    task = raw.get("task", ExperimentConfig.task)
+    if not isinstance(task, str):
+        raise _type_error("task", str, task)
+    cls = config_class(schema_of(task).task)
+    own = {f.name for f in dataclasses.fields(cls)}
+    for key in list(raw):
+        owner = next((s.task for s in _SCHEMAS.values() if s.section == key), None)
+        if owner is None or key in own:
+            continue
+        if other_sections == "drop":
+            del raw[key]
+            continue
+        section = raw[key] if isinstance(raw[key], dict) and raw[key] else {"": raw[key]}
+        name, value = next(iter(section.items()))
+        where = f"{key}.{name}" if name else key
+        raise user_error(f"Config key `{where}` belongs to another task", f"keys of "
+                         f"task={task} (`python -m tfsuite.run config EXPERIMENT` lists them)",
+                         f"{where}={value!r} for task={task}; the `{key}` section is "
+                         f"task={owner}'s", f"Remove it, or train an experiment of task {owner}.")
+    return _build(cls, raw)
+
+
+def config_from_dict(raw, check_files=True, other_sections="drop"):
+    """Builds and validates a config from a plain dict (e.g. a run's config.yaml).
+
+    Sections of other tasks (run folders of older tfsuite versions hold them all)
+    are dropped, or with `other_sections="error"` refused.
+    """
+    return validate(_build_experiment(dict(raw), other_sections=other_sections),
+                    check_files=check_files)
 
 
 def with_overrides(config, overrides, section=None):
@@ -841,7 +924,7 @@ def with_overrides(config, overrides, section=None):
             raise user_error(f"Only `{section}.*` keys can be set here", f"{section}.KEY=VALUE",
                              f"--set {text!r}")
         _merge(raw, parsed)
-    return config_from_dict(raw, check_files=False)
+    return config_from_dict(raw, check_files=False, other_sections="error")
 
 
 def write_config(config, path):

@@ -53,7 +53,7 @@ def check_ports(ports):
                                  "leave it out to take free ports.") from None
 
 
-def prepare(command, backend):
+def prepare(command, backend, parser):
     """(command, backend, run directory) for the workers.
 
     Only `train` runs as a job. Every worker must agree on one run folder, so the
@@ -61,13 +61,13 @@ def prepare(command, backend):
     is the run's own `runtime.backend` when its config pins one.
     """
     from tfsuite.config import load_config
-    from tfsuite.run import build_parser
     from tfsuite.run_dir import resolve_run_dir
+    from tfsuite.task import get_task
 
     if not command:
         raise user_error("No command to launch", "a tfsuite command after `--`, e.g. "
                          "`launch --workers 2 -- train digits`", "command=[]")
-    args = build_parser().parse_args(command)
+    args = parser.parse_args(command)
     if args.command != "train":
         raise user_error("launch runs training jobs", "`-- train EXPERIMENT ...` (evaluate, "
                          "compress and export run in one process on the finished run)",
@@ -87,7 +87,7 @@ def prepare(command, backend):
                          f"backend={backend!r}")
     run_dir = args.run_dir
     if not run_dir:
-        run_dir = resolve_run_dir(config)[0]
+        run_dir = resolve_run_dir(config, task_files=get_task(config).run_files)[0]
         command = [*command, "--run-dir", run_dir]
     return command, backend, run_dir
 
@@ -145,12 +145,13 @@ def _start(command, backend, addresses, out):
     return processes, threads
 
 
-def launch(num_workers, command, backend=None, port=None, out=None):
+def launch(num_workers, command, parser, backend=None, port=None, out=None):
     """Runs a `train` command as `num_workers` local workers; returns the job's exit code.
 
     Args:
         num_workers: how many worker processes (>= 1).
         command: the tfsuite command line, e.g. `["train", "digits"]`.
+        parser: the CLI's `argparse` parser, which reads `command`.
         backend: "tensorflow" (TF_CONFIG, MultiWorkerMirroredStrategy) or "jax"
             (keras.distribution over every worker's devices). Defaults to the run's
             `runtime.backend`, else KERAS_BACKEND, else "tensorflow".
@@ -161,7 +162,7 @@ def launch(num_workers, command, backend=None, port=None, out=None):
     if num_workers < 1:
         raise user_error("--workers must be positive", "an int >= 1",
                          f"workers={num_workers}")
-    command, backend, run_dir = prepare(command, backend)
+    command, backend, run_dir = prepare(command, backend, parser)
     ports = free_ports(1 if backend == "jax" else num_workers, port)
     if port is not None:
         check_ports(ports)

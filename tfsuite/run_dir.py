@@ -5,13 +5,28 @@ import os
 from tfsuite.config import read_run_config
 from tfsuite.errors import UserError, user_error
 from tfsuite.io import read_json
-SUMMARY = "summary.json"
+
+# The run directory's layout: every module names its files through these.
+CONFIG = "config.yaml"  # written first: the resolved config
+SUMMARY = "summary.json"  # written last: status "completed", metrics, paths
 MODEL = "model.keras"
+CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.json"  # in RUN_DIR/checkpoints, written after every epoch
-# What a run writes before its first epoch ends; a folder holding only these is an
-# abandoned start that may begin again. Anything else in it is the user's.
-RUN_FILES = {"config.yaml", "checkpoints", "logs", "history.csv",
-             "tokenizer.model", "corpus.tsv"}  # (translation runs)
+HISTORY = "history.csv"
+CURVES = "training_curves.png"
+EVALUATION = "evaluation"
+COMPRESS_DIR = "compress"  # RUN_DIR/compress/<method>/ (model, report.json, comparison.png)
+COMPRESS_REPORT = "report.json"
+EXPORT_REPORT = "export.json"  # the latest export (also in each exported version folder)
+# What every run writes before its first epoch ends; a folder holding only these (and its
+# task's `Task.run_files`) is an abandoned start that may begin again. Anything else in it
+# is the user's.
+RUN_FILES = {CONFIG, CHECKPOINTS, "logs", HISTORY}
+
+
+def compress_dir(run_dir, method):
+    """RUN_DIR/compress/<method>: one compression method's output."""
+    return os.path.join(run_dir, COMPRESS_DIR, method)
 
 
 def read_state(checkpoint_dir):
@@ -42,7 +57,7 @@ def is_completed(run_dir):
     return os.path.isfile(path) and read_json(path).get("status") == "completed"
 
 
-def resolve_run_dir(config, run_dir=None):
+def resolve_run_dir(config, run_dir=None, task_files=()):
     """Chooses the run directory without writing anything; returns (run_dir, resuming).
 
     Without `run_dir`, runs go to `runs/<experiment>`, or to the first of
@@ -60,7 +75,7 @@ def resolve_run_dir(config, run_dir=None):
         for n in range(1, 10000):
             candidate = base if n == 1 else f"{base}-{n}"
             try:
-                return resolve_run_dir(config, candidate)
+                return resolve_run_dir(config, candidate, task_files)
             except UserError:
                 continue  # someone's finished or different run: leave it, try the next
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
@@ -78,7 +93,7 @@ def resolve_run_dir(config, run_dir=None):
                          "out to get a fresh one); the finished run was left as it is.")
     if read_state(os.path.join(run_dir, "checkpoints")) is None:
         if not os.path.isdir(os.path.join(run_dir, "checkpoints")) or \
-                set(os.listdir(run_dir)) - RUN_FILES:
+                set(os.listdir(run_dir)) - RUN_FILES - set(task_files):
             raise user_error("The run directory exists and is not a tfsuite run",
                              "a new or empty folder", f"run_dir={run_dir!r}",
                              "Choose another --run-dir; nothing was changed.")

@@ -13,8 +13,8 @@ from tfsuite.errors import UserError
 def digits(cnn_run):
     from tfsuite.config import read_run_config
     from tfsuite.export.model import float32_copy
-    from tfsuite.stages import load_run_model
-    from tfsuite.tasks import get_task
+    from tfsuite.models.saving import load_run_model
+    from tfsuite.task import get_task
 
     _, run_dir = cnn_run
     config = read_run_config(run_dir)

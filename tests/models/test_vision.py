@@ -8,7 +8,7 @@ from tfsuite.config import AugmentConfig, ModelConfig
 from tfsuite.errors import UserError
 from tfsuite.models.vision import (RESNET50_NOTOP, build_classifier, resolve_resnet50_weights,
                                    set_trainable_layers)
-from tfsuite.stages import load_run_model
+from tfsuite.models.saving import load_run_model
 
 pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
 

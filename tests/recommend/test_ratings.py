@@ -110,7 +110,7 @@ def test_threshold_above_every_rating_is_an_error(tmp_path):
 def test_generated_ratings_are_fixed_and_read_back_as_written(tmp_path):
     """`write-ratings` files and the `generated` source are the same data, every time."""
     from tfsuite.config import load_config
-    from tfsuite.recommend.stage import load_ratings
+    from tfsuite.recommend.loading import load_ratings
 
     ratings, movies = generate_ratings()
     digests = []

@@ -142,7 +142,7 @@ MODEL_PARALLEL_CHECK = r"""
 import json, sys
 import numpy as np
 from tfsuite.config import load_config
-from tfsuite.tasks import get_task
+from tfsuite.task import get_task
 from tfsuite.training.runtime import select_backend, setup_runtime
 config = load_config("digits_mlp", overrides=["runtime.strategy=model_parallel",
                                               "runtime.cpu_devices=2"])

@@ -15,15 +15,11 @@ import time
 from tfsuite.config import COMPRESS_METHODS
 from tfsuite.errors import user_error
 from tfsuite.io import display_path, read_json, write_json
-from tfsuite.run_dir import MODEL, SUMMARY
+from tfsuite.run_dir import COMPRESS_DIR, MODEL, SUMMARY
+from tfsuite.run_dir import COMPRESS_REPORT as REPORT
+from tfsuite.run_dir import compress_dir as output_dir
 
-COMPRESS_DIR = "compress"
-REPORT = "report.json"
 PLOT = "comparison.png"
-
-
-def output_dir(run_dir, method):
-    return os.path.join(run_dir, COMPRESS_DIR, method)
 
 
 def check_method(method, flag="--method"):
@@ -36,18 +32,14 @@ def check_method(method, flag="--method"):
                          else None)
 
 
-def compress_config_for(run_dir, overrides=()):
-    """The run's config with `compress.*` overrides applied and validated."""
-    from tfsuite.config import read_run_config, with_overrides
+def compress_config_for(run_dir, task, method, overrides=()):
+    """The run's config with `compress.*` overrides applied and validated; `method` must
+    be one that the run's `task` supports (`Task.check_compression`)."""
+    from tfsuite.config import with_overrides
 
-    config = read_run_config(run_dir)
-    if config.task not in ("image_classification", "translation"):
-        raise user_error("Compression works on image classifiers and translation models",
-                         "a run of an image_classification or translation experiment",
-                         f"{run_dir} (task={config.task})",
-                         "A DQN's Q-network is small already; export it with `python -m "
-                         f"tfsuite.run export {run_dir}`.")
-    return with_overrides(config, overrides, section="compress")
+    check_method(method)
+    task.check_compression(method, run_dir)
+    return with_overrides(task.config, overrides, section="compress")
 
 
 def source_model_path(run_dir, source=None):
@@ -71,7 +63,7 @@ def source_model_path(run_dir, source=None):
 def _load(path, run_dir):
     import keras
 
-    from tfsuite.stages import load_run_model, register_custom_objects
+    from tfsuite.models.saving import load_run_model, register_custom_objects
 
     if path == os.path.join(run_dir, MODEL):
         return load_run_model(run_dir)
@@ -79,13 +71,15 @@ def _load(path, run_dir):
     return keras.saving.load_model(path, compile=False)
 
 
-def compress_run(run_dir, config, method, source=None, quiet=False):
+def compress_run(run_dir, config, method, task, source=None, quiet=False):
     """Compresses a finished run's model with one method; returns the report dict.
 
     Args:
         run_dir: a run directory with model.keras.
         config: the run's `ExperimentConfig` (see `compress_config_for`).
         method: "prune", "quantize", "low_rank" or "distill".
+        task: the run's task; one with a compression of its own does the work
+            (`Task.compress`), else the task gives the data the models are scored on.
         source: compress the output of this earlier method instead of the run's
             model (e.g. quantize the pruned model). Defaults to `None`.
         quiet: no progress lines. Defaults to `False`.
@@ -95,20 +89,17 @@ def compress_run(run_dir, config, method, source=None, quiet=False):
     from tfsuite.compression import measure
     from tfsuite.compression.methods import METHODS, CompressContext
     from tfsuite.export.model import check_exportable, float32_copy
-    from tfsuite.tasks import get_task
 
     check_method(method)
-    if config.task == "translation":
-        from tfsuite.translation.quantize import compress_translation
-
-        return compress_translation(run_dir, config, method, quiet)
+    own = task.compress(run_dir, config, method, quiet)
+    if own is not None:
+        return own
     path = source_model_path(run_dir, source)
     if keras.backend.backend() != "tensorflow" and _needs_tensorflow(config.compress, method):
         return _compress_in_tensorflow_process(run_dir, config, method, source, quiet)
     started = time.perf_counter()
     model, _ = float32_copy(_load(path, run_dir))
     check_exportable(model, path)  # no augmentation layers: compressed files are deployed
-    task = get_task(config)
     data = task.build_inputs()
     keras.utils.set_random_seed(config.runtime.seed)
     parent = os.path.join(run_dir, COMPRESS_DIR)

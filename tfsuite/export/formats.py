@@ -80,7 +80,8 @@ def _export_litert(context):
 
 def compressed_litert(run_dir):
     """The compression stage's quantized `.tflite` in a run, with its report, or None."""
-    from tfsuite.compression.stage import REPORT, output_dir
+    from tfsuite.run_dir import COMPRESS_REPORT as REPORT
+    from tfsuite.run_dir import compress_dir as output_dir
     from tfsuite.io import read_json
 
     folder = output_dir(run_dir, "quantize")
@@ -100,7 +101,7 @@ def _export_litert_quantized(context):
 
     from tfsuite.export.litert import LiteRTRunner
     from tfsuite.export.model import float32_copy, predict_in_batches
-    from tfsuite.stages import register_custom_objects
+    from tfsuite.models.saving import register_custom_objects
 
     source, report = compressed_litert(context.run_dir)
     path = os.path.join(context.staging, FILES["litert_quantized"])

@@ -14,7 +14,7 @@ class KerasRunner:
     def __init__(self, path):
         import keras
 
-        from tfsuite.stages import register_custom_objects
+        from tfsuite.models.saving import register_custom_objects
 
         register_custom_objects()
         self.model = keras.saving.load_model(path, compile=False)

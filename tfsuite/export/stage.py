@@ -21,8 +21,8 @@ from tfsuite.export.formats import EXPORTERS, ExportContext, compressed_litert
 from tfsuite.export.saved_model import input_name
 from tfsuite.io import display_path, read_json, write_json
 from tfsuite.packages import has_tensorflow, is_installed
+from tfsuite.run_dir import EXPORT_REPORT, MODEL
 
-EXPORT_REPORT = "export.json"
 _NEEDS = {"saved_model": ("tensorflow",), "onnx": ("tensorflow", "tf2onnx", "onnx", "onnxruntime"),
           "litert": ("tensorflow",), "tensorrt": ("tensorflow", "tf2onnx", "onnx"), "keras": ()}
 _INSTALL = {"saved_model": "pip install tensorflow", "litert": "pip install tensorflow",
@@ -118,80 +118,112 @@ def resolve_formats(requested):
     return [f for f in EXPORT_FORMATS if f in wanted]
 
 
-def export_run(run_dir, export_config, quiet=False):
+def export_run(run_dir, export_config, task, quiet=False):
     """Exports a run's model in every format of `export_config.formats`; returns the report.
+
+    Args:
+        run_dir: a finished run.
+        export_config: its `ExportConfig` (see `export_config_for`).
+        task: the run's task (`tfsuite.task.get_task`): it brings the inputs the
+            artifacts are checked on (`export_spec`), or its own serving module
+            (`serving_export`).
+        quiet: no progress lines.
 
     Formats that need TensorFlow are written by a TensorFlow-backend subprocess
     when this process runs Keras on another backend (the `.keras` file loads on
     any backend).
     """
-    from tfsuite.config import read_run_config
-
-    config = read_run_config(run_dir)
-    if config.task in ("translation", "recommendation"):
-        if config.task == "translation":
-            from tfsuite.translation.export import formats_for
-        else:
-            from tfsuite.recommend.export import formats_for
-
-        formats = formats_for(export_config.formats)
-    else:
-        formats = resolve_formats(export_config.formats)
+    serving = task.serving_export(run_dir, export_config)
+    formats = (serving.formats_for(export_config.formats) if serving is not None
+               else resolve_formats(export_config.formats))
     import keras
 
     if (keras.backend.backend() != "tensorflow" and any(_NEEDS[f] for f in formats)
             and has_tensorflow()):
         return export_in_tensorflow_process(run_dir, export_config, formats, quiet)
-    if config.task == "translation":
-        from tfsuite.translation.export import export_translation
+    if serving is None:
+        serving = KerasExport(run_dir, export_config, task)
+        if "litert" in formats and compressed_litert(run_dir):
+            formats = [*formats, "litert_quantized"]  # compress --method quantize made one
+    return export_version(run_dir, task.config, export_config, formats, serving.write, quiet)
 
-        return export_translation(run_dir, config, export_config, quiet)
-    if config.task == "recommendation":
-        from tfsuite.recommend.export import export_recommender
 
-        return export_recommender(run_dir, config, export_config, quiet)
-    from tfsuite.export.model import check_exportable, float32_copy
-    from tfsuite.run_dir import MODEL
-    from tfsuite.stages import load_run_model
-
+def export_version(run_dir, config, export_config, formats, write, quiet=False):
+    """The one export flow: a new version OUT/NAME/VERSION is staged, written and checked
+    by `write(staging, final, formats, name, folder, quiet)` (which returns the report's
+    task-specific entries and a failure message or None), and published only when
+    everything passed. Returns the report (also OUT/NAME/VERSION/export.json and
+    RUN_DIR/export.json).
+    """
     name = export_config.name or config.name
     folder = layout.model_dir(export_config.out, name)
-    model = load_run_model(run_dir)
-    check_exportable(model, os.path.join(run_dir, MODEL))
-    model32, was_mixed = float32_copy(model)
-    from tfsuite.tasks import get_task
-
-    spec = get_task(config).export_spec(run_dir, model, export_config.verify_samples)
-    images = spec["inputs"]
-    reference = _reference(model, model32, was_mixed, images, export_config, run_dir,
-                           spec["source"])
     version = layout.next_version(folder)
     staging, created = layout.start_version(folder, version)
+    final = os.path.join(folder, str(version))
     _say(quiet, f"tfsuite: exporting {display_path(run_dir)} as {name} version {version} "
                 f"({', '.join(formats)})")
-    if "litert" in formats and compressed_litert(run_dir):
-        formats = [*formats, "litert_quantized"]  # compress --method quantize made one
-    context = ExportContext(model32, export_config, staging,
-                            os.path.join(folder, str(version)), images, input_name(model32),
-                            run_dir=run_dir, outputs=spec["outputs"])
     try:
-        results, skipped = _export_formats(context, formats, reference["probabilities"], quiet)
-        serving = _write_serving_files(context, name, folder, "saved_model" in results)
-        report = _report(run_dir, name, version, context, spec, reference, results,
-                         skipped, serving, config)
+        entries, failure = write(staging, final, formats, quiet)
+        serving = None
+        if os.path.isfile(os.path.join(staging, "request.json")):
+            serving = serving_record(name, folder, final)
+        report = {"run_dir": os.path.abspath(run_dir), "experiment": config.name,
+                  "name": name, "version": version, "path": final, "task": config.task,
+                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **entries,
+                  "serving": serving}
         write_json(os.path.join(staging, EXPORT_REPORT), report)
     except BaseException:
         layout.discard(staging, created)
         raise
-    failed = [f for f, r in results.items() if not r["verified"]]
-    if failed:
+    if failure:
         rejected = layout.reject(staging, folder, version)
-        raise VerificationError(_mismatch_message(failed, results, export_config, rejected))
+        raise VerificationError(f"{failure} The version was not published; its files are "
+                                f"kept in {rejected} for inspection.")
     layout.publish(staging, folder, version)
     if report["serving"]:
         write_models_config(report["serving"], name)
     write_run_report(run_dir, report)
     return report
+
+
+class KerasExport:
+    """A Keras model exported in the generic formats (SavedModel, ONNX, LiteRT, TensorRT,
+    .keras), each checked against the float32 Keras model on the task's inputs."""
+
+    def __init__(self, run_dir, export_config, task):
+        from tfsuite.export.model import check_exportable, float32_copy
+
+        self.run_dir, self.export_config = run_dir, export_config
+        self.model = task.load_model(run_dir)
+        check_exportable(self.model, os.path.join(run_dir, MODEL))
+        self.model32, self.was_mixed = float32_copy(self.model)
+        self.spec = task.export_spec(run_dir, self.model, export_config.verify_samples)
+        self.reference = _reference(self.model, self.model32, self.was_mixed,
+                                    self.spec.inputs, export_config, run_dir, self.spec.source)
+
+    def write(self, staging, final, formats, quiet):
+        spec, model = self.spec, self.model32
+        context = ExportContext(model, self.export_config, staging, final, spec.inputs,
+                                input_name(model), run_dir=self.run_dir, outputs=spec.outputs)
+        results, skipped = _export_formats(context, formats, self.reference["probabilities"],
+                                           quiet)
+        if "saved_model" in results:
+            from tfsuite.export.saved_model import write_rest_request
+
+            write_rest_request(os.path.join(staging, "request.json"), spec.inputs[:2],
+                               context.input_name)
+        scores, argmax = spec.outputs
+        entries = {
+            "input": {"name": context.input_name, "shape": [None, *model.input_shape[1:]],
+                      "dtype": "float32", **spec.input},
+            "outputs": {scores: [None, model.output_shape[-1]], argmax: [None]},
+            **spec.labels,
+            "reference": {k: v for k, v in self.reference.items() if k != "probabilities"},
+            "tolerance": {"atol": self.export_config.atol},
+            "formats": results, "skipped": skipped}
+        failed = [f for f, r in results.items() if not r["verified"]]
+        return entries, (_mismatch_message(failed, results, self.export_config)
+                         if failed else None)
 
 
 def _say(quiet, text):
@@ -263,17 +295,6 @@ def _export_formats(context, formats, reference, quiet):
 # ---------------------------------------------------------------- serving files and report
 
 
-def _write_serving_files(context, name, folder, has_saved_model):
-    """The example REST body; models.config is checked now, written once the version is out."""
-    if not has_saved_model:
-        return None
-    from tfsuite.export.saved_model import write_rest_request
-
-    request = os.path.join(context.staging, "request.json")
-    write_rest_request(request, context.images[:2], context.input_name)
-    return serving_record(name, folder, context.final)
-
-
 def serving_record(name, folder, final):
     """The report's `serving` entry of a version at `final` (its request.json is there)."""
     from tfsuite.export.saved_model import check_models_config, models_config_text
@@ -283,19 +304,6 @@ def serving_record(name, folder, final):
             "models_config": os.path.join(folder, "models.config"),
             # Checked with TF Serving's proto before anything is published.
             "models_config_checked": check_models_config(models_config_text(name, folder))}
-
-
-def finish_version(run_dir, staging, folder, version, report, failure=None):
-    """Publishes a checked version (models.config, RUN_DIR/export.json), or keeps it aside
-    and raises `VerificationError(failure ...)` when its check failed."""
-    if failure:
-        rejected = layout.reject(staging, folder, version)
-        raise VerificationError(f"{failure} The version was not published; its files are "
-                                f"kept in {rejected}.")
-    layout.publish(staging, folder, version)
-    write_models_config(report["serving"], report["name"])
-    write_run_report(run_dir, report)
-    return report
 
 
 def write_models_config(serving, name):
@@ -311,24 +319,6 @@ def write_models_config(serving, name):
             f.write(models_config_text(name, os.path.dirname(path)))
 
 
-def _report(run_dir, name, version, context, spec, reference, results, skipped,
-            serving, config):
-    model = context.model
-    scores, argmax = context.outputs
-    return {
-        "run_dir": os.path.abspath(run_dir), "experiment": config.name, "name": name,
-        "version": version, "path": context.final,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "input": {"name": context.input_name, "shape": [None, *model.input_shape[1:]],
-                  "dtype": "float32", **spec["input"]},
-        "outputs": {scores: [None, model.output_shape[-1]], argmax: [None]},
-        **spec["labels"],
-        "reference": {k: v for k, v in reference.items() if k != "probabilities"},
-        "tolerance": {"atol": context.export.atol},
-        "formats": results, "skipped": skipped, "serving": serving,
-    }
-
-
 def write_run_report(run_dir, report):
     """RUN_DIR/export.json: the latest export, with earlier ones listed under `previous`."""
     path = os.path.join(run_dir, EXPORT_REPORT)
@@ -340,11 +330,10 @@ def write_run_report(run_dir, report):
     write_json(path, {**report, "previous": previous})
 
 
-def _mismatch_message(failed, results, export_config, rejected):
+def _mismatch_message(failed, results, export_config):
     details = "; ".join(f"{f}: max |diff| {results[f]['max_abs_diff']:.3g}, top-1 agreement "
                         f"{results[f]['top1_agreement']:.2%}" for f in failed)
-    return (f"Export verification failed: {details} (tolerance {export_config.atol:g}). The "
-            f"version was not published; its files are kept in {rejected} for inspection. If "
+    return (f"Export verification failed: {details} (tolerance {export_config.atol:g}). If "
             "the difference is acceptable, raise the tolerance with --set export.atol=VALUE.")
 
 

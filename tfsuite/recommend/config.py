@@ -7,8 +7,11 @@ the fractions of each user's ratings, latest last, held out for validation and
 test. Optimizer, epochs and batch size are `train.*`.
 """
 
+import os
 from dataclasses import dataclass, field
 from typing import List, Optional
+
+from tfsuite.config import PATH, require
 
 RECOMMENDER_MODELS = ("two_tower", "ranking")
 RANKING_LOSSES = ("mse", "list_mle", "pairwise_hinge", "pairwise_logistic")
@@ -26,7 +29,7 @@ class RecommendConfig:
     """null: every row is an interaction (implicit feedback without ratings)."""
     timestamp_column: Optional[str] = "timestamp"
     """null: each user's rows are taken in file order."""
-    items_path: Optional[str] = None
+    items_path: Optional[str] = field(default=None, metadata=PATH)
     """Item titles and genres: MovieLens' movies.csv or ml-100k's u.item. null: the one
     next to data.path, if there is one."""
     rating_threshold: Optional[float] = 4.0
@@ -61,3 +64,42 @@ class RecommendConfig:
     """data.source=generated: movies."""
     eval_batch_size: int = 512
     """Users scored at once against the whole catalogue."""
+
+
+def validate(config, check_files):
+    """The recommender settings, and what a recommendation run does not take."""
+    r = config.recommend
+    for key in ("embedding_dim", "k", "num_users", "num_items", "eval_batch_size"):
+        require(getattr(r, key) >= 1, f"recommend.{key}", "an int >= 1", getattr(r, key))
+    require(r.list_size >= 2, "recommend.list_size", "an int >= 2", r.list_size)
+    require(r.cross_layers >= 0, "recommend.cross_layers", "an int >= 0", r.cross_layers)
+    require(0 < r.temperature < float("inf"), "recommend.temperature", "a finite value > 0",
+             r.temperature)
+    for key in ("tower_layers", "deep_layers"):
+        require(all(w >= 1 for w in getattr(r, key)), f"recommend.{key}",
+                 "a list of layer widths, each >= 1", getattr(r, key))
+    for key in ("user_column", "item_column"):
+        require(bool(getattr(r, key).strip()), f"recommend.{key}", "a column name",
+                 getattr(r, key))
+    if check_files and r.items_path is not None:
+        require(os.path.isfile(r.items_path), "recommend.items_path", "null or an existing "
+                 "items file (movies.csv, movies.dat or u.item)", r.items_path)
+    if config.data.source == "generated":
+        require(r.k <= r.num_items, "recommend.k", f"at most recommend.num_items = "
+                 f"{r.num_items}", r.k)
+    require(config.data.test_split > 0, "data.test_split", "a fraction in (0, 1): recall@k "
+             "is measured on each user's latest ratings", config.data.test_split)
+    require(config.train.monitor in ("val_loss", "loss"), "train.monitor", "val_loss or loss "
+             "for recommendation (its metrics are measured after training)",
+             config.train.monitor)
+    if r.model == "ranking":
+        require(r.rating_column is not None, "recommend.rating_column", "a column name: "
+                 "a ranking model learns from ratings", r.rating_column,
+                 "Use recommend.model=two_tower for logs without ratings.")
+    require(not config.compress.methods, "compress.methods", "[] for recommendation "
+             "(compression works on image classifiers and translation models)",
+             config.compress.methods)
+    for fmt in config.export.formats:
+        require(fmt in ("saved_model", "all"), "export.formats", "[] or [saved_model] for "
+                 "recommendation (user id in, top-k item ids and scores out)",
+                 config.export.formats)

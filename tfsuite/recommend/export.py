@@ -20,7 +20,6 @@ import numpy as np
 from tfsuite.errors import user_error
 from tfsuite.export import layout
 from tfsuite.export.saved_model import SIGNATURE
-from tfsuite.io import display_path, write_json
 
 FORMATS = ("saved_model",)
 INPUT = "user_id"
@@ -99,34 +98,32 @@ def _check(staging, recommender, users, k):
     return float(np.mean(same)), signature
 
 
-def export_recommender(run_dir, config, export_config, quiet=False):
-    """Writes OUT/NAME/VERSION/ (SavedModel, request.json, export.json), checks it against
-    the Keras model on test users and an unknown id, and publishes it only if they agree."""
-    from tfsuite.export.stage import finish_version, serving_record
-    from tfsuite.recommend.serve import Recommender, load_index
-    from tfsuite.recommend.stage import load_run
+class RecommenderExport:
+    """The recommender's serving module for the shared export flow (see the module
+    docstring), checked against the Keras model on test users and an unknown id."""
 
-    _, model = load_run(run_dir)
-    index = load_index(run_dir)
-    k = min(config.recommend.k, len(index.item_ids))
-    recommender = Recommender(model, index, k)
-    users = index.user_ids[:export_config.verify_samples - 1] + [UNKNOWN_USER]
-    name = export_config.name or config.name
-    folder = layout.model_dir(export_config.out, name)
-    version = layout.next_version(folder)
-    staging, created = layout.start_version(folder, version)
-    final = os.path.join(folder, str(version))
-    if not quiet:
-        print(f"tfsuite: exporting {display_path(run_dir)} as {name} version {version} "
-              "(saved_model)", flush=True)
-    try:
+    def __init__(self, run_dir, config, export_config, model):
+        from tfsuite.recommend.serve import Recommender, load_index
+
+        self.export_config, self.model = export_config, model
+        self.index = load_index(run_dir)
+        self.k = min(config.recommend.k, len(self.index.item_ids))
+        self.recommender = Recommender(model, self.index, self.k)
+        self.users = self.index.user_ids[:export_config.verify_samples - 1] + [UNKNOWN_USER]
+        self.model_path = os.path.abspath(os.path.join(run_dir, "model.keras"))
+
+    def formats_for(self, requested):
+        return formats_for(requested)
+
+    def write(self, staging, final, formats, quiet):
         import tensorflow as tf
 
+        k, users = self.k, self.users
         started = time.perf_counter()
-        module, concrete = serving_module(model, index, k)
+        module, concrete = serving_module(self.model, self.index, k)
         tf.saved_model.save(module, staging, signatures={SIGNATURE: concrete})
-        agreement, signature = _check(staging, recommender, users, k)
-        batch = tf.constant(users[:export_config.batch_size])
+        agreement, signature = _check(staging, self.recommender, users, k)
+        batch = tf.constant(users[:self.export_config.batch_size])
         signature(**{INPUT: batch})
         timed = time.perf_counter()
         signature(**{INPUT: batch})
@@ -142,23 +139,14 @@ def export_recommender(run_dir, config, export_config, quiet=False):
         with open(os.path.join(staging, "request.json"), "w", encoding="utf-8") as f:
             json.dump({"signature_name": SIGNATURE,
                        "instances": [{INPUT: u} for u in users[:2]]}, f)
-        serving = serving_record(name, folder, final)
-        report = {
-            "run_dir": os.path.abspath(run_dir), "experiment": config.name, "name": name,
-            "version": version, "path": final, "task": "recommendation",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        entries = {
             "input": {"name": INPUT, "shape": [None], "dtype": "string",
                       "description": "user ids as in the ratings file"},
             "outputs": {"item_ids": [None, k], "scores": [None, k], "known_user": [None]},
-            "reference": {"model": os.path.abspath(os.path.join(run_dir, "model.keras")),
-                          "num_samples": len(users), "inputs": "the run's users and one "
-                          "unknown id"},
-            "formats": results, "skipped": {}, "serving": serving}
-        write_json(os.path.join(staging, "export.json"), report)
-    except BaseException:
-        layout.discard(staging, created)
-        raise
-    failure = None if results["saved_model"]["verified"] else (
-        f"Export verification failed: the SavedModel's top {k} matches the Keras model's "
-        f"for {agreement:.1%} of {len(users)} users (100% needed).")
-    return finish_version(run_dir, staging, folder, version, report, failure)
+            "reference": {"model": self.model_path, "num_samples": len(users),
+                          "inputs": "the run's users and one unknown id"},
+            "formats": results, "skipped": {}}
+        failure = None if results["saved_model"]["verified"] else (
+            f"Export verification failed: the SavedModel's top {k} matches the Keras model's "
+            f"for {agreement:.1%} of {len(users)} users (100% needed).")
+        return entries, failure

@@ -8,6 +8,8 @@ NumPy and Keras.
 from dataclasses import dataclass, field
 from typing import List
 
+from tfsuite.config import require
+
 
 @dataclass(frozen=True)
 class DQNConfig:
@@ -65,3 +67,36 @@ class DQNConfig:
     """Episodes per evaluation during training (the same seeds each time)."""
     hidden_units: List[int] = field(default_factory=lambda: [256, 256])
     """Widths of the Q-network's hidden Dense layers (ReLU)."""
+
+
+def validate(config, check_files):
+    """The DQN settings, and what a reinforcement-learning run does not take."""
+    rl = config.rl
+    require(bool(rl.env_id.strip()), "rl.env_id", "a Gymnasium id such as CartPole-v1",
+             rl.env_id)
+    for key in ("num_envs", "total_steps", "buffer_size", "batch_size", "train_frequency",
+                "gradient_steps", "target_update_interval", "n_step"):
+        require(getattr(rl, key) >= 1, f"rl.{key}", "an int >= 1", getattr(rl, key),
+                 "e.g. 100000 transitions." if key == "buffer_size" else None)
+    for key in ("learning_starts", "eval_interval"):
+        require(getattr(rl, key) >= 0, f"rl.{key}", "an int >= 0", getattr(rl, key))
+    require(rl.eval_episodes >= 1, "rl.eval_episodes", "an int >= 1", rl.eval_episodes)
+    for key in ("learning_rate", "max_grad_norm"):
+        require(0 < getattr(rl, key) < float("inf"), f"rl.{key}", "a finite value > 0",
+                 getattr(rl, key))
+    require(0 <= rl.gamma <= 1, "rl.gamma", "a discount in [0, 1]", rl.gamma)
+    require(0 < rl.tau <= 1, "rl.tau", "a fraction in (0, 1] (1 = hard updates)", rl.tau)
+    for key in ("exploration_fraction", "epsilon_start", "epsilon_end"):
+        require(0 <= getattr(rl, key) <= 1, f"rl.{key}", "a fraction in [0, 1]",
+                 getattr(rl, key))
+    require(len(rl.hidden_units) >= 1 and min(rl.hidden_units) >= 1, "rl.hidden_units",
+             "a list of layer widths, each >= 1", rl.hidden_units)
+    runtime = config.runtime
+    require(runtime.strategy in ("auto", "none"), "runtime.strategy", "auto or none for "
+             "reinforcement learning (DQN steps one small network; it trains on one device)",
+             runtime.strategy)
+    require(runtime.precision == "float32", "runtime.precision", "float32 for "
+             "reinforcement learning (Q-values are regressed; the network is small)",
+             runtime.precision)
+    require(not config.compress.methods, "compress.methods", "[] for reinforcement learning "
+             "(compression works on image classifiers)", config.compress.methods)

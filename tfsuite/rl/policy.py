@@ -102,3 +102,25 @@ class BestCheckpoint:
     def close(self):
         if self.env is not None:
             self.env.close()
+
+
+def greedy_observations(model, env_id, count, seed):
+    """Up to `count` observations from the greedy policy's own episodes (the states it
+    will be served), seeded apart from training and evaluation."""
+    from tfsuite.rl.envs import gymnasium
+
+    env = gymnasium().make(env_id)
+    observations, episode = [], 0
+    try:
+        while len(observations) < count:
+            observation, _ = env.reset(seed=seed + 20_000 + episode)
+            done = False
+            while not done and len(observations) < count:
+                observations.append(observation)
+                action = int(greedy_actions(model, observation[None])[0])
+                observation, _, terminated, truncated, _ = env.step(action)
+                done = terminated or truncated
+            episode += 1
+    finally:
+        env.close()
+    return np.asarray(observations, np.float32)

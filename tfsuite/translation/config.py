@@ -6,8 +6,11 @@ side of paired files); optimizer, schedule, epochs and batch size are
 `train.*`; precision and strategy are `runtime.*`.
 """
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Optional
+
+from tfsuite.config import PATH, require
 
 # T5 sizes (num_layers, num_heads, hidden_dim, intermediate_dim, key_value_dim): small and
 # base as in the T5 paper and KerasHub's t5_small_multi / t5_base_multi presets. "tiny" is the
@@ -36,7 +39,7 @@ class TranslationConfig:
     task_prefix: Optional[str] = None
     """Text put before every source sentence, as T5 does; null: "translate SOURCE to
     TARGET: " from the two language names; "" for none."""
-    target_path: Optional[str] = None
+    target_path: Optional[str] = field(default=None, metadata=PATH)
     """Paired plain-text files: the target side (`data.path` is the source side)."""
     num_pairs: int = 24_000
     """data.source=numbers: distinct numbers in the generated corpus."""
@@ -77,3 +80,47 @@ class TranslationConfig:
     """Longest translation in tokens; null: max_target_length."""
     eval_batch_size: int = 256
     """Sentences decoded together when translating the test split."""
+
+
+def validate(config, check_files):
+    """The T5 settings, and which data sources and methods go with which task."""
+    t = config.translation
+    for key in ("num_pairs", "eval_batch_size", "num_beams"):
+        require(getattr(t, key) >= 1, f"translation.{key}", "an int >= 1", getattr(t, key))
+    require(t.max_number >= 1, "translation.max_number", "an int >= 1", t.max_number)
+    for key in ("max_source_length", "max_target_length"):
+        require(getattr(t, key) >= 4, f"translation.{key}", "an int >= 4 (tokens, with "
+                 "</s>)", getattr(t, key))
+    require(t.max_length is None or t.max_length >= 2, "translation.max_length",
+             "null or an int >= 2", t.max_length)
+    for key in ("num_layers", "num_heads", "hidden_dim", "intermediate_dim", "key_value_dim"):
+        value = getattr(t, key)
+        require(value is None or value >= 1, f"translation.{key}", "null or an int >= 1",
+                 value)
+    require(0 <= t.dropout < 1, "translation.dropout", "a rate in [0, 1)", t.dropout)
+    require(t.vocab_size >= 16, "translation.vocab_size", "an int >= 16", t.vocab_size)
+    if check_files and t.target_path is not None:
+        require(os.path.isfile(t.target_path), "translation.target_path",
+                 "null or an existing text file (the target side of paired files)",
+                 t.target_path)
+    if config.data.source == "numbers":
+        require(t.num_pairs >= 10, "translation.num_pairs", "an int >= 10", t.num_pairs)
+        require(t.num_pairs <= t.max_number + 1, "translation.num_pairs",
+                 f"at most translation.max_number + 1 = {t.max_number + 1} (distinct numbers)",
+                 t.num_pairs)
+    require(config.data.test_split > 0, "data.test_split", "a fraction in (0, 1): BLEU "
+             "and exact match are measured on the test split", config.data.test_split)
+    for method in config.compress.methods:
+        require(method == "quantize", "compress.methods", "[] or [quantize] for translation "
+                 "(Keras int8 of the Dense layers)", config.compress.methods)
+    if config.compress.methods:
+        require(config.compress.quantization in ("int8", "keras_int8"),
+                 "compress.quantization", "int8 or keras_int8 for translation (Keras int8 of "
+                 "the Dense layers)", config.compress.quantization)
+    if config.data.source == "numbers":
+        require(t.source_language in NUMBER_LANGUAGES, "translation.source_language",
+                 f"one of {sorted(NUMBER_LANGUAGES)} for data.source=numbers (num2words)",
+                 t.source_language)
+        require(t.target_language in NUMBER_LANGUAGES, "translation.target_language",
+                 f"one of {sorted(NUMBER_LANGUAGES)} for data.source=numbers (num2words)",
+                 t.target_language)

@@ -29,6 +29,8 @@ class TranslationData:
     source_length: int
     target_length: int
     report: dict
+    corpus: object = None  # the whole corpus (written to the run when generated)
+    tokenizer: object = None  # the run's `Tokenizer`
     unit = "sentences"  # what the progress lines count
 
 

@@ -6,8 +6,11 @@ Batches are padded to a few fixed shapes, so the compiled generation function
 is traced once per shape rather than once per call.
 """
 
+import time
+
 import numpy as np
 
+from tfsuite.errors import user_error
 from tfsuite.translation.model import keras_hub, seq2seq
 from tfsuite.translation.tokenizer import EOS_ID, PAD_ID
 
@@ -88,3 +91,36 @@ class Translator:
             return []
         ids = self.generate_ids(self.encode(texts), batch_size)
         return self.tokenizer.decode(ids[:, 1:])
+
+
+def translator_for(config, backbone, tokenizer, sampler_name=None, num_beams=None,
+                   max_length=None):
+    from tfsuite.translation.data import task_prefix
+
+    t = config.translation
+    if num_beams is not None and num_beams < 1:
+        raise user_error("--num-beams must be positive", "an int >= 1",
+                         f"num_beams={num_beams}")
+    if num_beams is not None and (sampler_name or t.sampler) != "beam":
+        raise user_error("--num-beams needs beam search", "--sampler beam (or a run with "
+                         "translation.sampler=beam)", f"num_beams={num_beams} with sampler "
+                         f"{sampler_name or t.sampler!r}", "Add --sampler beam.")
+    return Translator(backbone, tokenizer, task_prefix(t), t.max_source_length,
+                      max_length or t.max_length or t.max_target_length,
+                      sampler_name or t.sampler, num_beams or t.num_beams)
+
+
+def evaluate_translator(translator, sources, references, out_dir, batch_size):
+    """Translates the test split; writes evaluation/ and returns BLEU, exact match, chrF."""
+    from tfsuite.translation.metrics import score, write_evaluation
+
+    started = time.perf_counter()
+    hypotheses = translator.translate(sources, batch_size)
+    seconds = time.perf_counter() - started
+    references = translator.tokenizer.normalize(references)  # see `score`
+    metrics = {**score(hypotheses, references),
+               "decode_seconds": round(seconds, 2),
+               "sentences_per_second_decoding": round(len(sources) / max(seconds, 1e-9), 1),
+               "truncated_test_sources": translator.truncated}
+    write_evaluation(out_dir, sources, references, hypotheses, metrics)
+    return metrics

@@ -21,7 +21,7 @@ import numpy as np
 from tfsuite.errors import user_error
 from tfsuite.export import layout
 from tfsuite.export.saved_model import SIGNATURE
-from tfsuite.io import display_path, write_json
+from tfsuite.run_dir import MODEL
 from tfsuite.translation.tokenizer import EOS_ID, PAD_ID, TOKENIZER_FILE
 
 FORMATS = ("saved_model", "keras")
@@ -102,44 +102,45 @@ def _keras_reference(translator, encoder_ids, batch_size):
     return np.where(ended, PAD_ID, ids)
 
 
-def export_translation(run_dir, config, export_config, quiet=False):
-    """Writes OUT/NAME/VERSION/ (SavedModel, tokenizer.model, request.json, export.json,
-    optionally model.keras), checks the SavedModel against the Keras model on test
-    sentences, and publishes the version only if they agree; returns the report."""
-    from tfsuite.export.stage import finish_version, serving_record
-    from tfsuite.translation.data import load_pairs
-    from tfsuite.translation.metrics import score
-    from tfsuite.translation.stage import load_run, translator_for
+class TranslationExport:
+    """The translation run's serving module for the shared export flow: a SavedModel that
+    decodes token ids (plus tokenizer.model, request.json and optionally model.keras),
+    checked against the Keras model on test sentences (99% identical needed)."""
 
-    formats = formats_for(export_config.formats)
-    _, backbone, tokenizer = load_run(run_dir)
-    translator = translator_for(config, backbone, tokenizer)
-    _, splits = load_pairs(config)
-    sources, references = (s[:export_config.verify_samples] for s in splits.test)
-    encoder_ids = translator.encode(sources)
-    expected = _keras_reference(translator, encoder_ids, config.translation.eval_batch_size)
-    name = export_config.name or config.name
-    folder = layout.model_dir(export_config.out, name)
-    version = layout.next_version(folder)
-    staging, created = layout.start_version(folder, version)
-    final = os.path.join(folder, str(version))
-    if not quiet:
-        print(f"tfsuite: exporting {display_path(run_dir)} as {name} version {version} "
-              f"({', '.join(formats)})", flush=True)
-    try:
-        started = time.perf_counter()
-        module, concrete = serving_module(backbone, translator.max_length,
-                                          config.translation.sampler,
-                                          config.translation.num_beams)
+    def __init__(self, run_dir, config, export_config, model, tokenizer):
+        from tfsuite.translation.data import load_pairs
+        from tfsuite.translation.decoding import translator_for
+
+        self.run_dir, self.config, self.export_config = run_dir, config, export_config
+        self.backbone, self.tokenizer = model.backbone, tokenizer
+        self.translator = translator_for(config, self.backbone, tokenizer)
+        _, splits = load_pairs(config)
+        self.sources, self.references = (s[:export_config.verify_samples] for s in splits.test)
+        self.encoder_ids = self.translator.encode(self.sources)
+        self.expected = _keras_reference(self.translator, self.encoder_ids,
+                                         config.translation.eval_batch_size)
+
+    def formats_for(self, requested):
+        return formats_for(requested)
+
+    def write(self, staging, final, formats, quiet):
         import tensorflow as tf
 
+        from tfsuite.translation.metrics import score
+
+        config, export_config, translator = self.config, self.export_config, self.translator
+        started = time.perf_counter()
+        module, concrete = serving_module(self.backbone, translator.max_length,
+                                          config.translation.sampler,
+                                          config.translation.num_beams)
         tf.saved_model.save(module, staging, signatures={SIGNATURE: concrete})
-        tokenizer.save(os.path.join(staging, TOKENIZER_FILE))
+        self.tokenizer.save(os.path.join(staging, TOKENIZER_FILE))
         runner = SavedModelTranslator(staging)
+        encoder_ids = self.encoder_ids
         got = np.concatenate([runner(encoder_ids[i:i + 64])
                               for i in range(0, len(encoder_ids), 64)])
-        agreement = float(np.mean(np.all(got == expected, axis=1)))
-        metrics = score(tokenizer.decode(got), references, tokenizer)
+        agreement = float(np.mean(np.all(got == self.expected, axis=1)))
+        metrics = score(self.tokenizer.decode(got), self.references, self.tokenizer)
         batch = encoder_ids[:export_config.batch_size]
         runner(batch)
         timed = time.perf_counter()
@@ -153,21 +154,16 @@ def export_translation(run_dir, config, export_config, quiet=False):
             "export_seconds": round(time.perf_counter() - started, 2)}}
         if not quiet:
             print(f"  saved_model      written and checked: {agreement:.1%} of "
-                  f"{len(sources)} test translations identical to the Keras model's",
+                  f"{len(self.sources)} test translations identical to the Keras model's",
                   flush=True)
         if "keras" in formats:
-            shutil.copyfile(os.path.join(run_dir, "model.keras"),
-                            os.path.join(staging, "model.keras"))
-            results["keras"] = {"path": os.path.join(final, "model.keras"),
-                                "size_bytes": os.path.getsize(os.path.join(run_dir,
-                                                                           "model.keras")),
+            source = os.path.join(self.run_dir, MODEL)
+            shutil.copyfile(source, os.path.join(staging, MODEL))
+            results["keras"] = {"path": os.path.join(final, MODEL),
+                                "size_bytes": os.path.getsize(source),
                                 "verified": True, "note": "a copy of the run's model.keras"}
         _write_request(os.path.join(staging, "request.json"), encoder_ids[:2])
-        serving = serving_record(name, folder, final)
-        report = {
-            "run_dir": os.path.abspath(run_dir), "experiment": config.name, "name": name,
-            "version": version, "path": final, "task": "translation",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        entries = {
             "input": {"name": INPUT, "shape": [None, None], "dtype": "int32",
                       "description": f"SentencePiece ids of '{translator.prefix}' + text, "
                                      "then </s> (1), padded with 0; see tokenizer.model"},
@@ -175,19 +171,15 @@ def export_translation(run_dir, config, export_config, quiet=False):
             "tokenizer": os.path.join(final, TOKENIZER_FILE),
             "decoding": {"sampler": config.translation.sampler,
                          "max_length": translator.max_length},
-            "reference": {"model": os.path.abspath(os.path.join(run_dir, "model.keras")),
-                          "num_samples": len(sources), "inputs": "test-split sentences"},
-            "formats": results, "skipped": {}, "serving": serving,
+            "reference": {"model": os.path.abspath(os.path.join(self.run_dir, MODEL)),
+                          "num_samples": len(self.sources), "inputs": "test-split sentences"},
+            "formats": results, "skipped": {},
             "note": "TF Serving's stock binary lacks TF-Text ops: tokenize on the client "
                     "with tokenizer.model (the SavedModel holds none)."}
-        write_json(os.path.join(staging, "export.json"), report)
-    except BaseException:
-        layout.discard(staging, created)
-        raise
-    failure = None if results["saved_model"]["verified"] else (
-        f"Export verification failed: the SavedModel's translations match the Keras "
-        f"model's on {agreement:.1%} of {len(sources)} test sentences (99% needed).")
-    return finish_version(run_dir, staging, folder, version, report, failure)
+        failure = None if results["saved_model"]["verified"] else (
+            f"Export verification failed: the SavedModel's translations match the Keras "
+            f"model's on {agreement:.1%} of {len(self.sources)} test sentences (99% needed).")
+        return entries, failure
 
 
 def _write_request(path, encoder_ids):

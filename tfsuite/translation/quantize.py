@@ -27,7 +27,7 @@ def _weight_bytes(model):
 
 def _measure(model, config, tokenizer, sources, references):
     from tfsuite.translation.metrics import score
-    from tfsuite.translation.stage import translator_for
+    from tfsuite.translation.decoding import translator_for
 
     translator = translator_for(config, model.backbone, tokenizer)
     batch = config.translation.eval_batch_size

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli, write_messy_folder
-from tfsuite.tasks.image_classification import per_class_report
+from tfsuite.image_classification.evaluation import per_class_report
 
 # The messy folder is decoded by tf.data whatever the backend, so it trains on TensorFlow
 # only (a folder run trained on JAX: tests/test_cli.py). The rest also runs with
@@ -46,7 +46,7 @@ def test_frozen_base_trains_only_the_head_then_top_layers_unfreeze():
     import keras
 
     from tfsuite.config import load_config
-    from tfsuite.tasks import get_task
+    from tfsuite.task import get_task
 
     config = load_config("digits", overrides=["model.freeze_base=true",
                                               "model.fine_tune_layers=2", "model.width=8"])

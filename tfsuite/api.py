@@ -1,0 +1,234 @@
+"""The Python API: what the command line does, as functions and a `Run` object.
+
+    import tfsuite
+
+    run = tfsuite.train("digits", overrides={"train.epochs": 3})
+    run.metrics["test_accuracy"], run.history["val_accuracy"]
+    run.evaluate()
+    run.predict(["data/digits/3/0.png"])
+    run.compress("prune")
+    run.export(["saved_model", "onnx"])
+    run = tfsuite.load_run("runs/digits")
+
+Bad input raises `tfsuite.UserError` (a `ValueError`) with the same what /
+expected / received / fix as the CLI's messages, worded for Python: an
+override is named `overrides={"key": value}`, not `--set key=value`.
+"""
+
+import contextlib
+import csv
+import os
+import re
+
+from tfsuite.config import ExperimentConfig, load_config, read_run_config, with_overrides
+from tfsuite.errors import UserError
+from tfsuite.run_dir import HISTORY, SUMMARY
+from tfsuite.task import get_task
+
+__all__ = ["Run", "UserError", "load_config", "load_model", "load_run", "train"]
+
+_SET = re.compile(r"--set ([\w.]+)=(\S+?)(?=[.,;]?(?:\s|$))")
+
+
+def python_wording(message):
+    """A CLI message with `--set key=value` hints rewritten as `overrides={...}` (the value
+    read as YAML, as the CLI reads it, and written as Python)."""
+    import yaml
+
+    def python(match):
+        try:
+            value = yaml.safe_load(match.group(2))
+        except yaml.YAMLError:
+            value = match.group(2)
+        return f"overrides={{{match.group(1)!r}: {value!r}}}"
+
+    return _SET.sub(python, message)
+
+
+@contextlib.contextmanager
+def _python_errors():
+    try:
+        yield
+    except UserError as e:
+        error = type(e)(python_wording(str(e)))
+        raise error.with_traceback(None) from e.__cause__
+
+
+def train(experiment="digits", overrides=None, run_dir=None, config_file=None, quiet=False):
+    """Trains an experiment end to end, as `python -m tfsuite.run train` does.
+
+    Args:
+        experiment: a shipped experiment's name (`tfsuite.config.list_experiments`),
+            or an `ExperimentConfig`.
+        overrides: {"train.epochs": 3, ...} with Python values (a string is read as
+            YAML, as on the command line), or ["train.epochs=3", ...].
+        run_dir: where the run goes. Defaults to runs/EXPERIMENT (or the next free
+            runs/EXPERIMENT-N); an unfinished run there with the same config resumes.
+        config_file: a YAML file merged over the experiment before `overrides`.
+        quiet: no progress lines.
+
+    Returns:
+        The finished `Run`.
+
+    Raises:
+        UserError: a bad config, bad data, or a run directory that is not free.
+    """
+    from tfsuite import stages
+
+    with _python_errors():
+        if isinstance(experiment, ExperimentConfig):
+            config = experiment
+            if config_file:
+                raise UserError("config_file applies to an experiment name, not to a config "
+                                "object. Expected config.replace(...) or overrides. Received: "
+                                f"config_file={config_file!r}.")
+            if overrides:
+                config = with_overrides(config, overrides)
+        else:
+            config = load_config(experiment, config_file, overrides or ())
+        summary = stages.train(config, run_dir, quiet=quiet)
+    return Run(summary["run_dir"], summary=summary)
+
+
+def load_run(run_dir):
+    """The `Run` in a run directory (finished or not)."""
+    with _python_errors():
+        return Run(run_dir)
+
+
+def load_model(path):
+    """Loads a model saved by tfsuite (`RUN_DIR/model.keras`, or `RUN_DIR`) with its layers.
+
+    Plain `keras.saving.load_model` works too once tfsuite's custom objects are
+    registered; this function registers them and loads.
+    """
+    if os.path.isdir(path):  # a run directory
+        return load_run(path).model
+    import keras
+
+    from tfsuite.models.saving import register_custom_objects
+
+    register_custom_objects()
+    return keras.saving.load_model(path)
+
+
+class Run:
+    """A run directory: its config, model, history and summary, and the stages that work on
+    it (`evaluate`, `predict`, `compress`, `export`).
+
+    Attributes:
+        run_dir: the folder.
+        config: the run's `ExperimentConfig` (from its config.yaml).
+        task: the run's `tfsuite.task.Task`.
+    """
+
+    def __init__(self, run_dir, summary=None):
+        self.run_dir = run_dir
+        self.config = read_run_config(run_dir)
+        self.task = get_task(self.config)
+        self._summary = summary
+        self._model = None
+
+    def __repr__(self):
+        status = self.summary.get("status", "unfinished")
+        return f"Run({self.run_dir!r}, experiment={self.config.name!r}, status={status!r})"
+
+    @property
+    def summary(self):
+        """summary.json as a dict ({} while the run is unfinished)."""
+        path = os.path.join(self.run_dir, SUMMARY)
+        if os.path.isfile(path):
+            from tfsuite.io import read_json
+
+            self._summary = read_json(path)
+        return self._summary or {}
+
+    @property
+    def metrics(self):
+        """The test metrics and the last epoch's training figures."""
+        return self.summary.get("metrics", {})
+
+    @property
+    def history(self):
+        """history.csv as {column: [value per epoch (or episode)]}."""
+        path = os.path.join(self.run_dir, HISTORY)
+        if not os.path.isfile(path):
+            return {}
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        return {key: [_number(row[key]) for row in rows] for key in (rows[0] if rows else {})}
+
+    @property
+    def model(self):
+        """The trained Keras model (RUN_DIR/model.keras), loaded on first use."""
+        if self._model is None:
+            with _python_errors():
+                self._model = self.task.load_model(self.run_dir)
+        return self._model
+
+    def evaluate(self, **options):
+        """Scores the model on the run's test split again (writes evaluation/); returns the
+        metrics. Options are the task's `evaluate` flags, e.g. `episodes=50` for a DQN
+        run or `sampler="beam"` for a translation run."""
+        allowed = {flag.lstrip("-").replace("-", "_") for flag in self.task.evaluate_options}
+        unknown = sorted(set(options) - allowed - {"quiet"})
+        with _python_errors():
+            if unknown:
+                raise UserError(f"Unknown evaluate option for a {self.task.name} run. Expected "
+                                f"one of {sorted(allowed) or 'none'}. Received: {unknown}.")
+            metrics, _ = self.task.evaluate_run(self.run_dir, {"quiet": True, **options})
+        return metrics
+
+    def predict(self, inputs, **options):
+        """The task's predictions for `inputs` (image files: top-k classes; texts:
+        translations; user ids: recommendations; arrays: the model's outputs)."""
+        with _python_errors():
+            return self.task.predict(self.run_dir, inputs, **options)
+
+    def compress(self, method, overrides=None, source=None, quiet=False):
+        """Compresses the model (prune, quantize, low_rank, distill); returns the report
+        (also RUN_DIR/compress/METHOD/report.json). `overrides` sets compress.* keys."""
+        from tfsuite.compression.stage import compress_config_for, compress_run
+
+        with _python_errors():
+            config = compress_config_for(self.run_dir, self.task, method,
+                                         _strings(overrides))
+            return compress_run(self.run_dir, config, method, get_task(config),
+                                source=source, quiet=quiet)
+
+    def export(self, formats=None, overrides=None, name=None, out=None, quiet=False):
+        """Exports a new verified version OUT/NAME/VERSION in `formats` (default: all this
+        machine can produce); returns the report (also RUN_DIR/export.json)."""
+        from tfsuite.export.stage import export_config_for, export_run
+        from tfsuite.packages import require_tensorflow
+
+        if isinstance(formats, str):
+            formats = [formats]
+        with _python_errors():
+            require_tensorflow("Export")
+            export_config = export_config_for(
+                self.run_dir, _strings(overrides),
+                formats=None if formats is None else ",".join(formats), name=name, out=out)
+            return export_run(self.run_dir, export_config, self.task, quiet=quiet)
+
+
+def _strings(overrides):
+    """{key: value} overrides as the `key=value` strings the section-limited helpers take."""
+    import json
+
+    if not overrides:
+        return []
+    if isinstance(overrides, dict):
+        return [f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+                for k, v in overrides.items()]
+    return list(overrides)
+
+
+def _number(text):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+

@@ -1,0 +1,362 @@
+"""The tfsuite command line (`python -m tfsuite.run [COMMAND] ...`): the parser and one
+function per command.
+
+A thin layer: the work is in `tfsuite.api`, `tfsuite.stages` and the tasks. Each
+registered task adds its own commands (`translate`, `recommend`, `render`,
+`predict`) and its `evaluate` flags. With no command it trains the default
+experiment (`digits`) into `runs/digits`.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from tfsuite.task import get_task, registered_tasks
+
+DEFAULT_EXPERIMENT = "digits"
+HANDLERS = {}  # the tasks' commands: {name: run(args, backends)}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m tfsuite.run",
+        description="tfsuite: train, evaluate and use Keras 3 models. With no command, trains "
+                    f"the default experiment '{DEFAULT_EXPERIMENT}' into runs/{DEFAULT_EXPERIMENT}.")
+    # SUPPRESS: a flag given before the command is not reset by the sub-parser.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="print only the final result")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show TensorFlow logs and full tracebacks")
+    parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser("train", parents=[common], help="train an experiment")
+    train.add_argument("experiment", nargs="?", default=DEFAULT_EXPERIMENT,
+                       help="experiment name (see `list`) or an experiment YAML file. "
+                            f"Default: {DEFAULT_EXPERIMENT}")
+    train.add_argument("--run-dir", help="where to write the run (default runs/EXPERIMENT; "
+                       "an unfinished run there is resumed)")
+    train.add_argument("--config", help="YAML file merged over the experiment")
+    train.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5 "
+                       "or data.image_size=[32,32] (repeatable; values are YAML)")
+
+    commands.add_parser("list", parents=[common], help="list the experiments")
+
+    evaluate = commands.add_parser("evaluate", parents=[common],
+                                   help="evaluate a run's model on its test split (a DQN "
+                                        "run: its greedy policy over N episodes)")
+    evaluate.add_argument("run_dir")
+    for task in registered_tasks().values():
+        for flag, options in task.evaluate_options.items():
+            evaluate.add_argument(flag, **options)
+    for task in registered_tasks().values():
+        for name, help_text in task.commands.items():
+            HANDLERS[name] = task.add_command(
+                name, commands.add_parser(name, parents=[common], help=help_text))
+    parser.add_argument("--version", action="version",
+                        version=f"tfsuite {__import__('tfsuite').__version__}")
+
+    export = commands.add_parser(
+        "export", parents=[common], help="export a run's model as deployment artifacts "
+        "(SavedModel for TF Serving, ONNX, LiteRT, TensorRT, .keras), each verified")
+    export.add_argument("run_dir")
+    export.add_argument("--format", help="comma-separated formats: saved_model, onnx, litert "
+                        "(tflite), tensorrt, keras, or all (default: all this machine can "
+                        "produce). The SavedModel is always included: every version folder "
+                        "must be servable by TF Serving")
+    export.add_argument("--name", help="model name under --out (default: the experiment name)")
+    export.add_argument("--out", help="TF Serving base folder; versions go to OUT/NAME/VERSION "
+                        "(default: saved_models)")
+    export.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    export.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="export.KEY=VALUE", help="override an export.* config key, "
+                        "e.g. export.tensorrt_precision=int8 (repeatable)")
+
+    compress = commands.add_parser(
+        "compress", parents=[common], help="compress a run's model (prune, quantize, "
+        "low_rank, distill) and compare it with the original")
+    compress.add_argument("run_dir")
+    compress.add_argument("--method", required=True, help="prune, quantize, low_rank or "
+                          "distill")
+    compress.add_argument("--from", dest="source", metavar="METHOD",
+                          help="compress the output of an earlier method instead of the "
+                               "run's model, e.g. --method quantize --from prune")
+    compress.add_argument("--set", dest="overrides", action="append", default=[],
+                          metavar="compress.KEY=VALUE", help="override a compress.* config "
+                          "key, e.g. compress.sparsity=0.9 or compress.quantization=qat "
+                          "(repeatable)")
+
+    launch = commands.add_parser(
+        "launch", parents=[common], help="run a command as N local workers of one "
+        "multi-worker job (TF_CONFIG per worker, or JAX multi-process with --backend jax)")
+    launch.add_argument("--workers", type=int, required=True, help="number of workers")
+    launch.add_argument("--port", type=int, help="first loopback port (default: free ports)")
+    launch.add_argument("--backend", choices=("tensorflow", "jax"),
+                        help="tensorflow (MultiWorkerMirroredStrategy) or jax "
+                             "(keras.distribution); default: KERAS_BACKEND, else tensorflow")
+    launch.add_argument("worker_command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                        help="the tfsuite command every worker runs, e.g. -- train digits")
+
+    digits = commands.add_parser("write-digits", parents=[common],
+                                 help="write the bundled digits as an image folder")
+    digits.add_argument("out", nargs="?", default=os.path.join("data", "digits"))
+
+    show = commands.add_parser("config", parents=[common],
+                               help="print an experiment's resolved config as YAML")
+    show.add_argument("experiment", nargs="?", default=DEFAULT_EXPERIMENT)
+    show.add_argument("--config")
+    show.add_argument("--set", dest="overrides", action="append", default=[])
+    return parser
+
+
+def _configure_logging(debug):
+    if not debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import warnings
+
+        warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    logging.basicConfig(format="%(levelname)s: %(message)s",
+                        level=logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("tfsuite").setLevel(logging.INFO if debug else logging.WARNING)
+    if debug:
+        os.environ["TFSUITE_DEBUG"] = "1"  # native logs stay visible
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with its C++ start-up chatter (CUDA probing) silenced."""
+    from tfsuite.quiet import native_stderr_silenced
+
+    with native_stderr_silenced():
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            pass  # JAX/torch machines without TensorFlow
+
+
+def _start_backend(config, debug):
+    """Sets the run's Keras backend, then imports TensorFlow (which imports Keras)."""
+    from tfsuite.training.runtime import select_backend
+
+    select_backend(config.runtime)
+    if not debug:
+        _import_tensorflow_quietly()
+
+
+def cmd_train(args):
+    from tfsuite import stages
+    from tfsuite.config import load_config
+
+    config = load_config(args.experiment, args.config, args.overrides)
+    _start_backend(config, args.debug)
+    summary = stages.train(config, args.run_dir, quiet=args.quiet)
+    if "worker" in summary:  # a multi-worker job's other workers: the chief reports
+        print(f"Done: worker {summary['worker']} of {summary['num_workers']} - "
+              + ", ".join(f"{k} {v:.4g}" for k, v in summary["metrics"].items()
+                          if isinstance(v, float))
+              + f" (the chief writes {summary['run_dir']})")
+        return
+    task = get_task(config)
+    print(task.format_summary(summary))
+    after = stages.format_after_training(summary, task)
+    if after:
+        print(after)
+
+
+def cmd_list(args):
+    from tfsuite.config import list_experiments
+
+    experiments = list_experiments()
+    width = max(map(len, experiments))
+    for name, description in experiments.items():
+        marker = " (default)" if name == DEFAULT_EXPERIMENT else ""
+        print(f"{name:<{width}}  {description}{marker}")
+
+
+def cmd_evaluate(args):
+    from tfsuite.config import read_run_config
+    from tfsuite.errors import user_error
+
+    config = read_run_config(args.run_dir)
+    task = get_task(config)
+    options = {"quiet": args.quiet}
+    for other in registered_tasks().values():
+        given = [flag for flag in other.evaluate_options
+                 if getattr(args, _dest(flag)) is not None]
+        if other.name != task.name and given:
+            raise user_error(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} "
+                             f"to {other.label} runs", "no such flag for this run",
+                             f"{args.run_dir} (task={config.task})",
+                             "Leave them out: this run is evaluated as its task is.")
+        if other.name == task.name:
+            options.update({_dest(flag): getattr(args, _dest(flag))
+                            for flag in other.evaluate_options})
+    _start_backend(config, args.debug)
+    _, text = task.evaluate_run(args.run_dir, options)
+    print(text)
+
+
+def _dest(flag):
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _start_tensorflow_backend(debug):
+    """Export and SavedModel prediction run on TensorFlow whatever backend trained the model.
+
+    TensorFlow gets no GPU here: conversion and checks run on the CPU, and the
+    GPU stays free for TensorRT (and for the training process that may have
+    started this one).
+    """
+    from tfsuite.packages import has_tensorflow
+
+    if "keras" in sys.modules or not has_tensorflow():
+        return
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    if not debug:
+        _import_tensorflow_quietly()
+    import tensorflow as tf
+
+    tf.config.set_visible_devices([], "GPU")
+
+
+def cmd_export(args):
+    from tfsuite.config import read_run_config
+    from tfsuite.packages import require_tensorflow
+
+    require_tensorflow("Export")
+    from tfsuite.export.report import format_report
+    from tfsuite.export.stage import export_config_for, export_run
+
+    export_config = export_config_for(args.run_dir, args.overrides, formats=args.format,
+                                      name=args.name, out=args.out, opset=args.opset)
+    _start_tensorflow_backend(args.debug)
+    report = export_run(args.run_dir, export_config, get_task(read_run_config(args.run_dir)),
+                        quiet=args.quiet)
+    from tfsuite.tensorflow_process import is_child
+
+    if not is_child():  # a child's parent prints the report
+        print(format_report(report))
+
+
+def cmd_compress(args):
+    from tfsuite.compression.stage import compress_config_for, compress_run
+    from tfsuite.config import read_run_config
+    from tfsuite.io import display_path
+    from tfsuite.tensorflow_process import is_child
+
+    task = get_task(read_run_config(args.run_dir))
+    config = compress_config_for(args.run_dir, task, args.method, args.overrides)
+    if is_child():  # a JAX/torch run's TensorFlow-only step: the run's backend key must not win
+        _start_tensorflow_backend(args.debug)
+    else:
+        _start_backend(config, args.debug)
+    report = compress_run(args.run_dir, config, args.method, get_task(config),
+                          source=args.source, quiet=args.quiet)
+    if is_child():  # a child's parent prints the report
+        return
+    print(f"{args.method}: {report['compressed']['file']} in {display_path(report['path'])}")
+    print(task.format_compression(report))
+
+
+class Backends:
+    """What a task's command needs from the CLI: the run's config, and Keras started on the
+    run's backend (or on TensorFlow) before anything imports it."""
+
+    @staticmethod
+    def run_config(run_dir, task_name, what, example):
+        """The run's config, or a clear error when the run is of another task."""
+        from tfsuite.config import read_run_config
+        from tfsuite.errors import user_error
+
+        config = read_run_config(run_dir)
+        if config.task != task_name:
+            raise user_error(what, f"a run of a {task_name} experiment (e.g. {example})",
+                             f"{run_dir} (task={config.task})")
+        return config
+
+    start = staticmethod(lambda config, debug: _start_backend(config, debug))
+    start_tensorflow = staticmethod(lambda debug: _start_tensorflow_backend(debug))
+
+
+def cmd_launch(args):
+    from tfsuite.launch import launch
+
+    command = list(args.worker_command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    return launch(args.workers, _shorthand(command), build_parser(), backend=args.backend,
+                  port=args.port)
+
+
+def cmd_write_digits(args):
+    from tfsuite.data.sources import write_digits_folder
+
+    count = write_digits_folder(args.out)
+    print(f"Wrote {count} digit images to {args.out} (one folder per class). Train on them "
+          f"with: python -m tfsuite.run train image_folder --set data.path={args.out}")
+
+
+def cmd_config(args):
+    import yaml
+
+    from tfsuite.config import load_config
+
+    config = load_config(args.experiment, args.config, args.overrides)
+    print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+
+
+COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate,
+            "export": cmd_export, "compress": cmd_compress,
+            "launch": cmd_launch, "write-digits": cmd_write_digits, "config": cmd_config}
+
+
+def _shorthand(argv):
+    """`run digits ...` and `run --set k=v ...` mean `run train digits ...` / `run train ...`."""
+    from tfsuite.config import list_experiments
+
+    if argv and (argv[0] in list_experiments() or argv[0].endswith((".yaml", ".yml"))):
+        return ["train", *argv]
+    if argv and argv[0] in ("--set", "--config", "--run-dir"):
+        return ["train", *argv]
+    return argv
+
+
+def main(argv=None):
+    argv = _shorthand(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        args = build_parser().parse_args(["train", DEFAULT_EXPERIMENT]
+                                         + (["--quiet"] if args.quiet else [])
+                                         + (["--debug"] if args.debug else []))
+    _configure_logging(args.debug)
+    from tfsuite.errors import UserError
+
+    def terminated(signum, frame):  # e.g. launch stopping its workers: run `finally` blocks
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+
+    try:
+        if args.command in COMMANDS:
+            code = COMMANDS[args.command](args)
+        else:
+            code = HANDLERS[args.command](args, Backends)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted. Run the same command again: an image run resumes after its last "
+              "completed epoch (one stopped during its first epoch starts again); a DQN run "
+              "starts again.", file=sys.stderr)
+        return 130
+    return code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

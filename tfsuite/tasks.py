@@ -1,0 +1,11 @@
+"""The composition root: importing this registers every task tfsuite ships.
+
+A new task is a package with a `Task` subclass decorated with
+`tfsuite.task.register_task`, plus one import line here. Nothing else in the
+generic layers names it.
+"""
+
+import tfsuite.image_classification.task  # noqa: F401
+import tfsuite.recommend.task  # noqa: F401
+import tfsuite.rl.task  # noqa: F401
+import tfsuite.translation.task  # noqa: F401
