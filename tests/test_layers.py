@@ -17,7 +17,7 @@ LAYERS = [
     ("config", ["tfsuite.config"]),
     ("run directory layout", ["tfsuite.run_dir"]),
     ("building blocks", ["tfsuite.plots", "tfsuite.data", "tfsuite.models", "tfsuite.training",
-                         "tfsuite.tensorflow_process"]),
+                         "tfsuite.tensorflow_process", "tfsuite.backends"]),
     ("export", ["tfsuite.export"]),
     ("compression", ["tfsuite.compression"]),
     ("task seam", ["tfsuite.task"]),

@@ -151,3 +151,47 @@ def test_the_toy_task_through_the_python_api(experiment, tmp_path):
     assert report["version"] == 1 and report["formats"]["saved_model"]["verified"]
     again = tfsuite.load_run(str(tmp_path / "api"))
     assert again.metrics == run.metrics
+
+
+@pytest.fixture
+def weights_format():
+    """An export format of the test's own (Keras weights + the architecture as JSON, run
+    by rebuilding the model), registered for one test and removed after it."""
+    from tfsuite import config
+    from tfsuite.export import formats
+
+    def write(context):
+        import keras
+
+        path = os.path.join(context.staging, "weights")
+        os.makedirs(path)
+        with open(os.path.join(path, "model.json"), "w") as f:
+            f.write(context.model.to_json())
+        context.model.save_weights(os.path.join(path, "model.weights.h5"))
+
+        def runner(inputs):
+            with open(os.path.join(path, "model.json")) as f:
+                model = keras.models.model_from_json(f.read())
+            model.load_weights(os.path.join(path, "model.weights.h5"))
+            return keras.ops.convert_to_numpy(model(inputs))
+
+        return {"path": path, "runner": runner}
+
+    formats.register_format(formats.Format("weights_json", write, aliases=("wj",)))
+    yield "weights_json"
+    del formats.FORMATS["weights_json"]
+    config.EXPORT_FORMATS.remove("weights_json")
+
+
+def test_a_new_export_format_is_one_registry_entry(experiment, tmp_path, weights_format):
+    run = tfsuite.train(str(experiment), overrides={"train.epochs": 1, "export.formats": []},
+                        run_dir=str(tmp_path / "run"), quiet=True)
+    report = run.export(["wj"], out=str(tmp_path / "served"), quiet=True)  # by its alias
+    assert report["formats"][weights_format]["verified"]
+    assert report["formats"][weights_format]["max_abs_diff"] < 1e-5
+    assert os.path.isfile(tmp_path / "served" / "diabetes" / "1" / "weights" / "model.json")
+    # The config accepts it too, and says which formats exist when a name is wrong.
+    assert tfsuite.load_config(str(experiment), overrides={"export.formats": [
+        weights_format]}).export.formats == [weights_format]
+    with pytest.raises(UserError, match="weights_json"):
+        tfsuite.load_config(str(experiment), overrides={"export.formats": ["weights_jsn"]})

@@ -20,7 +20,8 @@ import csv
 import os
 import re
 
-from tfsuite.config import ExperimentConfig, load_config, read_run_config, with_overrides
+from tfsuite.backends import start_backend, start_tensorflow_backend
+from tfsuite.config import ExperimentConfig, load_config, read_run_config, resolve
 from tfsuite.errors import UserError
 from tfsuite.run_dir import HISTORY, SUMMARY
 from tfsuite.task import get_task
@@ -77,15 +78,14 @@ def train(experiment="digits", overrides=None, run_dir=None, config_file=None, q
 
     with _python_errors():
         if isinstance(experiment, ExperimentConfig):
-            config = experiment
             if config_file:
                 raise UserError("config_file applies to an experiment name, not to a config "
                                 "object. Expected config.replace(...) or overrides. Received: "
                                 f"config_file={config_file!r}.")
-            if overrides:
-                config = with_overrides(config, overrides)
+            config = resolve(experiment, overrides)
         else:
             config = load_config(experiment, config_file, overrides or ())
+        start_backend(config)
         summary = stages.train(config, run_dir, quiet=quiet)
     return Run(summary["run_dir"], summary=summary)
 
@@ -123,9 +123,11 @@ class Run:
     """
 
     def __init__(self, run_dir, summary=None):
-        self.run_dir = run_dir
-        self.config = read_run_config(run_dir)
+        self.run_dir = os.fspath(run_dir)
+        self.config = read_run_config(self.run_dir)
         self.task = get_task(self.config)
+        # The run's backend (runtime.backend, CPU devices), unless Keras is already loaded.
+        start_backend(self.config)
         self._summary = summary
         self._model = None
 
@@ -170,13 +172,23 @@ class Run:
         """Scores the model on the run's test split again (writes evaluation/); returns the
         metrics. Options are the task's `evaluate` flags, e.g. `episodes=50` for a DQN
         run or `sampler="beam"` for a translation run."""
-        allowed = {flag.lstrip("-").replace("-", "_") for flag in self.task.evaluate_options}
-        unknown = sorted(set(options) - allowed - {"quiet"})
         with _python_errors():
-            if unknown:
-                raise UserError(f"Unknown evaluate option for a {self.task.name} run. Expected "
-                                f"one of {sorted(allowed) or 'none'}. Received: {unknown}.")
-            metrics, _ = self.task.evaluate_run(self.run_dir, {"quiet": True, **options})
+            checked = {"quiet": True}
+            for flag, spec in self.task.evaluate_options.items():
+                name = flag.lstrip("-").replace("-", "_")
+                value = checked[name] = options.pop(name, None)
+                kind, choices = spec.get("type", str), spec.get("choices")
+                if value is not None and (not isinstance(value, kind) or isinstance(value, bool)
+                                          or (choices and value not in choices)):
+                    raise UserError(f"Bad evaluate option `{name}`. Expected "
+                                    + (f"one of {list(choices)}" if choices else
+                                       f"a {kind.__name__}") + f". Received: {name}={value!r}.")
+            if options:
+                allowed = [f.lstrip("-").replace("-", "_") for f in self.task.evaluate_options]
+                raise UserError(f"Unknown evaluate option for this run (task="
+                                f"{self.task.name}). Expected {allowed or 'none'}. Received: "
+                                f"{sorted(options)}.")
+            metrics, _ = self.task.evaluate_run(self.run_dir, checked)
         return metrics
 
     def predict(self, inputs, **options):
@@ -206,6 +218,7 @@ class Run:
             formats = [formats]
         with _python_errors():
             require_tensorflow("Export")
+            start_tensorflow_backend()  # when Keras is not loaded yet: TensorFlow, no GPU
             export_config = export_config_for(
                 self.run_dir, _strings(overrides),
                 formats=None if formats is None else ",".join(formats), name=name, out=out)

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 
+from tfsuite.backends import start_backend, start_tensorflow_backend
 from tfsuite.task import get_task, registered_tasks
 
 DEFAULT_EXPERIMENT = "digits"
@@ -127,40 +128,17 @@ def _configure_logging(debug):
         os.environ["TFSUITE_DEBUG"] = "1"  # native logs stay visible
 
 
-def _import_tensorflow_quietly():
-    """Imports TensorFlow with its C++ start-up chatter (CUDA probing) silenced."""
-    from tfsuite.quiet import native_stderr_silenced
-
-    with native_stderr_silenced():
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError:
-            pass  # JAX/torch machines without TensorFlow
-
-
-def _start_backend(config, debug):
-    """Sets the run's Keras backend, then imports TensorFlow (which imports Keras)."""
-    from tfsuite.training.runtime import select_backend
-
-    select_backend(config.runtime)
-    if not debug:
-        _import_tensorflow_quietly()
-
-
 def cmd_train(args):
     from tfsuite import stages
     from tfsuite.config import load_config
 
     config = load_config(args.experiment, args.config, args.overrides)
-    _start_backend(config, args.debug)
+    start_backend(config, args.debug)
     summary = stages.train(config, args.run_dir, quiet=args.quiet)
-    if "worker" in summary:  # a multi-worker job's other workers: the chief reports
-        print(f"Done: worker {summary['worker']} of {summary['num_workers']} - "
-              + ", ".join(f"{k} {v:.4g}" for k, v in summary["metrics"].items()
-                          if isinstance(v, float))
-              + f" (the chief writes {summary['run_dir']})")
-        return
     task = get_task(config)
+    if "worker" in summary:  # a multi-worker job's other workers: the chief reports
+        print(task.format_worker_summary(summary))
+        return
     print(task.format_summary(summary))
     after = stages.format_after_training(summary, task)
     if after:
@@ -185,42 +163,22 @@ def cmd_evaluate(args):
     task = get_task(config)
     options = {"quiet": args.quiet}
     for other in registered_tasks().values():
-        given = [flag for flag in other.evaluate_options
-                 if getattr(args, _dest(flag)) is not None]
+        flags = list(other.evaluate_options)
+        given = [flag for flag in flags if getattr(args, _dest(flag)) is not None]
         if other.name != task.name and given:
-            raise user_error(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} "
+            raise user_error(f"{' and '.join(flags)} appl{'y' if len(flags) > 1 else 'ies'} "
                              f"to {other.label} runs", "no such flag for this run",
-                             f"{args.run_dir} (task={config.task})",
-                             "Leave them out: this run is evaluated as its task is.")
+                             f"{args.run_dir} (task={config.task})", "Leave them out.")
         if other.name == task.name:
             options.update({_dest(flag): getattr(args, _dest(flag))
                             for flag in other.evaluate_options})
-    _start_backend(config, args.debug)
+    start_backend(config, args.debug)
     _, text = task.evaluate_run(args.run_dir, options)
     print(text)
 
 
 def _dest(flag):
     return flag.lstrip("-").replace("-", "_")
-
-
-def _start_tensorflow_backend(debug):
-    """Export and SavedModel prediction run on TensorFlow whatever backend trained the model.
-
-    TensorFlow gets no GPU here: conversion and checks run on the CPU, and the
-    GPU stays free for TensorRT (and for the training process that may have
-    started this one).
-    """
-    from tfsuite.packages import has_tensorflow
-
-    if "keras" in sys.modules or not has_tensorflow():
-        return
-    os.environ["KERAS_BACKEND"] = "tensorflow"
-    if not debug:
-        _import_tensorflow_quietly()
-    import tensorflow as tf
-
-    tf.config.set_visible_devices([], "GPU")
 
 
 def cmd_export(args):
@@ -233,7 +191,7 @@ def cmd_export(args):
 
     export_config = export_config_for(args.run_dir, args.overrides, formats=args.format,
                                       name=args.name, out=args.out, opset=args.opset)
-    _start_tensorflow_backend(args.debug)
+    start_tensorflow_backend(args.debug)
     report = export_run(args.run_dir, export_config, get_task(read_run_config(args.run_dir)),
                         quiet=args.quiet)
     from tfsuite.tensorflow_process import is_child
@@ -243,17 +201,18 @@ def cmd_export(args):
 
 
 def cmd_compress(args):
-    from tfsuite.compression.stage import compress_config_for, compress_run
+    from tfsuite.compression.stage import check_method, compress_config_for, compress_run
     from tfsuite.config import read_run_config
     from tfsuite.io import display_path
     from tfsuite.tensorflow_process import is_child
 
+    check_method(args.method)
     task = get_task(read_run_config(args.run_dir))
     config = compress_config_for(args.run_dir, task, args.method, args.overrides)
     if is_child():  # a JAX/torch run's TensorFlow-only step: the run's backend key must not win
-        _start_tensorflow_backend(args.debug)
+        start_tensorflow_backend(args.debug)
     else:
-        _start_backend(config, args.debug)
+        start_backend(config, args.debug)
     report = compress_run(args.run_dir, config, args.method, get_task(config),
                           source=args.source, quiet=args.quiet)
     if is_child():  # a child's parent prints the report
@@ -278,8 +237,8 @@ class Backends:
                              f"{run_dir} (task={config.task})")
         return config
 
-    start = staticmethod(lambda config, debug: _start_backend(config, debug))
-    start_tensorflow = staticmethod(lambda debug: _start_tensorflow_backend(debug))
+    start = staticmethod(start_backend)
+    start_tensorflow = staticmethod(start_tensorflow_backend)
 
 
 def cmd_launch(args):

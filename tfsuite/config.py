@@ -5,6 +5,7 @@ valid ones): dataclass defaults -> experiment YAML -> `--config FILE` ->
 `--set a.b=v` -> type checks -> `validate()` -> frozen `ExperimentConfig`.
 """
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -19,6 +20,7 @@ import yaml
 from tfsuite.errors import UserError, user_error
 
 EXPERIMENTS_PACKAGE = "tfsuite.experiments"
+RUN_CONFIG = "config.yaml"  # a run's resolved config (see tfsuite.run_dir for the rest)
 
 
 class _Loader(yaml.SafeLoader):
@@ -224,9 +226,16 @@ class ExperimentConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
 
     def __post_init__(self):
-        # Types are checked on every construction, `dataclasses.replace` included, so a
-        # wrong type fails here with the key's name, not later inside Keras.
+        # Types are checked (and ints made floats, tuples lists) on every construction,
+        # `dataclasses.replace` included, so a wrong type fails here with the key's name,
+        # not later inside Keras.
         _check_types(self)
+        if self.task in _SCHEMAS and type(self) is not config_class(self.task):
+            raise user_error(f"A config of task={self.task} built from the wrong class",
+                             f"{config_class(self.task).__name__} (it holds the task's "
+                             "section)", f"{type(self).__name__}(task={self.task!r})",
+                             "Build configs with tfsuite.load_config(...) or "
+                             "config.replace(...).")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -275,6 +284,12 @@ class TaskSchema:
 _SCHEMAS = {}
 
 
+def register_export_format(name):
+    """Makes `name` a valid `export.formats` value (each export format registers itself)."""
+    if name not in EXPORT_FORMATS:
+        EXPORT_FORMATS.append(name)
+
+
 def unused_image_keys(section):
     """`TaskSchema.unused` of a task that reads no images and sets its model in `section.*`."""
     unused = {key: "an image setting" for key in ("data.image_size", "data.color_mode",
@@ -317,9 +332,18 @@ def config_class(task):
                        (schema.section, schema.section_class,
                         field(default_factory=schema.section_class))],
                 bases=(ExperimentConfig,), frozen=True)
-            cls.__module__ = __name__
+            cls.__module__, cls.__qualname__ = __name__, name
         _config_classes[task] = cls
     return _config_classes[task]
+
+
+def __getattr__(name):
+    """The task config classes by name (how pickle finds them again in another process)."""
+    for task in _SCHEMAS:
+        cls = config_class(task)
+        if cls.__name__ == name:
+            return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # The accepted names, defined once; the modules that implement them import these.
@@ -328,7 +352,7 @@ FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("nearest", "bilinear")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "lion")
 SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
-EXPORT_FORMATS = ("saved_model", "onnx", "litert", "tensorrt", "keras")
+EXPORT_FORMATS = []  # filled by `register_export_format` (tfsuite.export.formats)
 TENSORRT_PRECISIONS = ("fp32", "fp16", "int8")
 COMPRESS_METHODS = ("prune", "quantize", "low_rank", "distill")
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "data_parallel", "model_parallel")
@@ -368,7 +392,12 @@ def list_experiments():
 
 
 def _experiment_dict(name):
-    if isinstance(name, str) and name.endswith((".yaml", ".yml")):  # an experiment of one's own
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise user_error("An experiment is a name or a YAML file", "e.g. 'digits' or "
+                         "'my_experiment.yaml'", f"experiment={name!r}")
+    if name.endswith((".yaml", ".yml")):  # an experiment of one's own
         raw = _read_yaml_file(name)
         raw.setdefault("name", os.path.basename(name).rsplit(".", 1)[0])
         return raw
@@ -503,7 +532,9 @@ def _check_types(obj, prefix=""):
                                  "section's keys.")
             _check_types(value, key + ".")
         else:
-            _check_value(value, hint, key)
+            checked = _check_value(value, hint, key)
+            if checked is not value and checked != value or type(checked) is not type(value):
+                object.__setattr__(obj, f.name, checked)  # frozen: set once, here
 
 
 def _type_name(hint):
@@ -856,7 +887,7 @@ def _apply_overrides(raw, overrides):
             if isinstance(value, str):
                 _merge(raw, parse_override(f"{key}={value}"))
             else:
-                nested = value
+                nested = copy.deepcopy(value)  # merging must not change the caller's dicts
                 for part in reversed(key.split(".")):
                     nested = {part: nested}
                 _merge(raw, nested)
@@ -905,8 +936,19 @@ def config_from_dict(raw, check_files=True, other_sections="drop"):
     Sections of other tasks (run folders of older tfsuite versions hold them all)
     are dropped, or with `other_sections="error"` refused.
     """
-    return validate(_build_experiment(dict(raw), other_sections=other_sections),
+    if not isinstance(raw, dict):
+        raise user_error("A config must be a mapping", "`key: value` pairs", repr(raw)[:200])
+    return validate(_build_experiment(copy.deepcopy(raw), other_sections=other_sections),
                     check_files=check_files)
+
+
+def resolve(config, overrides=()):
+    """A config object made ready to train, as `load_config` makes one: overrides applied,
+    validated (files included), paths absolute, ignored keys warned about."""
+    raw = _apply_overrides(config.to_dict(), overrides or ())
+    config = validate(_absolute_paths(_build_experiment(raw)))
+    _warn_ignored(config)
+    return config
 
 
 def with_overrides(config, overrides, section=None):
@@ -935,7 +977,7 @@ def write_config(config, path):
 
 def read_run_config(run_dir):
     """Loads `RUN_DIR/config.yaml`, with a clear error when it is not a run directory."""
-    path = os.path.join(run_dir, "config.yaml")
+    path = os.path.join(run_dir, RUN_CONFIG)
     if not os.path.isfile(path):
         raise user_error("Not a tfsuite run directory", "a folder holding config.yaml "
                          "(made by `python -m tfsuite.run train`)", f"run_dir={run_dir!r}")

@@ -2,12 +2,12 @@
 
 import os
 
-from tfsuite.config import read_run_config
+from tfsuite.config import RUN_CONFIG, read_run_config
 from tfsuite.errors import UserError, user_error
 from tfsuite.io import read_json
 
 # The run directory's layout: every module names its files through these.
-CONFIG = "config.yaml"  # written first: the resolved config
+CONFIG = RUN_CONFIG  # written first: the resolved config
 SUMMARY = "summary.json"  # written last: status "completed", metrics, paths
 MODEL = "model.keras"
 CHECKPOINTS = "checkpoints"

@@ -45,7 +45,7 @@ def train(config, run_dir=None, quiet=False):
     fitted = task.fit(run_dir, runtime, data, quiet)
     model = fitted.model
     save_model(task.model_to_save(model, data), os.path.join(run_dir, MODEL))
-    task.plot_training(fitted, os.path.join(run_dir, CURVES))
+    task.plot_training(fitted, data, os.path.join(run_dir, CURVES))
     metrics = task.evaluate_model(model, data, os.path.join(run_dir, EVALUATION))
     summary = {
         "experiment": config.name,
@@ -106,6 +106,7 @@ def compress_after_training(run_dir, config, task, quiet):
     records, source = {}, None
     for method in config.compress.methods:
         try:
+            task.check_compression(method, run_dir)
             report = compress_run(run_dir, config, method, task, source=source, quiet=quiet)
         except UserError as e:
             raise type(e)(f"Training finished and {os.path.join(run_dir, MODEL)} is saved, "

@@ -18,7 +18,7 @@ The hooks a run calls, in order (`tfsuite.stages.train`): `setup_runtime`,
 import dataclasses
 from typing import Any, Optional
 
-from tfsuite.config import COMPRESS_METHODS, EXPORT_FORMATS, register_schema
+from tfsuite.config import register_schema
 from tfsuite.errors import user_error
 
 _TASKS = {}
@@ -103,8 +103,9 @@ class Task:
         model_name: how the summary names the model (default: `model.name`).
         unit: what one training example is, in messages ("images", "pairs", ...).
         multi_worker: trains as one of several workers (`launch`, TF_CONFIG).
-        compression_methods: the `compress --method` values it supports.
-        export_formats: the export formats it supports.
+        compression_methods: the `compress --method` values it supports. The generic
+            methods (`tfsuite.compression`) score models on `build_inputs(augment=False)`;
+            a task with its own compression overrides `compress`.
         commands: {CLI command: one-line help} of the commands it adds (see
             `add_command`).
     """
@@ -113,13 +114,17 @@ class Task:
     schema = None
     unit = "examples"
     multi_worker = False
-    compression_methods = COMPRESS_METHODS
-    export_formats = EXPORT_FORMATS
+    compression_methods = ()
     commands = {}
     evaluate_options = {}  # {"--flag": argparse keyword arguments} of `evaluate`
     run_files = ()  # files `write_run_files` writes before the first epoch ends
-    label = None  # how messages name the task, e.g. "translation"
+    label = None  # how messages name the task, e.g. "translation" (default: its name)
     noun = None  # its models, in messages: e.g. "translation models"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.label is None and cls.name:
+            cls.label = cls.name.replace("_", " ")
 
     def __init__(self, config):
         self.config = config
@@ -132,7 +137,7 @@ class Task:
 
         runtime = setup_runtime(self.config.runtime)
         if runtime.cluster.num_workers > 1 and not self.multi_worker:
-            raise user_error(f"task={self.name} trains in one process", "a single process "
+            raise user_error(f"{self.label.capitalize()} trains in one process", "a single process "
                              "(no `launch`, no TF_CONFIG cluster)", f"worker "
                              f"{runtime.cluster.index} of {runtime.cluster.num_workers}",
                              "Use the devices of one machine (runtime.strategy=mirrored or "
@@ -163,7 +168,7 @@ class Task:
         """The model written to RUN_DIR/model.keras."""
         return model
 
-    def plot_training(self, fitted, path):
+    def plot_training(self, fitted, data, path):
         if fitted.history:
             from tfsuite.plots import plot_history
 
@@ -189,7 +194,17 @@ class Task:
         """What `train` prints when the run is done."""
         raise NotImplementedError
 
+    def format_worker_summary(self, summary):
+        """What a multi-worker job's other workers print (the chief prints the summary)."""
+        return (f"Done: worker {summary['worker']} of {summary['num_workers']} (the chief "
+                f"writes {summary['run_dir']})")
+
     # ---------------------------------------------------------------- the trainer's
+
+    def build_inputs(self, augment=True, drop_remainder=False):
+        """Data with `train` and `test` splits of (inputs, labels) batches: what the generic
+        compression methods fine-tune on and score (for tasks that list them)."""
+        raise NotImplementedError
 
     def build_model(self, data):
         raise NotImplementedError
@@ -234,10 +249,17 @@ class Task:
         """The `ExportSpec` of a Keras model exported in the generic formats."""
         raise NotImplementedError
 
-    def serving_export(self, run_dir, export_config):
-        """A task with its own serving module returns a `tfsuite.export.serving.Serving`;
-        None: the model is exported in the generic formats (see `export_spec`)."""
+    def serving_formats(self, requested):
+        """A task with its own serving module: the formats of `requested` (`export.formats`)
+        it writes, checked (cheap: called before any model is loaded). None: the model is
+        exported in the generic formats (see `export_spec`)."""
         return None
+
+    def serving_export(self, run_dir, export_config):
+        """A task with its own serving module: an object whose `write(staging, final,
+        formats, quiet)` writes and checks a version, returning the report's entries and
+        a failure message or None (see `tfsuite.export.stage.export_version`)."""
+        raise NotImplementedError
 
     def compress(self, run_dir, config, method, quiet):
         """A task with its own compression returns its report; None: the generic stage."""
@@ -249,9 +271,9 @@ class Task:
             return
         if self.compression_methods:
             raise user_error(f"A {self.label} model is compressed with "
-                             f"{' or '.join(self.compression_methods)}", "--method "
+                             f"{' or '.join(self.compression_methods)}, not {method}", "--method "
                              + " or ".join(self.compression_methods), f"--method {method!r}")
-        able = [t.noun for t in _TASKS.values() if t.compression_methods]
+        able = [t.noun or f"{t.label} models" for t in _TASKS.values() if t.compression_methods]
         raise user_error(f"Compression works on {' and '.join(able)}", "a run of a task "
                          "with compression methods", f"{run_dir} (task={self.name})",
                          f"A {self.label} model is not compressed; export it with `python -m "

@@ -1,19 +1,56 @@
-"""One writer per export format; each returns its artifact and a runner to check it with.
+"""The export formats: one `Format` each, registered in `FORMATS`.
 
-A writer takes the shared `ExportContext` and returns a dict with `path`,
-`runner` (a callable from float32 inputs to the model's scores, executing
-the artifact in the format's own runtime) and facts for the report, or
-`{"skipped": {"reason": ..., "command": ...}}` when the format cannot be built
-on this machine.
+A format's writer takes the shared `ExportContext` and returns a dict with
+`path`, `runner` (a callable from float32 inputs to the model's scores,
+executing the artifact in the format's own runtime) and facts for the report,
+or `{"skipped": {"reason": ..., "command": ...}}` when the format cannot be
+built on this machine. A new format is a module with its writer and runner,
+and one `register_format(Format(...))` line below.
 """
 
 import dataclasses
 import os
+from typing import Callable, Optional
 
 import numpy as np
 
+from tfsuite.config import register_export_format
 from tfsuite.errors import user_error
 from tfsuite.export import layout
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """An export format: how it is written and checked, and what it needs.
+
+    Attributes:
+        name: the name in `export.formats` and `--format`.
+        write: the writer (see the module docstring).
+        needs: modules that must be importable to write and check it.
+        install: how to install them.
+        aliases: other names `--format` accepts (lower case).
+        built_from: formats written before it that it is converted from.
+        unavailable: `() -> reason or None`: why it cannot be built on this machine even
+            with `needs` installed. Such a format is still listed by `all` and skipped at
+            export with the command that builds it elsewhere.
+    """
+
+    name: str
+    write: Callable
+    needs: tuple = ()
+    install: str = ""
+    aliases: tuple = ()
+    built_from: tuple = ()
+    unavailable: Optional[Callable] = None
+
+
+FORMATS = {}  # in the order versions are written
+
+
+def register_format(fmt):
+    FORMATS[fmt.name] = fmt
+    register_export_format(fmt.name)
+    return fmt
 
 FILES = {"onnx": "model.onnx", "litert": "model.tflite", "tensorrt": "model.engine",
          "keras": "model.keras", "litert_quantized": "model_quantized.tflite"}
@@ -146,6 +183,23 @@ def _export_keras(context):
     return {"path": path, "runner": KerasRunner(path)}
 
 
-EXPORTERS = {"saved_model": _export_saved_model, "onnx": _export_onnx,
-             "litert": _export_litert, "tensorrt": _export_tensorrt, "keras": _export_keras,
-             "litert_quantized": _export_litert_quantized}
+def _tensorrt_unavailable():
+    from tfsuite.export.tensorrt import unavailable_reason
+
+    return unavailable_reason()
+
+
+register_format(Format("saved_model", _export_saved_model, ("tensorflow",),
+                       "pip install tensorflow", aliases=("savedmodel", "tf_saved_model")))
+register_format(Format("onnx", _export_onnx, ("tensorflow", "tf2onnx", "onnx", "onnxruntime"),
+                       "pip install tf2onnx onnx onnxruntime", built_from=("saved_model",)))
+register_format(Format("litert", _export_litert, ("tensorflow",), "pip install tensorflow",
+                       aliases=("tflite",), built_from=("saved_model",)))
+register_format(Format("tensorrt", _export_tensorrt, ("tensorflow", "tf2onnx", "onnx"),
+                       "pip install tf2onnx onnx tensorrt (on a machine with a CUDA GPU)",
+                       aliases=("trt", "engine"), built_from=("onnx",),
+                       unavailable=_tensorrt_unavailable))
+register_format(Format("keras", _export_keras))
+# Not a format to ask for: the run's own quantized .tflite (compress --method quantize),
+# added to a version that has LiteRT.
+QUANTIZED_LITERT = Format("litert_quantized", _export_litert_quantized, ("tensorflow",))

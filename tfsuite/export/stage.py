@@ -14,29 +14,18 @@ import time
 
 import numpy as np
 
-from tfsuite.config import EXPORT_FORMATS
 from tfsuite.errors import VerificationError, user_error
 from tfsuite.export import layout, verify
-from tfsuite.export.formats import EXPORTERS, ExportContext, compressed_litert
+from tfsuite.export.formats import FORMATS, QUANTIZED_LITERT, ExportContext, compressed_litert
 from tfsuite.export.saved_model import input_name
 from tfsuite.io import display_path, read_json, write_json
 from tfsuite.packages import has_tensorflow, is_installed
-from tfsuite.run_dir import EXPORT_REPORT, MODEL
-
-_NEEDS = {"saved_model": ("tensorflow",), "onnx": ("tensorflow", "tf2onnx", "onnx", "onnxruntime"),
-          "litert": ("tensorflow",), "tensorrt": ("tensorflow", "tf2onnx", "onnx"), "keras": ()}
-_INSTALL = {"saved_model": "pip install tensorflow", "litert": "pip install tensorflow",
-            "onnx": "pip install tf2onnx onnx onnxruntime",
-            "tensorrt": "pip install tf2onnx onnx tensorrt (on a machine with a CUDA GPU)"}
-
-
-FORMAT_ALIASES = {"tflite": "litert", "savedmodel": "saved_model", "tf_saved_model": "saved_model",
-                  "trt": "tensorrt", "engine": "tensorrt"}
-
+from tfsuite.run_dir import CONFIG, EXPORT_REPORT, MODEL
 
 def parse_formats(text):
     """`--format` text to format names: case-insensitive, with the common other names."""
-    names = [FORMAT_ALIASES.get(f.strip().lower(), f.strip().lower())
+    aliases = {alias: f.name for f in FORMATS.values() for alias in f.aliases}
+    names = [aliases.get(f.strip().lower(), f.strip().lower())
              for f in text.split(",") if f.strip()]
     if not names:
         raise user_error("--format is empty", "comma-separated formats, e.g. --format "
@@ -73,7 +62,7 @@ def export_config_for(run_dir, overrides=(), formats=None, name=None, out=None, 
 def _refuse_export_version(path):
     """An export version passed where a run directory is expected: say where its run is."""
     info = os.path.join(path, EXPORT_REPORT)
-    if os.path.isfile(info) and not os.path.isfile(os.path.join(path, "config.yaml")):
+    if os.path.isfile(info) and not os.path.isfile(os.path.join(path, CONFIG)):
         raise user_error("`export` takes a run directory, not an export version",
                          "a folder made by `train` (holding config.yaml)", f"run_dir={path!r}",
                          f"This version was exported from {read_json(info).get('run_dir')}; "
@@ -81,41 +70,43 @@ def _refuse_export_version(path):
 
 
 def missing_modules(name):
-    return [m for m in _NEEDS[name] if not is_installed(m)]
+    return [m for m in FORMATS[name].needs if not is_installed(m)]
 
 
 def available_formats():
-    """Formats this machine can produce and verify (TensorRT: see `tensorrt.unavailable_reason`)."""
-    from tfsuite.export.tensorrt import unavailable_reason
-
-    return [f for f in EXPORT_FORMATS if not missing_modules(f)
-            and (f != "tensorrt" or unavailable_reason() is None)]
+    """Formats this machine can produce and verify."""
+    return [f.name for f in FORMATS.values() if not missing_modules(f.name)
+            and (f.unavailable is None or f.unavailable() is None)]
 
 
 def resolve_formats(requested):
-    """The formats to export, in a fixed order; 'all' means all this machine can produce.
+    """The formats to export, in registration order; 'all' means all this machine can
+    produce.
 
-    TensorRT stays in the list even where it cannot be built (the stage then
-    prints why and the `trtexec` command), and brings ONNX with it. The
-    SavedModel is always included where TensorFlow is installed.
+    A format that cannot be built here but whose modules are installed (TensorRT
+    without a GPU) stays in the list: the stage then prints why and the command
+    that builds it elsewhere. Each format brings the ones it is converted from.
+    The SavedModel is always included where TensorFlow is installed.
     """
     if not requested or "all" in requested:
-        wanted = set(available_formats())
-        if not missing_modules("tensorrt"):  # say why no engine, with the trtexec command
-            wanted.add("tensorrt")
+        wanted = {f.name for f in FORMATS.values() if not missing_modules(f.name)}
     else:
         wanted = set(requested)
-    for name in wanted - {"tensorrt"}:
-        if missing_modules(name):
+    for name in wanted:
+        if missing_modules(name) and FORMATS[name].unavailable is None:
             raise user_error(f"The {name} export needs {', '.join(missing_modules(name))}",
-                             "the packages installed", f"format={name!r}", _INSTALL[name] + ".")
-    if "tensorrt" in wanted and not missing_modules("onnx"):
-        wanted.add("onnx")  # the engine is built from the ONNX file
+                             "the packages installed", f"format={name!r}",
+                             FORMATS[name].install + ".")
+    pending = list(wanted)
+    while pending:
+        for source in FORMATS[pending.pop()].built_from:
+            if source not in wanted and not missing_modules(source):
+                wanted.add(source)
+                pending.append(source)
     if not missing_modules("saved_model"):
-        # OUT/NAME/VERSION is TF Serving's layout: every version there must be servable
-        # (and ONNX and LiteRT are converted from that SavedModel).
+        # OUT/NAME/VERSION is TF Serving's layout: every version there must be servable.
         wanted.add("saved_model")
-    return [f for f in EXPORT_FORMATS if f in wanted]
+    return [f for f in FORMATS if f in wanted]
 
 
 def export_run(run_dir, export_config, task, quiet=False):
@@ -126,33 +117,34 @@ def export_run(run_dir, export_config, task, quiet=False):
         export_config: its `ExportConfig` (see `export_config_for`).
         task: the run's task (`tfsuite.task.get_task`): it brings the inputs the
             artifacts are checked on (`export_spec`), or its own serving module
-            (`serving_export`).
+            (`serving_formats`, `serving_export`).
         quiet: no progress lines.
 
     Formats that need TensorFlow are written by a TensorFlow-backend subprocess
     when this process runs Keras on another backend (the `.keras` file loads on
     any backend).
     """
-    serving = task.serving_export(run_dir, export_config)
-    formats = (serving.formats_for(export_config.formats) if serving is not None
-               else resolve_formats(export_config.formats))
+    own = task.serving_formats(export_config.formats)
+    formats = own if own is not None else resolve_formats(export_config.formats)
     import keras
 
-    if (keras.backend.backend() != "tensorflow" and any(_NEEDS[f] for f in formats)
+    if (keras.backend.backend() != "tensorflow" and any(FORMATS[f].needs for f in formats)
             and has_tensorflow()):
         return export_in_tensorflow_process(run_dir, export_config, formats, quiet)
-    if serving is None:
+    if own is not None:
+        serving = task.serving_export(run_dir, export_config)
+    else:
         serving = KerasExport(run_dir, export_config, task)
         if "litert" in formats and compressed_litert(run_dir):
-            formats = [*formats, "litert_quantized"]  # compress --method quantize made one
+            formats = [*formats, QUANTIZED_LITERT.name]  # compress --method quantize made one
     return export_version(run_dir, task.config, export_config, formats, serving.write, quiet)
 
 
 def export_version(run_dir, config, export_config, formats, write, quiet=False):
     """The one export flow: a new version OUT/NAME/VERSION is staged, written and checked
-    by `write(staging, final, formats, name, folder, quiet)` (which returns the report's
-    task-specific entries and a failure message or None), and published only when
-    everything passed. Returns the report (also OUT/NAME/VERSION/export.json and
+    by `write(staging, final, formats, quiet)` (which returns the report's task-specific
+    entries and None, or a failure: a message, or (message, how to fix)), and published
+    only when everything passed. Returns the report (also OUT/NAME/VERSION/export.json and
     RUN_DIR/export.json).
     """
     name = export_config.name or config.name
@@ -176,9 +168,11 @@ def export_version(run_dir, config, export_config, formats, write, quiet=False):
         layout.discard(staging, created)
         raise
     if failure:
+        message, fix = failure if isinstance(failure, tuple) else (failure, None)
         rejected = layout.reject(staging, folder, version)
-        raise VerificationError(f"{failure} The version was not published; its files are "
-                                f"kept in {rejected} for inspection.")
+        raise VerificationError(f"{message} The version was not published; its files are "
+                                f"kept in {rejected} for inspection." + (f" {fix}" if fix
+                                                                         else ""))
     layout.publish(staging, folder, version)
     if report["serving"]:
         write_models_config(report["serving"], name)
@@ -249,7 +243,7 @@ def _reference(model, model32, was_mixed, images, export_config, run_dir, source
                          "and training_curves.png, and retrain (e.g. a lower "
                          "train.learning_rate).")
     reference = {"probabilities": probabilities,
-                 "model": os.path.abspath(os.path.join(run_dir, "model.keras")),
+                 "model": os.path.abspath(os.path.join(run_dir, MODEL)),
                  "rebuilt_in_float32": was_mixed, "inputs": source,
                  "num_samples": len(images), "batch_size": batch,
                  "latency_ms": round(verify.latency_ms(model32.predict_on_batch,
@@ -268,7 +262,8 @@ def _export_formats(context, formats, reference, quiet):
     results, skipped = {}, {}
     for name in formats:
         started = time.perf_counter()
-        outcome = EXPORTERS[name](context)
+        fmt = QUANTIZED_LITERT if name == QUANTIZED_LITERT.name else FORMATS[name]
+        outcome = fmt.write(context)
         if "skipped" in outcome:  # the final report prints why, and the trtexec command
             skipped[name] = outcome["skipped"]
             _say(quiet, f"  {name:<16} skipped (see below)")
@@ -333,8 +328,9 @@ def write_run_report(run_dir, report):
 def _mismatch_message(failed, results, export_config):
     details = "; ".join(f"{f}: max |diff| {results[f]['max_abs_diff']:.3g}, top-1 agreement "
                         f"{results[f]['top1_agreement']:.2%}" for f in failed)
-    return (f"Export verification failed: {details} (tolerance {export_config.atol:g}). If "
-            "the difference is acceptable, raise the tolerance with --set export.atol=VALUE.")
+    return (f"Export verification failed: {details} (tolerance {export_config.atol:g}).",
+            "If the difference is acceptable, raise the tolerance with --set "
+            "export.atol=VALUE.")
 
 
 def export_in_tensorflow_process(run_dir, export_config, formats, quiet):

@@ -1,1 +1,1 @@
-"""Image classification: image folders, arrays and TFDS into CNNs, ResNets and keras.applications."""
+"""Image classification: image folders, arrays and TFDS into CNNs, ResNets, keras.applications."""

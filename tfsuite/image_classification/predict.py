@@ -7,7 +7,7 @@ import numpy as np
 from tfsuite.config import DataConfig, read_run_config
 from tfsuite.errors import user_error
 from tfsuite.io import read_json
-from tfsuite.run_dir import CONFIG, SUMMARY
+from tfsuite.run_dir import CONFIG, EXPORT_REPORT, SUMMARY
 
 NAME = "image_classification"
 
@@ -42,7 +42,7 @@ def predict_saved_model(path, images, top_k=5):
     from tfsuite.image_classification.evaluation import rank_top_k
 
     _check_image_files(images)
-    info_path = os.path.join(path, "export.json")
+    info_path = os.path.join(path, EXPORT_REPORT)
     info = read_json(info_path) if os.path.isfile(info_path) else {}
     runner = SavedModelRunner(path)
     if "probabilities" not in info.get("outputs", {"probabilities": None}) or \

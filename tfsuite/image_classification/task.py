@@ -24,6 +24,7 @@ class ImageClassificationTask(Task):
     schema = TaskSchema(task=name, data_sources=IMAGE_SOURCES)
     unit = "images"
     multi_worker = True
+    compression_methods = ("prune", "quantize", "low_rank", "distill")
     commands = {"predict": "classify image files with a run's model or an exported "
                            "SavedModel"}
 
@@ -128,6 +129,11 @@ class ImageClassificationTask(Task):
         lines += [f"  model: {summary['model']['path']}",
                   f"  summary: {os.path.join(run_dir, SUMMARY)}"]
         return "\n".join(lines)
+
+    def format_worker_summary(self, summary):
+        return (f"Done: worker {summary['worker']} of {summary['num_workers']} - test accuracy "
+                f"{summary['metrics']['test_accuracy']:.2%} (the chief writes "
+                f"{summary['run_dir']})")
 
     # ---------------------------------------------------------------- finished runs
 

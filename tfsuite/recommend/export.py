@@ -20,6 +20,7 @@ import numpy as np
 from tfsuite.errors import user_error
 from tfsuite.export import layout
 from tfsuite.export.saved_model import SIGNATURE
+from tfsuite.run_dir import MODEL
 
 FORMATS = ("saved_model",)
 INPUT = "user_id"
@@ -110,10 +111,7 @@ class RecommenderExport:
         self.k = min(config.recommend.k, len(self.index.item_ids))
         self.recommender = Recommender(model, self.index, self.k)
         self.users = self.index.user_ids[:export_config.verify_samples - 1] + [UNKNOWN_USER]
-        self.model_path = os.path.abspath(os.path.join(run_dir, "model.keras"))
-
-    def formats_for(self, requested):
-        return formats_for(requested)
+        self.model_path = os.path.abspath(os.path.join(run_dir, MODEL))
 
     def write(self, staging, final, formats, quiet):
         import tensorflow as tf

@@ -33,7 +33,7 @@ class RecommendationTask(Task):
         validate=recommend_config.validate,
         unused=unused_image_keys("recommend"))
     compression_methods = ()
-    export_formats = ("saved_model",)
+    run_files = ("users.txt", "items.tsv", "rated.npz")  # the index (tfsuite.recommend.serve)
     commands = {"recommend": "top-k items for users, from a recommendation run",
                 "write-ratings": "write the bundled generated ratings (MovieLens format: "
                                  "ratings.csv, movies.csv)"}
@@ -174,6 +174,11 @@ class RecommendationTask(Task):
     def predict(self, run_dir, inputs, k=None):
         """Recommendations for a user id or a list of them (see `recommend`)."""
         return self.recommend(run_dir, [inputs] if isinstance(inputs, str) else inputs, k)
+
+    def serving_formats(self, requested):
+        from tfsuite.recommend.export import formats_for
+
+        return formats_for(requested)
 
     def serving_export(self, run_dir, export_config):
         from tfsuite.recommend.export import RecommenderExport

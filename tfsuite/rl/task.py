@@ -39,8 +39,6 @@ class ReinforcementLearningTask(Task):
                         section_class=rl_config.DQNConfig, validate=rl_config.validate,
                         unused={key: "DQN reads `rl.*` instead" for key in
                                 ("data", "model", "train")})
-    compression_methods = ()
-    export_formats = ("saved_model", "onnx", "litert", "tensorrt", "keras")
     commands = {"render": "DQN runs: a GIF of one greedy episode"}
     evaluate_options = {
         "--episodes": {"type": int, "help": "DQN runs: episodes to play (default 20)"},
@@ -92,7 +90,6 @@ class ReinforcementLearningTask(Task):
         from tfsuite.rl.dqn import train_dqn
         from tfsuite.rl.progress import Progress
 
-        self.env = env  # the curves mark its reward threshold
         progress = Progress(run_dir, self.config.rl.total_steps, quiet)
         try:
             agent, history = train_dqn(self.config.rl, self.config.runtime.seed, log=progress)
@@ -134,11 +131,11 @@ class ReinforcementLearningTask(Task):
               "start.", flush=True)
         raise SystemExit(130)
 
-    def plot_training(self, fitted, path):
+    def plot_training(self, fitted, env, path):
         from tfsuite.plots import plot_rl_history
 
         plot_rl_history(fitted.history, path, title=self.config.name,
-                        reward_threshold=self.env["reward_threshold"])
+                        reward_threshold=env["reward_threshold"])
 
     def evaluate_model(self, model, env, out_dir):
         from tfsuite.rl.policy import evaluate_policy

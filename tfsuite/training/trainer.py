@@ -14,7 +14,7 @@ import keras
 
 from tfsuite.errors import UserError
 from tfsuite.packages import has_tensorflow
-from tfsuite.run_dir import read_state
+from tfsuite.run_dir import CHECKPOINTS, HISTORY, read_state
 from tfsuite.training.callbacks import (NanGuard, OneStepLateBatchEnd, ProgressLogger,
                                         ResumableCheckpoint, ResumableEarlyStopping)
 from tfsuite.training.optimizers import get_optimizer
@@ -41,9 +41,9 @@ class Trainer:
         self.run_dir = run_dir
         self.runtime = runtime
         self.quiet = quiet
-        self.checkpoint_dir = os.path.join(run_dir, "checkpoints")
+        self.checkpoint_dir = os.path.join(run_dir, CHECKPOINTS)
         # A multi-worker job resumes every worker from the chief's checkpoints.
-        self.resume_dir = os.path.join(resume_from or run_dir, "checkpoints")
+        self.resume_dir = os.path.join(resume_from or run_dir, CHECKPOINTS)
         self.state = None
         self.progress = None
 
@@ -85,7 +85,7 @@ class Trainer:
         self.state = checkpoint.state
         # The progress logger times the epoch before the checkpoint is written.
         callbacks = [self.nan_guard, self.progress, checkpoint,
-                     keras.callbacks.CSVLogger(os.path.join(self.run_dir, "history.csv"),
+                     keras.callbacks.CSVLogger(os.path.join(self.run_dir, HISTORY),
                                                append=True)]
         if has_tensorflow():  # it writes with tf.summary, on any backend
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs")))

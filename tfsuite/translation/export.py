@@ -120,9 +120,6 @@ class TranslationExport:
         self.expected = _keras_reference(self.translator, self.encoder_ids,
                                          config.translation.eval_batch_size)
 
-    def formats_for(self, requested):
-        return formats_for(requested)
-
     def write(self, staging, final, formats, quiet):
         import tensorflow as tf
 

@@ -13,6 +13,7 @@ import shutil
 import time
 
 from tfsuite.io import display_path, write_json
+from tfsuite.run_dir import MODEL
 
 
 def _dense_only(layer):
@@ -62,7 +63,7 @@ def compress_translation(run_dir, config, method, quiet=False):
         print(f"tfsuite: compress {display_path(run_dir)} with 'quantize' (Keras int8, Dense "
               f"layers); scoring on {len(sources):,} test sentences before and after",
               flush=True)
-    path = os.path.join(run_dir, "model.keras")
+    path = os.path.join(run_dir, MODEL)
     keras_hub()  # registers KerasHub's classes before model.keras is read
     baseline = keras.saving.load_model(path)
     before = _measure(baseline, config, tokenizer, sources, references)

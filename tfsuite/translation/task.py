@@ -40,7 +40,6 @@ class TranslationTask(Task):
     unit = "pairs"
     run_files = (TOKENIZER_FILE, CORPUS_FILE)
     compression_methods = ("quantize",)
-    export_formats = ("saved_model", "keras")
     commands = {"translate": "translate text with a translation run's model"}
     evaluate_options = {
         "--sampler": {"choices": ("greedy", "beam"), "help": "translation runs: decoding "
@@ -214,6 +213,9 @@ class TranslationTask(Task):
             raise user_error("Nothing to translate", "at least one non-empty text (arguments, "
                              "or lines of --file)", f"{len(texts)} texts, all empty",
                              'e.g. python -m tfsuite.run translate RUN_DIR "twenty-one"')
+        if sampler_name not in (None, *translation_config.SAMPLERS):
+            raise user_error("Unknown sampler", f"one of {list(translation_config.SAMPLERS)}",
+                             f"sampler={sampler_name!r}")
         if max_length is not None and max_length < 2:
             raise user_error("--max-length is too small", "an int >= 2 (tokens)",
                              f"max_length={max_length}")
@@ -223,12 +225,17 @@ class TranslationTask(Task):
                                                self.config.translation.eval_batch_size))
         return [next(translated) if t else "" for t in texts], translator.truncated
 
-    def predict(self, run_dir, inputs, **options):
-        """Translations of a text or a list of texts."""
+    def predict(self, run_dir, inputs, sampler=None, num_beams=None, max_length=None):
+        """Translations of a text or a list of texts (options as `translate`'s flags)."""
         single = isinstance(inputs, str)
         translations, _ = self.translate(run_dir, [inputs] if single else list(inputs),
-                                         **options)
+                                         sampler, num_beams, max_length)
         return translations[0] if single else translations
+
+    def serving_formats(self, requested):
+        from tfsuite.translation.export import formats_for
+
+        return formats_for(requested)
 
     def serving_export(self, run_dir, export_config):
         from tfsuite.translation.export import TranslationExport
