@@ -23,7 +23,6 @@ class RecommendationTask(Task):
     """A two-tower retrieval model (in-batch softmax) or a ranking model."""
 
     name = "recommendation"
-    label = "recommendation"
     noun = "recommenders"
     schema = TaskSchema(
         task=name, data_sources=("generated", "ratings"), section="recommend",

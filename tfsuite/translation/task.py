@@ -27,7 +27,6 @@ class TranslationTask(Task):
     """A T5 encoder-decoder trained with teacher forcing on token ids."""
 
     name = "translation"
-    label = "translation"
     noun = "translation models"
     schema = TaskSchema(
         task=name, data_sources=("numbers", "parallel"), section="translation",
