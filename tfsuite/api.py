@@ -16,6 +16,7 @@ override is named `overrides={"key": value}`, not `--set key=value`.
 """
 
 import contextlib
+import contextvars
 import csv
 import os
 import re
@@ -46,11 +47,27 @@ def python_wording(message):
     return _SET.sub(python, message)
 
 
+# The command line calls this API too; its users get the CLI's own wording.
+_CLI_WORDING = contextvars.ContextVar("tfsuite_cli_wording", default=False)
+
+
+@contextlib.contextmanager
+def cli_wording():
+    """Within it, errors keep the CLI's wording (`--set key=value`)."""
+    token = _CLI_WORDING.set(True)
+    try:
+        yield
+    finally:
+        _CLI_WORDING.reset(token)
+
+
 @contextlib.contextmanager
 def _python_errors():
     try:
         yield
     except UserError as e:
+        if _CLI_WORDING.get():
+            raise
         error = type(e)(python_wording(str(e)))
         raise error.with_traceback(None) from e.__cause__
 
@@ -86,8 +103,10 @@ def train(experiment="digits", overrides=None, run_dir=None, config_file=None, q
         else:
             config = load_config(experiment, config_file, overrides or ())
         start_backend(config)
-        summary = stages.train(config, run_dir, quiet=quiet)
-    return Run(summary["run_dir"], summary=summary)
+        result = stages.train(config, run_dir, quiet=quiet)
+        run = Run(result["run_dir"])
+    run.result = result
+    return run
 
 
 def load_run(run_dir):
@@ -120,15 +139,22 @@ class Run:
         run_dir: the folder.
         config: the run's `ExperimentConfig` (from its config.yaml).
         task: the run's `tfsuite.task.Task`.
+        result: what `train` returned: the summary (or, on a multi-worker job's other
+            workers, that worker's record); None for a run loaded with `load_run`.
+
+    Keras starts on the run's backend (`runtime.backend`) when a method first needs it,
+    unless it is already loaded; `export` starts it on TensorFlow (without the GPU).
     """
 
-    def __init__(self, run_dir, summary=None):
+    def __init__(self, run_dir):
+        from tfsuite.export.stage import refuse_export_version
+
         self.run_dir = os.fspath(run_dir)
+        refuse_export_version(self.run_dir)
         self.config = read_run_config(self.run_dir)
         self.task = get_task(self.config)
-        # The run's backend (runtime.backend, CPU devices), unless Keras is already loaded.
-        start_backend(self.config)
-        self._summary = summary
+        self.result = None
+        self._summary = None
         self._model = None
 
     def __repr__(self):
@@ -165,6 +191,7 @@ class Run:
         """The trained Keras model (RUN_DIR/model.keras), loaded on first use."""
         if self._model is None:
             with _python_errors():
+                start_backend(self.config)
                 self._model = self.task.load_model(self.run_dir)
         return self._model
 
@@ -188,6 +215,7 @@ class Run:
                 raise UserError(f"Unknown evaluate option for this run (task="
                                 f"{self.task.name}). Expected {allowed or 'none'}. Received: "
                                 f"{sorted(options)}.")
+            start_backend(self.config)
             metrics, _ = self.task.evaluate_run(self.run_dir, checked)
         return metrics
 
@@ -195,22 +223,31 @@ class Run:
         """The task's predictions for `inputs` (image files: top-k classes; texts:
         translations; user ids: recommendations; arrays: the model's outputs)."""
         with _python_errors():
+            start_backend(self.config)
             return self.task.predict(self.run_dir, inputs, **options)
 
     def compress(self, method, overrides=None, source=None, quiet=False):
         """Compresses the model (prune, quantize, low_rank, distill); returns the report
         (also RUN_DIR/compress/METHOD/report.json). `overrides` sets compress.* keys."""
-        from tfsuite.compression.stage import compress_config_for, compress_run
+        from tfsuite.compression.stage import check_method, compress_config_for, compress_run
+        from tfsuite.tensorflow_process import is_child
 
         with _python_errors():
+            check_method(method)
             config = compress_config_for(self.run_dir, self.task, method,
                                          _strings(overrides))
+            if is_child():  # a JAX/torch run's TensorFlow-only step, in its TensorFlow child
+                start_tensorflow_backend()
+            else:
+                start_backend(config)
             return compress_run(self.run_dir, config, method, get_task(config),
                                 source=source, quiet=quiet)
 
-    def export(self, formats=None, overrides=None, name=None, out=None, quiet=False):
-        """Exports a new verified version OUT/NAME/VERSION in `formats` (default: all this
-        machine can produce); returns the report (also RUN_DIR/export.json)."""
+    def export(self, formats=None, overrides=None, name=None, out=None, opset=None,
+               quiet=False):
+        """Exports a new verified version OUT/NAME/VERSION in `formats` (a list, or a
+        comma-separated string; default: all this machine can produce); returns the report
+        (also RUN_DIR/export.json). `overrides` sets export.* keys."""
         from tfsuite.export.stage import export_config_for, export_run
         from tfsuite.packages import require_tensorflow
 
@@ -218,10 +255,11 @@ class Run:
             formats = [formats]
         with _python_errors():
             require_tensorflow("Export")
-            start_tensorflow_backend()  # when Keras is not loaded yet: TensorFlow, no GPU
             export_config = export_config_for(
                 self.run_dir, _strings(overrides),
-                formats=None if formats is None else ",".join(formats), name=name, out=out)
+                formats=None if formats is None else ",".join(formats), name=name, out=out,
+                opset=opset)
+            start_tensorflow_backend()  # when Keras is not loaded yet: TensorFlow, no GPU
             return export_run(self.run_dir, export_config, self.task, quiet=quiet)
 
 

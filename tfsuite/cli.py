@@ -129,18 +129,17 @@ def _configure_logging(debug):
 
 
 def cmd_train(args):
-    from tfsuite import stages
+    from tfsuite import api, stages
     from tfsuite.config import load_config
 
     config = load_config(args.experiment, args.config, args.overrides)
     start_backend(config, args.debug)
-    summary = stages.train(config, args.run_dir, quiet=args.quiet)
-    task = get_task(config)
-    if "worker" in summary:  # a multi-worker job's other workers: the chief reports
-        print(task.format_worker_summary(summary))
+    run = api.train(config, run_dir=args.run_dir, quiet=args.quiet)
+    if "worker" in run.result:  # a multi-worker job's other workers: the chief reports
+        print(run.task.format_worker_summary(run.result))
         return
-    print(task.format_summary(summary))
-    after = stages.format_after_training(summary, task)
+    print(run.task.format_summary(run.result))
+    after = stages.format_after_training(run.result, run.task)
     if after:
         print(after)
 
@@ -182,43 +181,30 @@ def _dest(flag):
 
 
 def cmd_export(args):
-    from tfsuite.config import read_run_config
-    from tfsuite.packages import require_tensorflow
-
-    require_tensorflow("Export")
+    from tfsuite import api
     from tfsuite.export.report import format_report
-    from tfsuite.export.stage import export_config_for, export_run
-
-    export_config = export_config_for(args.run_dir, args.overrides, formats=args.format,
-                                      name=args.name, out=args.out, opset=args.opset)
-    start_tensorflow_backend(args.debug)
-    report = export_run(args.run_dir, export_config, get_task(read_run_config(args.run_dir)),
-                        quiet=args.quiet)
     from tfsuite.tensorflow_process import is_child
 
+    start_tensorflow_backend(args.debug)
+    report = api.load_run(args.run_dir).export(args.format, args.overrides, args.name,
+                                               args.out, args.opset, quiet=args.quiet)
     if not is_child():  # a child's parent prints the report
         print(format_report(report))
 
 
 def cmd_compress(args):
-    from tfsuite.compression.stage import check_method, compress_config_for, compress_run
-    from tfsuite.config import read_run_config
+    from tfsuite import api
+    from tfsuite.compression.stage import check_method
     from tfsuite.io import display_path
     from tfsuite.tensorflow_process import is_child
 
-    check_method(args.method)
-    task = get_task(read_run_config(args.run_dir))
-    config = compress_config_for(args.run_dir, task, args.method, args.overrides)
-    if is_child():  # a JAX/torch run's TensorFlow-only step: the run's backend key must not win
-        start_tensorflow_backend(args.debug)
-    else:
-        start_backend(config, args.debug)
-    report = compress_run(args.run_dir, config, args.method, get_task(config),
-                          source=args.source, quiet=args.quiet)
+    check_method(args.method)  # a misspelt method first: before the run is read
+    run = api.load_run(args.run_dir)
+    report = run.compress(args.method, args.overrides, source=args.source, quiet=args.quiet)
     if is_child():  # a child's parent prints the report
         return
     print(f"{args.method}: {report['compressed']['file']} in {display_path(report['path'])}")
-    print(task.format_compression(report))
+    print(run.task.format_compression(report))
 
 
 class Backends:
@@ -299,11 +285,14 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, terminated)
 
+    from tfsuite.api import cli_wording
+
     try:
-        if args.command in COMMANDS:
-            code = COMMANDS[args.command](args)
-        else:
-            code = HANDLERS[args.command](args, Backends)
+        with cli_wording():
+            if args.command in COMMANDS:
+                code = COMMANDS[args.command](args)
+            else:
+                code = HANDLERS[args.command](args, Backends)
     except UserError as e:
         if args.debug:
             raise

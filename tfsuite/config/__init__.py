@@ -22,7 +22,8 @@ import yaml
 
 from tfsuite.config.checks import require, validate_core
 from tfsuite.config.parsing import (apply_overrides, build, check_types, flatten, merge,
-                                    parse_override, read_yaml, read_yaml_file, type_error)
+                                    parse_override, read_yaml, read_yaml_file, type_error,
+                                    valid_keys)
 from tfsuite.config.sections import (CHOICES, COMPRESS_METHODS, EXPORT_FORMATS,
                                      FILL_MODES, IMAGE_SOURCES, INTERPOLATIONS, MONITORS,
                                      OPTIMIZERS, PATH, QUANTIZATIONS, SCHEDULES, STRATEGIES,
@@ -346,10 +347,16 @@ def _build_experiment(raw, other_sections="error"):
         section = raw[key] if isinstance(raw[key], dict) and raw[key] else {"": raw[key]}
         name, value = next(iter(section.items()))
         where = f"{key}.{name}" if name else key
+        # The same setting under this task's keys (rl.learning_rate -> train.learning_rate).
+        close = difflib.get_close_matches(str(name), [k.rsplit(".", 1)[-1] for k in
+                                                      valid_keys(cls)], n=1, cutoff=0.8)
+        hint = next((f"Did you mean `{k}`? " for k in valid_keys(cls)
+                     if close and k.rsplit(".", 1)[-1] == close[0]), "")
         raise user_error(f"Config key `{where}` belongs to another task", f"keys of "
                          f"task={task} (`python -m tfsuite.run config EXPERIMENT` lists them)",
                          f"{where}={value!r} for task={task}; the `{key}` section is "
-                         f"task={owner}'s", f"Remove it, or train an experiment of task {owner}.")
+                         f"task={owner}'s", f"{hint}Remove it, or train an experiment of "
+                         f"task {owner}.")
     return build(cls, raw)
 
 

@@ -43,7 +43,7 @@ def export_config_for(run_dir, overrides=(), formats=None, name=None, out=None, 
     """
     from tfsuite.config import read_run_config, validate, with_overrides
 
-    _refuse_export_version(run_dir)
+    refuse_export_version(run_dir)
     config = with_overrides(read_run_config(run_dir), overrides, section="export")
     export = config.export
     if formats is not None:
@@ -59,11 +59,11 @@ def export_config_for(run_dir, overrides=(), formats=None, name=None, out=None, 
     return validate(dataclasses.replace(config, export=export), check_files=False).export
 
 
-def _refuse_export_version(path):
+def refuse_export_version(path):
     """An export version passed where a run directory is expected: say where its run is."""
     info = os.path.join(path, EXPORT_REPORT)
     if os.path.isfile(info) and not os.path.isfile(os.path.join(path, CONFIG)):
-        raise user_error("`export` takes a run directory, not an export version",
+        raise user_error("tfsuite takes a run directory, not an export version",
                          "a folder made by `train` (holding config.yaml)", f"run_dir={path!r}",
                          f"This version was exported from {read_json(info).get('run_dir')}; "
                          "pass that folder.")
