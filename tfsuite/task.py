@@ -4,8 +4,9 @@ A task is a package that subclasses `Task` and registers it with
 `register_task`; the composition root, `tfsuite.tasks`, imports the task
 packages. The layers below the tasks (config, data, models, training,
 compression, export and the run skeleton in `tfsuite.stages`) name no task:
-they look the task up with `get_task(config)` and call its hooks. Modelled on
-TF Model Garden's `base_task.Task` and `task_factory`.
+the skeleton, the Python API and the CLI look the task up with
+`get_task(config)` and call its hooks; export and compression are handed the
+task object. Modelled on TF Model Garden's `base_task.Task` and `task_factory`.
 
 The hooks a run calls, in order (`tfsuite.stages.train`): `setup_runtime`,
 `prepare` (data; nothing written yet), `write_run_files`, `print_start`, `fit`,
@@ -100,7 +101,6 @@ class Task:
     Attributes:
         name: the value of `task:` in an experiment.
         schema: its `TaskSchema` (data sources, config section, validation).
-        model_name: how the summary names the model (default: `model.name`).
         unit: what one training example is, in messages ("images", "pairs", ...).
         multi_worker: trains as one of several workers (`launch`, TF_CONFIG).
         compression_methods: the `compress --method` values it supports. The generic
