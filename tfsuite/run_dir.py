@@ -34,7 +34,17 @@ def read_state(checkpoint_dir):
     path = os.path.join(checkpoint_dir, STATE_FILE)
     if not os.path.isfile(path):
         return None
-    state = read_json(path)
+    try:
+        state = read_json(path)
+    except (ValueError, OSError) as e:  # empty or cut short (JSONDecodeError), not UTF-8
+        state = e
+    if not isinstance(state, dict):
+        raise user_error("The run's training state is damaged", f"a complete {STATE_FILE} "
+                         "(tfsuite writes it after every epoch, atomically)",
+                         f"{path} ({type(state).__name__}: {str(state)[:120]})",
+                         "It was changed outside tfsuite (or cut by a full disk). Restore it "
+                         "from a copy, or move the run folder aside and train again; "
+                         "nothing was changed.")
     if not os.path.isfile(os.path.join(checkpoint_dir, state.get("weights", ""))):
         return None
     return state

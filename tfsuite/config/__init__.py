@@ -23,7 +23,7 @@ import yaml
 from tfsuite.config.checks import require, validate_core
 from tfsuite.config.parsing import (apply_overrides, build, check_types, flatten, merge,
                                     parse_override, read_yaml, read_yaml_file, type_error,
-                                    valid_keys)
+                                    shown, valid_keys)
 from tfsuite.config.sections import (CHOICES, COMPRESS_METHODS, EXPORT_FORMATS,
                                      FILL_MODES, IMAGE_SOURCES, INTERPOLATIONS, MONITORS,
                                      OPTIMIZERS, PATH, QUANTIZATIONS, SCHEDULES, STRATEGIES,
@@ -354,7 +354,8 @@ def _build_experiment(raw, other_sections="error"):
                      if close and k.rsplit(".", 1)[-1] == close[0]), "")
         raise user_error(f"Config key `{where}` belongs to another task", f"keys of "
                          f"task={task} (`python -m tfsuite.run config EXPERIMENT` lists them)",
-                         f"{where}={value!r} for task={task}; the `{key}` section is "
+                         f"{where}={shown(value)} for task={task}; the `{key}` section "
+                         "is "
                          f"task={owner}'s", f"{hint}Remove it, or train an experiment of "
                          f"task {owner}.")
     return build(cls, raw)
@@ -400,9 +401,11 @@ def with_overrides(config, overrides, section=None):
 
 
 def write_config(config, path):
-    """Writes the resolved config as YAML (the run directory's config.yaml)."""
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(config.to_dict(), f, sort_keys=False)
+    """Writes the resolved config as YAML (the run directory's config.yaml), atomically: a
+    process killed while writing leaves the old file whole, never an empty one."""
+    from tfsuite.io import write_text
+
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def read_run_config(run_dir):

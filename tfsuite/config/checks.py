@@ -5,14 +5,15 @@ import difflib
 import os
 import re
 
-from tfsuite.config.sections import (COMPRESS_METHODS, EXPORT_FORMATS, MONITORS, NAME)
+from tfsuite.config.parsing import shown
+from tfsuite.config.sections import COMPRESS_METHODS, EXPORT_FORMATS, MONITORS, NAME
 from tfsuite.errors import user_error
 
 
 def require(condition, key, expected, value, fix=None):
     """Raises the standard `UserError` for config key `key` unless `condition` holds."""
     if not condition:
-        raise user_error(f"Invalid value for `{key}`", expected, f"{key}={value!r}", fix)
+        raise user_error(f"Invalid value for `{key}`", expected, f"{key}={shown(value)}", fix)
 
 
 def _validate_data(data):

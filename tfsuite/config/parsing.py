@@ -35,20 +35,70 @@ for _tag, _pattern in (
     _Loader.add_implicit_resolver(_tag, re.compile(_pattern, re.X), list("-+0123456789."))
 
 
+MAX_NODES = 100_000  # values in one config (a real one holds a few hundred)
+MAX_BYTES = 1_000_000  # a config file or an override
+
+
 def read_yaml(text):
-    """YAML as tfsuite reads it (see `_Loader`)."""
-    return yaml.load(text, Loader=_Loader)
+    """YAML as tfsuite reads it (see `_Loader`), bounded: too deep a nesting or too many
+    values (aliases expanding to billions, as in "billion laughs") is a `UserError`."""
+    try:
+        value = yaml.load(text, Loader=_Loader)
+    except RecursionError:
+        raise user_error("A config value is nested too deeply", "at most a few levels of "
+                         "[...] or {...}", "a value nested past Python's recursion limit",
+                         "Check the brackets.") from None
+    _check_size(value)
+    return value
+
+
+def _check_size(value):
+    """Counts the values (each alias counted again, as a dump would show it), stopping at
+    `MAX_NODES`: the count costs nothing for a real config and stops a bomb early."""
+    stack, count = [value], 0
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise user_error("A config holds too many values", f"at most {MAX_NODES:,}",
+                             f"more than {MAX_NODES:,} (YAML aliases expand)", "Write the "
+                             "values out, without anchors that refer to each other.")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+
+
+def shown(value, limit=200):
+    """`repr(value)` for an error message, cut to `limit` characters (a value can be huge)."""
+    import reprlib
+
+    short = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+    short.maxlevel, short.maxdict, short.maxlist = 4, 8, 8
+    short.maxstring = short.maxother = limit
+    text = short.repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def read_yaml_file(path):
     """A YAML file that must hold a mapping, with clear errors."""
     if not os.path.isfile(path):
         raise user_error("Config file not found", "an existing YAML file", f"config={path!r}")
+    if os.path.getsize(path) > MAX_BYTES:
+        raise user_error("Config file is too large", f"at most {MAX_BYTES:,} bytes",
+                         f"config={path!r} ({os.path.getsize(path):,} bytes)")
     try:
         with open(path, encoding="utf-8") as f:
-            raw = read_yaml(f) or {}
+            raw = read_yaml(f.read()) or {}
+    except UnicodeDecodeError as e:
+        raise user_error("Config file is not UTF-8 text", "a YAML file saved as UTF-8",
+                         f"config={path!r} ({e.reason} at byte {e.start})", "Save it as "
+                         "UTF-8 (a binary file, or UTF-16 from some Windows editors, is not "
+                         "read).") from None
     except yaml.YAMLError as e:
-        raise UserError(f"Config file {path!r} is not valid YAML: {e}") from None
+        raise UserError(f"Config file {path!r} is not valid YAML: {shown(str(e), 500)}") \
+            from None
     if not isinstance(raw, dict):
         raise user_error("Config file must hold a mapping", "`key: value` pairs",
                          f"config={path!r} (a {type(raw).__name__})")
@@ -72,6 +122,9 @@ def parse_override(text):
                          f"--set {text!r}")
     key, _, raw_value = text.partition("=")
     key = key.strip()
+    if len(raw_value) > MAX_BYTES:
+        raise user_error("Override value is too large", f"at most {MAX_BYTES:,} characters",
+                         f"--set {key}=... ({len(raw_value):,} characters)")
     try:
         value = read_yaml(raw_value) if raw_value.strip() else None
     except yaml.YAMLError:
@@ -169,7 +222,7 @@ def check_types(obj, prefix=""):
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, hint):
                 raise user_error(f"Wrong type for config section `{key}`",
-                                 f"a {hint.__name__}", f"{key}={value!r}"[:300],
+                                 f"a {hint.__name__}", f"{key}={shown(value)}",
                                  "Use config.replace(...), which takes a dict of the "
                                  "section's keys.")
             check_types(value, key + ".")
@@ -193,10 +246,10 @@ def _type_name(hint):
 def type_error(key, hint, value):
     fix = None
     if "list" in _type_name(hint) and not isinstance(value, list):
-        example = f"[{value}]" if isinstance(value, str) else "[32,32]"
+        example = f"[{value}]" if isinstance(value, str) and len(value) < 40 else "[32,32]"
         fix = f"Write a list, e.g. --set {key}={example}."
     return user_error(f"Wrong type for config key `{key}`", _type_name(hint),
-                      f"{key}={value!r}", fix)
+                      f"{key}={shown(value)}", fix)
 
 
 def build(cls, raw, prefix=""):
@@ -211,7 +264,8 @@ def build(cls, raw, prefix=""):
             close = difflib.get_close_matches(prefix + str(key), valid, n=1)
             hint = f"Did you mean `{close[0]}`? " if close else ""
             raise user_error(f"Unknown config key `{prefix}{key}`",
-                             "one of: " + ", ".join(valid), f"{prefix}{key}={raw[key]!r}",
+                             "one of: " + ", ".join(valid),
+                             f"{prefix}{key}={shown(raw[key])}",
                              hint + "Fix the key name.")
     kwargs = {}
     for name, value in raw.items():

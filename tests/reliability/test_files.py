@@ -1,0 +1,87 @@
+"""Files a run depends on, damaged or hostile (issue 21): one clear error, exit 2, no
+traceback, no hang, and nothing the user has is lost."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO, assert_user_error, call_cli
+from tfsuite.config import load_config, read_run_config, write_config
+
+# Rewrites a run's config.yaml as fast as it can, as a resumed run does at its start.
+REWRITER = """
+import sys
+from tfsuite.config import load_config, write_config
+config = load_config("digits_mlp")
+print("ready", flush=True)
+while True:
+    write_config(config, sys.argv[1])
+"""
+
+
+# "Billion laughs": ten levels of ten aliases, 10^9 values inside a known key's value.
+LAUGHS = ("a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+          + "".join(f"{c}: &{c} [" + ", ".join([f"*{p}"] * 10) + "]\n"
+                    for p, c in zip("abcdefgh", "bcdefghi"))
+          + "data:\n  image_size: *i\n")
+
+
+def test_a_kill_while_config_yaml_is_written_never_leaves_it_empty(tmp_path):
+    """kill -9 at random moments of the rewrite: the file is always a whole config."""
+    path = tmp_path / "config.yaml"
+    write_config(load_config("digits_mlp"), str(path))
+    env = {**os.environ, "PYTHONPATH": REPO}
+    rng = random.Random(0)
+    for _ in range(4):
+        process = subprocess.Popen([sys.executable, "-c", REWRITER, str(path)], env=env,
+                                   stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.01, 0.2))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert read_run_config(str(tmp_path)) == load_config("digits_mlp")
+
+
+def test_a_damaged_state_json_is_one_clear_error_and_nothing_is_touched(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    write_config(load_config("digits_mlp"), str(run_dir / "config.yaml"))
+    state = run_dir / "checkpoints" / "state.json"
+    for text in ("", '{"epochs_completed": 3, "wei', "[1, 2]"):
+        state.write_text(text)
+        result = call_cli("train", "digits_mlp", "--run-dir", run_dir, cwd=tmp_path)
+        assert_user_error(result, "training state is damaged", "state.json")
+        assert state.read_text() == text  # left as it was, for the user to restore
+    assert sorted(os.listdir(run_dir)) == ["checkpoints", "config.yaml"]
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("name: x\n".encode("utf-16"), "not UTF-8 text"),
+    (bytes(range(256)) * 8, "not UTF-8 text"),
+    (("train:\n  epochs: " + "[" * 100_000 + "]" * 100_000 + "\n").encode(),
+     "nested too deeply"),
+    (LAUGHS.encode(), "too many values"),
+], ids=["utf-16", "binary", "nested-brackets", "billion-laughs"])
+def test_hostile_config_files_are_refused_quickly(tmp_path, content, fragment):
+    """UTF-16 and binary files, 100k nested brackets, and a "billion laughs" of YAML aliases
+    inside a known key's value (10^9 values): refused in seconds, with a short message."""
+    path = tmp_path / "hostile.yaml"
+    path.write_bytes(content)
+    started = time.perf_counter()
+    result = call_cli("config", "digits", "--config", path, cwd=tmp_path)
+    assert time.perf_counter() - started < 20
+    assert_user_error(result, fragment)
+    assert len(result.stderr) < 2000
+
+
+def test_hostile_overrides_are_refused(tmp_path):
+    deep = call_cli("config", "digits", "--set", "data.image_size=" + "[" * 100_000,
+                    cwd=tmp_path)
+    assert deep.returncode == 2 and "Traceback" not in deep.stderr
+    huge = call_cli("config", "digits", "--set", "name=" + "x" * 2_000_000, cwd=tmp_path)
+    assert_user_error(huge, "too large")
