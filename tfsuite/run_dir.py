@@ -88,6 +88,7 @@ def resolve_run_dir(config, run_dir=None, task_files=()):
                 return resolve_run_dir(config, candidate, task_files)
             except UserError:
                 continue  # someone's finished or different run: leave it, try the next
+    _check_path(run_dir)
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise user_error("The run directory is a file", "a folder (new, or an unfinished run)",
                          f"run_dir={run_dir!r}", "Choose another --run-dir.")
@@ -117,10 +118,32 @@ def resolve_run_dir(config, run_dir=None, task_files=()):
     return run_dir, True
 
 
+def _check_path(run_dir):
+    """A run directory path that cannot be a folder: a broken or looping symlink, or a path
+    under a file."""
+    if os.path.islink(run_dir) and not os.path.exists(run_dir):
+        raise user_error("The run directory is a broken symbolic link (or a loop of them)",
+                         "a folder, or a link to one", f"run_dir={run_dir!r} -> "
+                         f"{os.readlink(run_dir)!r}", "Choose another --run-dir, or fix the "
+                         "link.")
+    parent = os.path.dirname(os.path.abspath(run_dir))
+    while parent and not os.path.exists(parent) and parent != os.path.dirname(parent):
+        parent = os.path.dirname(parent)
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise user_error("The run directory would be inside a file", "a path under folders",
+                         f"run_dir={run_dir!r} ({parent} is a file)", "Choose another "
+                         "--run-dir.")
+
+
 def start_run_dir(run_dir, resuming):
     """Creates the folder; a fresh start drops the CSV log of an attempt that never
     finished an epoch (tfsuite's own file), so the history starts clean."""
-    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)  # marks it as a run
+    try:
+        os.makedirs(os.path.join(run_dir, CHECKPOINTS), exist_ok=True)  # marks it as a run
+    except OSError as e:  # read-only or special file systems (/proc), no permission, ...
+        raise user_error("The run directory cannot be created", "a folder this user can "
+                         "write", f"run_dir={run_dir!r} ({e.strerror or e})",
+                         "Choose another --run-dir.") from None
     history = os.path.join(run_dir, "history.csv")
     if not resuming and os.path.isfile(history):
         os.remove(history)

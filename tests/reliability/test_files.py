@@ -85,3 +85,35 @@ def test_hostile_overrides_are_refused(tmp_path):
     assert deep.returncode == 2 and "Traceback" not in deep.stderr
     huge = call_cli("config", "digits", "--set", "name=" + "x" * 2_000_000, cwd=tmp_path)
     assert_user_error(huge, "too large")
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("train.epochs=100000000000000000000", "below 2**31"),
+    ("train.epochs=1000000", "at most 100000"),
+    ("data.image_size=[100000,100000]", "each <= 8192"),
+])
+def test_numbers_without_a_sane_bound_are_refused_before_the_run_folder(tmp_path, override,
+                                                                         fragment):
+    """Before, 10^20 epochs failed with a TypeError after the run folder was made, and a
+    100000x100000 image size ran out of memory after two minutes."""
+    result = call_cli("train", "digits", "--set", override, "--run-dir", tmp_path / "run",
+                      cwd=tmp_path)
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_dirs_that_cannot_be_folders_are_one_clear_error(tmp_path):
+    """A dangling symlink, a symlink loop, a path under a file, a path under /proc."""
+    os.symlink(tmp_path / "gone", tmp_path / "dangling")
+    os.symlink(tmp_path / "loop_b", tmp_path / "loop_a")
+    os.symlink(tmp_path / "loop_a", tmp_path / "loop_b")
+    (tmp_path / "a_file").write_text("mine")
+    cases = {tmp_path / "dangling": "broken symbolic link",
+             tmp_path / "loop_a": "broken symbolic link",
+             tmp_path / "a_file" / "run": "inside a file",
+             "/proc/tfsuite-run": "cannot be created"}
+    for run_dir, fragment in cases.items():
+        result = call_cli("train", "digits_mlp", "--set", "train.epochs=1", "--run-dir",
+                          run_dir, cwd=tmp_path)
+        assert_user_error(result, fragment)
+    assert (tmp_path / "a_file").read_text() == "mine"

@@ -238,6 +238,9 @@ def validate(config, check_files=True):
         require(flat[key] in choices, key, f"one of {list(choices)}", flat[key])
     require(config.data.source in schema.data_sources, "data.source",
              f"one of {list(schema.data_sources)} for task={config.task}", config.data.source)
+    for key, value in flat.items():  # every int key, the tasks' included
+        require(not isinstance(value, int) or isinstance(value, bool) or abs(value) < 2 ** 31,
+                key, "an int below 2**31 (TensorFlow and JAX count in 32-bit ints)", value)
     validate_core(config, check_files)
     if schema.validate:
         schema.validate(config, check_files)

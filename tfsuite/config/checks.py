@@ -20,6 +20,9 @@ def _validate_data(data):
     aug = data.augment
     require(len(data.image_size) == 2 and all(s >= 8 for s in data.image_size),
              "data.image_size", "[height, width], each >= 8", list(data.image_size))
+    require(max(data.image_size) <= 8192, "data.image_size", "[height, width], each <= 8192 "
+            "(one 8192x8192 RGB image is 800 MB as float32, a batch of them more than any "
+            "device holds)", list(data.image_size))
     require(0 <= data.validation_split < 1, "data.validation_split", "a fraction in [0, 1)",
              data.validation_split)
     require(0 <= data.test_split < 1 and data.validation_split + data.test_split < 1,
@@ -73,6 +76,8 @@ def _validate_model(model, data, check_files):
 
 def _validate_train(train):
     require(train.epochs >= 1, "train.epochs", "an int >= 1", train.epochs)
+    require(train.epochs <= 100_000, "train.epochs", "at most 100000 (every epoch writes a "
+            "checkpoint: for more, put more data in an epoch)", train.epochs)
     require(train.batch_size >= 1, "train.batch_size", "an int >= 1", train.batch_size)
     for key in ("learning_rate", "fine_tune_learning_rate", "step_gamma"):
         value = getattr(train, key)
