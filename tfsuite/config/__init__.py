@@ -38,7 +38,7 @@ __all__ = [
     "read_run_config", "list_experiments", "validate", "ignored_keys", "parse_override",
     # the schema
     "ExperimentConfig", "TaskSchema", "register_schema", "config_class", "schema_of",
-    "task_names", "unused_image_keys", "require", "PATH", "RUN_CONFIG",
+    "unused_image_keys", "require", "PATH", "RUN_CONFIG",
     "AugmentConfig", "DataConfig", "ModelConfig", "TrainConfig", "RuntimeConfig",
     "ExportConfig", "CompressConfig", "register_export_format",
     # accepted values
@@ -141,10 +141,6 @@ def register_schema(schema):
     """Adds a task's part of the schema (called by the task's package when it registers)."""
     _SCHEMAS[schema.task] = schema
     _config_classes.pop(schema.task, None)
-
-
-def task_names():
-    return tuple(_SCHEMAS)
 
 
 def schema_of(task):
