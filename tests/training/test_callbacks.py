@@ -65,3 +65,18 @@ def test_a_nan_in_the_last_batch_is_seen_before_the_epoch_ends():
     assert guard.triggered[:2] == (1, 6)
     assert seen[-1] == ("epoch", 0, guard.triggered)  # e.g. the checkpoint sees the NaN
     assert int(model.optimizer.iterations) == 6
+
+
+def test_early_stopping_knows_an_earlier_process_had_stopped():
+    """A run killed after early stopping ended it, before its model was saved, must not
+    train on when resumed: the replayed history says it had stopped."""
+    from tfsuite.training.callbacks import ResumableEarlyStopping
+
+    history = {"val_accuracy": [0.5, 0.6, 0.55, 0.58]}
+    def stopping(patience):
+        return ResumableEarlyStopping(history=history, monitor="val_accuracy", mode="max",
+                                      patience=patience)
+    assert stopping(2).stopped_before()
+    assert not stopping(3).stopped_before()
+    assert not ResumableEarlyStopping(monitor="val_loss", mode="min",
+                                      patience=1).stopped_before()

@@ -180,23 +180,90 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping that, on a resumed run, continues counting from the saved history.
+    """EarlyStopping that continues across processes: a resumed run replays the monitored
+    values of the epochs already done, and the best weights it restores may be those of an
+    epoch an earlier process trained.
 
-    Keras resets `wait` and `best` when training begins; a resumed run replays
-    the monitored values of the epochs already done instead. With
-    `restore_best_weights`, the best weights are those seen in this process.
+    Keras' own callback resets its count and best value when training begins, and keeps
+    the best weights only in memory, so a run killed and resumed ended with the weights
+    of an epoch after the best one. Here a best epoch from an earlier process is restored
+    from `best_weights_file` (`ResumableCheckpoint` keeps it for the same monitor).
     """
 
-    def __init__(self, history=None, **kwargs):
+    def __init__(self, history=None, best_weights_file=None, **kwargs):
         super().__init__(**kwargs)
         self.history = history or {}
+        self.best_weights_file = best_weights_file
+        self._best_seen_here = False
+
+    def _replay(self):
+        """Best value and patience count after the epochs of earlier processes."""
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        best, wait = None, 0
+        for value in self.history.get(self.monitor, []):
+            if self._is_improvement(value, best):
+                best, wait = value, 0
+            else:
+                wait += 1
+        return best, wait
+
+    def stopped_before(self):
+        """Whether an earlier process had already stopped (killed before saving its model)."""
+        values = self.history.get(self.monitor, [])
+        return len(values) > 1 and self._replay()[1] >= self.patience
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        if self.history.get(self.monitor) and self.monitor_op is None:
-            self._set_monitor_op()
-        for value in self.history.get(self.monitor, []):
-            if self._is_improvement(value, self.best):
-                self.best, self.wait = value, 0
-            else:
-                self.wait += 1
+        self._best_seen_here = False
+        if self.history.get(self.monitor):
+            self.best, self.wait = self._replay()
+
+    def on_epoch_end(self, epoch, logs=None):
+        best = self.best
+        super().on_epoch_end(epoch, logs)
+        if self.best != best:
+            self._best_seen_here = True
+
+    def on_train_end(self, logs=None):
+        if self._best_seen_here or not self.history.get(self.monitor):
+            super().on_train_end(logs)  # the best weights are those kept in memory
+        else:
+            self.restore_saved_best(self.model)
+
+    def restore_saved_best(self, model):
+        """Loads the best epoch's weights saved by an earlier process, if any."""
+        if self.restore_best_weights and self.best_weights_file and os.path.isfile(
+                self.best_weights_file):
+            model.load_weights(self.best_weights_file)
+
+
+def trim_history(path, epochs):
+    """Keeps the CSV log's rows of the first `epochs` epochs (one per epoch, the latest).
+
+    A resumed run trains again from the last checkpoint; rows written after it (an epoch
+    a kill cut short, the epoch a NaN stopped) would otherwise stay, and the epoch appear
+    twice.
+    """
+    import csv
+    import io
+
+    from tfsuite.io import write_text
+
+    if not os.path.isfile(path):
+        return
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        rows = list(csv.reader(f))
+    if not rows or "epoch" not in rows[0]:
+        return
+    column, kept = rows[0].index("epoch"), {}
+    for row in rows[1:]:
+        try:
+            epoch = int(row[column])
+        except (ValueError, IndexError):
+            continue  # a line cut short by a kill
+        if epoch < epochs:
+            kept[epoch] = row
+    text = io.StringIO()
+    csv.writer(text).writerows([rows[0], *(kept[e] for e in sorted(kept))])  # as CSVLogger
+    write_text(path, text.getvalue())

@@ -16,7 +16,8 @@ from tfsuite.errors import UserError
 from tfsuite.packages import has_tensorflow
 from tfsuite.run_dir import CHECKPOINTS, HISTORY, read_state
 from tfsuite.training.callbacks import (NanGuard, OneStepLateBatchEnd, ProgressLogger,
-                                        ResumableCheckpoint, ResumableEarlyStopping)
+                                        ResumableCheckpoint, ResumableEarlyStopping,
+                                        trim_history)
 from tfsuite.training.optimizers import get_optimizer
 
 
@@ -46,6 +47,7 @@ class Trainer:
         self.resume_dir = os.path.join(resume_from or run_dir, CHECKPOINTS)
         self.state = None
         self.progress = None
+        self.stopped_before = False
 
     @property
     def total_epochs(self):
@@ -92,6 +94,7 @@ class Trainer:
         if self.config.train.early_stopping_patience:
             self.early_stopping = ResumableEarlyStopping(
                 history=self.state.get("history", {}), monitor=self._monitor(data),
+                best_weights_file=os.path.join(self.resume_dir, "best.weights.h5"),
                 patience=self.config.train.early_stopping_patience,
                 mode="min" if "loss" in self._monitor(data) else "max",
                 restore_best_weights=True)
@@ -118,6 +121,8 @@ class Trainer:
         self.runtime.check_same_start(start)
         self.resumed_from_epoch = start or None
         self.earlier_wall_seconds = (self.state or {}).get("wall_seconds", 0.0)
+        if start:
+            trim_history(os.path.join(self.run_dir, HISTORY), start)
         batch = self.config.train.batch_size
         steps_per_epoch = max(1, math.ceil(self._images_per_epoch(data) / batch))
         model = self.runtime.build_model(lambda: task.build_model(data))
@@ -126,6 +131,8 @@ class Trainer:
         callbacks = self._callbacks(data, self.earlier_wall_seconds)
         phases = self._phases()
         pending = [p for p in phases if start < p[2]] or phases[-1:]
+        # Killed after early stopping ended it, before the model was saved: nothing to fit.
+        self.stopped_before = bool(self.early_stopping and self.early_stopping.stopped_before())
         for name, begin, end, learning_rate in pending:
             with self.runtime.scope():
                 if name == "fine_tune":
@@ -136,9 +143,11 @@ class Trainer:
                     model.optimizer.build(model.trainable_variables)
                     model.load_weights(os.path.join(self.resume_dir, weights_file))
                     restore = False
-            if start >= end:  # every epoch finished before an interruption: nothing to fit
+            if start >= end or self.stopped_before:  # finished before an interruption
                 if self.config.train.ema:  # what fit() does at its end
                     model.optimizer.finalize_variable_values(model.trainable_variables)
+                if self.early_stopping is not None:
+                    self.early_stopping.restore_saved_best(model)
                 break
             # shuffle=False: tf.data shuffles (Keras warns that it ignores the flag).
             late = OneStepLateBatchEnd(callbacks, add_history=True, model=model, epochs=end,
@@ -177,4 +186,5 @@ class Trainer:
                 "images_per_second": self.progress.images_per_second() if self.progress else None,
                 "epoch_images_per_second": (self.progress.epoch_images_per_second()
                                             if self.progress else []),
-                "early_stopped": bool(self.early_stopping and self.early_stopping.stopped_epoch)}
+                "early_stopped": bool(self.early_stopping and (
+                    self.early_stopping.stopped_epoch or self.stopped_before))}
