@@ -7,7 +7,7 @@ import pytest
 from tfsuite.config import load_config, write_config
 from tfsuite.errors import UserError
 from tfsuite.io import write_json
-from tfsuite.run_dir import resolve_run_dir, start_run_dir
+from tfsuite.run_dir import FINISH_STAGES, resolve_run_dir, start_run_dir
 
 pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
 
@@ -81,6 +81,55 @@ def test_folders_that_are_not_runs_are_left_alone(tmp_path):
     done = tmp_path / "done"
     done.mkdir()
     write_config(load_config("digits"), str(done / "config.yaml"))
-    write_json(str(done / "summary.json"), {"status": "completed"})
+    # Training finished, its compression and export did not (killed): the same command
+    # finishes them; once recorded as done, the run is complete and left alone.
+    write_json(str(done / "summary.json"), {"status": "completed", "compress": {"prune": {}}})
+    assert resolve_run_dir(load_config("digits"), str(done)) == (str(done), FINISH_STAGES)
+    write_json(str(done / "summary.json"), {"status": "completed", "export": {"version": 1},
+                                            "compress": {"prune": {}, "quantize": {}}})
     with pytest.raises(UserError, match="completed run"):
         resolve_run_dir(load_config("digits"), str(done))
+    other = load_config("digits", overrides=["train.epochs=2"])
+    write_json(str(done / "summary.json"), {"status": "completed"})
+    with pytest.raises(UserError, match="completed run"):
+        resolve_run_dir(other, str(done))
+
+
+HOLDER = """
+import sys, time
+from tfsuite.run_dir import hold
+with hold(sys.argv[1]):
+    print("holding", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_run_directory_another_process_holds_is_refused_or_stepped_over(tmp_path,
+                                                                           monkeypatch):
+    """An explicit run directory held by another process is one error naming its pid;
+    without one, the run goes to the next free folder."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    from tfsuite.run_dir import hold
+
+    monkeypatch.chdir(tmp_path)
+    held = tmp_path / "runs" / "digits"
+    held.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(held)], text=True,
+                              stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": REPO})
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        config = load_config("digits")
+        with pytest.raises(UserError, match=f"held by pid {holder.pid}"):
+            resolve_run_dir(config, str(held))
+        with pytest.raises(UserError, match=f"pid {holder.pid}"):
+            with hold(str(held)):
+                pass
+        assert resolve_run_dir(config) == (os.path.join("runs", "digits-2"), False)
+    finally:
+        holder.kill()
+        holder.wait()
+    with hold(str(held)), hold(str(held)):  # free again; one process may nest holds
+        assert resolve_run_dir(config, str(held)) == (str(held), False)

@@ -123,12 +123,10 @@ def load_model(path):
     """
     if os.path.isdir(path):  # a run directory
         return load_run(path).model
-    import keras
+    from tfsuite.models.saving import load_model_file
 
-    from tfsuite.models.saving import register_custom_objects
-
-    register_custom_objects()
-    return keras.saving.load_model(path)
+    with _python_errors():
+        return load_model_file(path)
 
 
 class Run:

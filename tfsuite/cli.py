@@ -278,7 +278,7 @@ def main(argv=None):
                                          + (["--quiet"] if args.quiet else [])
                                          + (["--debug"] if args.debug else []))
     _configure_logging(args.debug)
-    from tfsuite.errors import UserError
+    from tfsuite.errors import DiskFull, UserError, describe_error
 
     def terminated(signum, frame):  # e.g. launch stopping its workers: run `finally` blocks
         raise SystemExit(128 + signum)
@@ -297,7 +297,19 @@ def main(argv=None):
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
+        if isinstance(e, DiskFull):  # a half-written HDF5 file can crash Python's shutdown
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(e.exit_code)
         return e.exit_code
+    except (OSError, UnicodeError, RecursionError) as e:
+        # What the checks before could not foresee (a file vanished or denied mid-run, a
+        # name no encoding takes, a structure too deep): one line, not a traceback.
+        if args.debug:
+            raise
+        print(f"error: {describe_error(e)} Run again with --debug for the traceback; "
+              "what was already written is kept.", file=sys.stderr)
+        return UserError.exit_code
     except KeyboardInterrupt:
         print("interrupted. Run the same command again: an image run resumes after its last "
               "completed epoch (one stopped during its first epoch starts again); a DQN run "

@@ -1,8 +1,10 @@
-"""Small file helpers: atomic JSON writes (a killed run never leaves half a file), paths
-as shown to users."""
+"""Small file helpers: atomic JSON writes (a killed run never leaves half a file), the
+cleanup of what a killed stage left, paths as shown to users."""
 
 import json
 import os
+import re
+import shutil
 
 
 def write_json(path, data):
@@ -20,6 +22,38 @@ def write_text(path, text):
     with open(tmp, "w", encoding="utf-8", newline="") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def remove_stale(folder, pattern):
+    """Removes the entries of `folder` whose names match `pattern` (its group 1 a pid) and
+    whose process is gone: staging folders of a stage that was killed."""
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    for name in names:
+        match = re.fullmatch(pattern, name)
+        if match and not process_alive(int(match.group(1))):
+            path = os.path.join(folder, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+
+
+def process_alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def printable(path):
+    """A file name as text any stream can print: bytes that are not UTF-8 (names read
+    from disk keep them as surrogates) shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def display_path(path):

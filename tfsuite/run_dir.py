@@ -1,5 +1,9 @@
-"""Run directories: where a run goes, whether it resumes, and what is never overwritten."""
+"""Run directories: where a run goes, whether it resumes, who may write it, and what is
+never overwritten."""
 
+import contextlib
+import fcntl
+import functools
 import os
 
 from tfsuite.config import RUN_CONFIG, read_run_config
@@ -22,6 +26,14 @@ EXPORT_REPORT = "export.json"  # the latest export (also in each exported versio
 # task's `Task.run_files`) is an abandoned start that may begin again. Anything else in it
 # is the user's.
 RUN_FILES = {CONFIG, CHECKPOINTS, "logs", HISTORY}
+LOCK = ".lock"  # held (fcntl) by the process writing the run; it names that process
+# Run directories a parent process holds for the child it waits on (a TensorFlow-backend
+# compression or export): the child writes them under its parent's lock.
+HELD_ENV = "TFSUITE_HELD_RUN_DIRS"
+# `resolve_run_dir`'s answer for a run whose training finished but whose compression or
+# export stages did not (it was interrupted): the same command finishes them.
+FINISH_STAGES = "finish stages"
+_held = {}  # real path -> [open lock file descriptor, nesting depth]
 
 
 def compress_dir(run_dir, method):
@@ -62,13 +74,39 @@ def differences(old, new, prefix=""):
     return keys
 
 
-def is_completed(run_dir):
+def read_summary(run_dir):
+    """RUN_DIR/summary.json, or None before training finished."""
     path = os.path.join(run_dir, SUMMARY)
-    return os.path.isfile(path) and read_json(path).get("status") == "completed"
+    if not os.path.isfile(path):
+        return None
+    try:
+        summary = read_json(path)
+    except (ValueError, OSError) as e:
+        summary = e
+    if not isinstance(summary, dict):
+        raise user_error("The run's summary is damaged", f"a complete {SUMMARY} (tfsuite "
+                         "writes it atomically when training ends)", f"{path} "
+                         f"({type(summary).__name__}: {str(summary)[:120]})", "It was changed "
+                         "outside tfsuite. Restore it from a copy; nothing was changed.")
+    return summary
+
+
+def is_completed(run_dir):
+    return (read_summary(run_dir) or {}).get("status") == "completed"
+
+
+def pending_stages(config, run_dir):
+    """The stages chained after training (`compress.methods`, then `export`) that a finished
+    run has not recorded in summary.json as done."""
+    summary = read_summary(run_dir) or {}
+    done = summary.get("compress", {})
+    return ([m for m in config.compress.methods if m not in done]
+            + (["export"] if config.export.formats and not summary.get("export") else []))
 
 
 def resolve_run_dir(config, run_dir=None, task_files=()):
-    """Chooses the run directory without writing anything; returns (run_dir, resuming).
+    """Chooses the run directory without writing anything; returns (run_dir, resuming):
+    resuming is False (a new run), True (resume training) or `FINISH_STAGES`.
 
     Without `run_dir`, runs go to `runs/<experiment>`, or to the first of
     `runs/<experiment>-2`, `-3`, ... that is free, unfinished with the same
@@ -76,7 +114,9 @@ def resolve_run_dir(config, run_dir=None, task_files=()):
     and unfinished runs with other settings are stepped over, never touched.
     An explicit `run_dir` is used as given. An unfinished run with the same
     config and at least one completed epoch is resumed; one that stopped before
-    its first epoch starts again. Nothing a user has is overwritten: a
+    its first epoch starts again; a finished one with the same config whose
+    compression or export did not finish gets those stages. A folder another
+    process holds (`hold`) is refused. Nothing a user has is overwritten: a
     completed run, a run with another config, or a folder that is not a run is
     an error.
     """
@@ -92,19 +132,24 @@ def resolve_run_dir(config, run_dir=None, task_files=()):
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise user_error("The run directory is a file", "a folder (new, or an unfinished run)",
                          f"run_dir={run_dir!r}", "Choose another --run-dir.")
-    if not (os.path.isdir(run_dir) and os.listdir(run_dir)):
+    if os.path.isdir(run_dir):
+        refuse_if_held(run_dir)
+    if not (os.path.isdir(run_dir) and _entries(run_dir)):
         return run_dir, False
     if not os.path.isfile(os.path.join(run_dir, "config.yaml")):
         raise user_error("The run directory exists and is not a tfsuite run",
                          "a new or empty folder", f"run_dir={run_dir!r}",
                          "Choose another --run-dir; nothing was changed.")
     if is_completed(run_dir):
+        if pending_stages(config, run_dir) and not differences(
+                read_run_config(run_dir).to_dict(), config.to_dict()):
+            return run_dir, FINISH_STAGES
         raise user_error("The run directory holds a completed run", "a new folder",
                          f"run_dir={run_dir!r}", "Choose another --run-dir (or leave it "
                          "out to get a fresh one); the finished run was left as it is.")
     if read_state(os.path.join(run_dir, "checkpoints")) is None:
         if not os.path.isdir(os.path.join(run_dir, "checkpoints")) or \
-                set(os.listdir(run_dir)) - RUN_FILES - set(task_files):
+                _entries(run_dir) - RUN_FILES - set(task_files):
             raise user_error("The run directory exists and is not a tfsuite run",
                              "a new or empty folder", f"run_dir={run_dir!r}",
                              "Choose another --run-dir; nothing was changed.")
@@ -116,6 +161,102 @@ def resolve_run_dir(config, run_dir=None, task_files=()):
                          + "; ".join(changed), "Resume with the original settings, or "
                          "choose another --run-dir.")
     return run_dir, True
+
+
+def _entries(run_dir):
+    """What a run directory holds, less its lock and the temporary files of atomic writes."""
+    return {name for name in os.listdir(run_dir)
+            if name != LOCK and not name.endswith(".tmp")}
+
+
+def holder(run_dir):
+    """The pid (text) of another process that holds the run directory's lock, or None."""
+    key = os.path.realpath(run_dir)
+    if key in _held or key in os.environ.get(HELD_ENV, "").split(os.pathsep):
+        return None
+    try:
+        fd = os.open(os.path.join(run_dir, LOCK), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def refuse_if_held(run_dir):
+    pid = holder(run_dir)
+    if pid is not None:
+        raise user_error("The run directory is in use by another tfsuite process",
+                         "a run directory no other process is writing",
+                         f"run_dir={run_dir!r} (held by pid {pid})",
+                         f"Wait for process {pid} to finish (or stop it), or choose another "
+                         "run directory; nothing was changed.")
+
+
+@contextlib.contextmanager
+def hold(run_dir):
+    """Holds the run directory's lock (an fcntl advisory lock on RUN_DIR/.lock, released
+    on exit, even a kill -9) while the block writes it; nested holds in one process are
+    one. A second process gets one clear error naming the pid that holds it."""
+    key = os.path.realpath(run_dir)
+    if key in _held or key in os.environ.get(HELD_ENV, "").split(os.pathsep):
+        _held.setdefault(key, [None, 0])[1] += 1
+        try:
+            yield
+        finally:
+            _release(key)
+        return
+    try:
+        fd = os.open(os.path.join(run_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise user_error("The run directory cannot be written", "a folder this user can "
+                         "write", f"run_dir={run_dir!r} ({e.strerror or e})",
+                         "Choose another run directory, or fix its permissions.") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        refuse_if_held(run_dir)
+        raise user_error("The run directory is in use by another tfsuite process",
+                         "a run directory no other process is writing", f"run_dir={run_dir!r}",
+                         "Wait for it to finish, or choose another run directory.") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _held[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        _release(key)
+
+
+def holding(function):
+    """Decorates a stage `function(run_dir, ...)` that writes the run: it holds the lock."""
+    @functools.wraps(function)
+    def wrapper(run_dir, *args, **kwargs):
+        with hold(run_dir):
+            return function(run_dir, *args, **kwargs)
+    return wrapper
+
+
+def _release(key):
+    entry = _held[key]
+    entry[1] -= 1
+    if entry[1] == 0:
+        del _held[key]
+        if entry[0] is not None:
+            os.close(entry[0])  # closing the descriptor releases the lock
+
+
+def held_run_dirs():
+    """The run directories this process holds (for a child process it waits on)."""
+    return os.pathsep.join([*_held, *filter(None, os.environ.get(HELD_ENV, "").split(
+        os.pathsep))])
 
 
 def _check_path(run_dir):
@@ -135,15 +276,27 @@ def _check_path(run_dir):
                          "--run-dir.")
 
 
-def start_run_dir(run_dir, resuming):
-    """Creates the folder; a fresh start drops the CSV log of an attempt that never
-    finished an epoch (tfsuite's own file), so the history starts clean."""
+def space_needed(run_dir, times=3):
+    """About what a stage writing the run still needs: a few times its largest file."""
+    sizes = [os.path.getsize(os.path.join(root, name))
+             for root, _, names in os.walk(run_dir) for name in names]
+    return times * max(sizes, default=0) + 2 ** 20
+
+
+def make_run_dir(run_dir):
     try:
-        os.makedirs(os.path.join(run_dir, CHECKPOINTS), exist_ok=True)  # marks it as a run
+        os.makedirs(run_dir, exist_ok=True)
     except OSError as e:  # read-only or special file systems (/proc), no permission, ...
         raise user_error("The run directory cannot be created", "a folder this user can "
                          "write", f"run_dir={run_dir!r} ({e.strerror or e})",
                          "Choose another --run-dir.") from None
-    history = os.path.join(run_dir, "history.csv")
+
+
+def start_run_dir(run_dir, resuming):
+    """Creates the folder; a fresh start drops the CSV log of an attempt that never
+    finished an epoch (tfsuite's own file), so the history starts clean."""
+    make_run_dir(run_dir)
+    os.makedirs(os.path.join(run_dir, CHECKPOINTS), exist_ok=True)  # marks it as a run
+    history = os.path.join(run_dir, HISTORY)
     if not resuming and os.path.isfile(history):
         os.remove(history)

@@ -8,15 +8,17 @@ of each step. `evaluate`, `compress` and `export` work on any finished run
 directory without retraining.
 """
 
+import contextlib
 import os
 import time
 
 from tfsuite.config import write_config
-from tfsuite.errors import UserError
+from tfsuite.errors import UserError, disk_full_as_user_error
 from tfsuite.io import read_json, write_json
 from tfsuite.models.saving import save_model
-from tfsuite.run_dir import (CONFIG, CURVES, EVALUATION, EXPORT_REPORT, MODEL, SUMMARY,
-                             resolve_run_dir, start_run_dir)
+from tfsuite.run_dir import (CONFIG, CURVES, EVALUATION, EXPORT_REPORT, FINISH_STAGES, MODEL,
+                             SUMMARY, hold, make_run_dir, pending_stages, resolve_run_dir,
+                             space_needed, start_run_dir)
 from tfsuite.task import get_task
 
 
@@ -24,19 +26,75 @@ def train(config, run_dir=None, quiet=False):
     """Trains an experiment end to end; returns the summary dict.
 
     Writes config.yaml first, then checkpoints every epoch, and at the end
-    model.keras, summary.json, training_curves.png and evaluation/.
+    model.keras, summary.json, training_curves.png and evaluation/, then runs the
+    compression and export stages the experiment asks for. The same command after
+    an interruption finishes what did not finish: training resumes from its last
+    checkpoint, and a run whose training finished runs only its pending stages.
+    The run directory is locked while this process writes it.
     """
     from tfsuite.training.runtime import select_backend
 
     select_backend(config.runtime)
     task = get_task(config)
     started = time.perf_counter()
-    run_dir, resuming = resolve_run_dir(config, run_dir, task.run_files)
+    requested = run_dir
+    run_dir, resuming = resolve_run_dir(config, requested, task.run_files)
     runtime = task.setup_runtime()
     # Bad data fails here, before the run directory is touched.
-    data = task.prepare(runtime, run_dir, resuming)
+    data = None if resuming == FINISH_STAGES else task.prepare(runtime, run_dir, resuming)
     if not runtime.cluster.is_chief:
+        if resuming == FINISH_STAGES:  # the chief alone compresses and exports
+            runtime.end_job()
+            return read_json(os.path.join(run_dir, SUMMARY))
         return _train_as_worker(config, run_dir, runtime, task, data, quiet)
+    with contextlib.ExitStack() as lock:
+        run_dir, resuming, data = _claim(lock, config, requested, run_dir, resuming, task,
+                                         runtime, data)
+        lock.enter_context(disk_full_as_user_error(run_dir, lambda: space_needed(run_dir)))
+        if resuming == FINISH_STAGES:
+            summary = read_json(os.path.join(run_dir, SUMMARY))
+            if not quiet:
+                print(f"tfsuite: {run_dir}: training finished earlier; finishing "
+                      f"{', '.join(pending_stages(config, run_dir))}", flush=True)
+        else:
+            summary = _fit_and_save(config, run_dir, resuming, task, runtime, data, started,
+                                    quiet)
+        if config.compress.methods:
+            summary["compress"] = compress_after_training(run_dir, config, task, quiet)
+        if config.export.formats:
+            summary["export"] = export_after_training(run_dir, config, task, quiet)
+            write_json(os.path.join(run_dir, SUMMARY), summary)
+    runtime.end_job()
+    return summary
+
+
+def _claim(lock, config, requested, run_dir, resuming, task, runtime, data):
+    """Locks the chosen run directory (entered on `lock`, an ExitStack) and checks the choice
+    again under the lock: another process may have taken, advanced or finished it while
+    this one prepared its data. Without --run-dir, a folder another process holds is
+    stepped over. Returns (run_dir, resuming, data)."""
+    for _ in range(100):
+        make_run_dir(run_dir)
+        try:
+            lock.enter_context(hold(run_dir))
+        except UserError:
+            if requested is not None:
+                raise
+        else:
+            chosen = resolve_run_dir(config, requested, task.run_files)
+            if chosen == (run_dir, resuming):
+                return run_dir, resuming, data
+            lock.close()
+        previous, (run_dir, resuming) = resuming, resolve_run_dir(config, requested,
+                                                                  task.run_files)
+        if resuming != previous and resuming != FINISH_STAGES:
+            data = task.prepare(runtime, run_dir, resuming)
+    raise UserError(f"Could not claim a run directory: other processes kept taking them. "
+                    f"Expected a free one. Received: last tried {run_dir!r}. Pass --run-dir.")
+
+
+def _fit_and_save(config, run_dir, resuming, task, runtime, data, started, quiet):
+    """The training part of `train`: fit, save, plot, evaluate; writes summary.json."""
     start_run_dir(run_dir, resuming)
     write_config(config, os.path.join(run_dir, CONFIG))
     task.write_run_files(run_dir, data, resuming)
@@ -61,12 +119,6 @@ def train(config, run_dir=None, quiet=False):
                   "path": os.path.join(run_dir, MODEL), **task.model_summary(model, data, run_dir)},
     }
     write_json(os.path.join(run_dir, SUMMARY), summary)
-    if config.compress.methods:
-        summary["compress"] = compress_after_training(run_dir, config, task, quiet)
-    if config.export.formats:
-        summary["export"] = export_after_training(run_dir, config, task, quiet)
-        write_json(os.path.join(run_dir, SUMMARY), summary)
-    runtime.end_job()
     return summary
 
 
@@ -100,19 +152,26 @@ def _train_as_worker(config, run_dir, runtime, task, data, quiet):
 
 def compress_after_training(run_dir, config, task, quiet):
     """The compression methods of `compress.methods`, in order, each on the last Keras
-    model the chain produced (quantize to LiteRT ends a branch: its output is a .tflite)."""
-    from tfsuite.compression.stage import compress_run, summary_record
+    model the chain produced (quantize to LiteRT ends a branch: its output is a .tflite).
+    Methods summary.json records as done (before an interruption) are not run again."""
+    from tfsuite.compression.stage import compress_run, record_in_summary, summary_record
 
+    done = read_json(os.path.join(run_dir, SUMMARY)).get("compress", {})
     records, source = {}, None
     for method in config.compress.methods:
-        try:
-            task.check_compression(method, run_dir)
-            report = compress_run(run_dir, config, method, task, source=source, quiet=quiet)
-        except UserError as e:
-            raise type(e)(f"Training finished and {os.path.join(run_dir, MODEL)} is saved, "
-                          f"but compression ({method}) failed: {e} Retry with `python -m "
-                          f"tfsuite.run compress {run_dir} --method {method}`.") from e
-        records[method] = summary_record(report)
+        if method in done:
+            records[method] = done[method]
+        else:
+            try:
+                task.check_compression(method, run_dir)
+                report = compress_run(run_dir, config, method, task, source=source,
+                                      quiet=quiet)
+            except UserError as e:
+                raise type(e)(f"Training finished and {os.path.join(run_dir, MODEL)} is saved, "
+                              f"but compression ({method}) failed: {e} Retry with `python -m "
+                              f"tfsuite.run compress {run_dir} --method {method}`.") from e
+            records[method] = summary_record(report)
+            record_in_summary(run_dir, method, report)
         if method != "quantize":  # quantized models are not compressed further
             source = method
     return records

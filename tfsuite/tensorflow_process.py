@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from tfsuite.errors import UserError, VerificationError
+from tfsuite.run_dir import HELD_ENV, held_run_dirs
 from tfsuite.training.cluster import without_cluster
 
 CHILD = "TFSUITE_CHILD_PROCESS"  # set in the child: its parent prints the final report
@@ -42,8 +43,9 @@ def run_tensorflow_process(arguments, what, quiet):
         print(f"  ({what} in a TensorFlow-backend process: this one runs Keras on "
               f"{keras.backend.backend()})", flush=True)
     # Not a worker of the run's job: the chief alone compresses and exports.
+    # It writes the run directories this process holds, under this process's lock.
     env = {**without_cluster(os.environ), "KERAS_BACKEND": "tensorflow",
-           "TF_FORCE_GPU_ALLOW_GROWTH": "true", CHILD: "1"}
+           "TF_FORCE_GPU_ALLOW_GROWTH": "true", CHILD: "1", HELD_ENV: held_run_dirs()}
     command = [sys.executable, "-m", "tfsuite.run", *arguments, *(["--quiet"] if quiet else [])]
     result = subprocess.run(command, env=env, check=False)
     if result.returncode == VerificationError.exit_code:

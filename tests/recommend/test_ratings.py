@@ -200,3 +200,12 @@ def test_tower_logits_stay_float32_under_mixed_precision():
     # bfloat16 (which would be off by ~0.03)
     expected = keras.ops.convert_to_numpy(cosine) / 0.3 + 4.60517
     assert np.allclose(keras.ops.convert_to_numpy(logits)[:, 0], expected, atol=1e-4)
+
+
+def test_a_line_too_long_is_named_as_such_not_as_an_unclosed_quote(tmp_path):
+    """Before, a 200 MB line was refused as "an unclosed quote" (csv's field limit)."""
+    path = write(tmp_path / "r.csv", "userId,movieId,rating,timestamp\n1,2,4,5\n"
+                 + "3," + "x" * 2_000_000 + ",4,5\n" + "4,2,4,5\n")
+    with pytest.raises(UserError, match="far too long") as e:
+        read_ratings(path, R)
+    assert "line 3 has 2,000,006 characters" in str(e.value)

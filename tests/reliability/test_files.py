@@ -117,3 +117,63 @@ def test_run_dirs_that_cannot_be_folders_are_one_clear_error(tmp_path):
                           run_dir, cwd=tmp_path)
         assert_user_error(result, fragment)
     assert (tmp_path / "a_file").read_text() == "mine"
+
+
+def test_what_killed_compressions_left_is_cleaned_and_a_swapped_out_result_restored(tmp_path):
+    """Before, `.prune.staging-PID` folders of killed compressions stayed for ever; a kill
+    between the two renames of `publish` would have left the earlier result only as
+    `NAME.old-PID`."""
+    from tfsuite.compression.stage import _clean_after_kills
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    parent = tmp_path / "compress"
+    for name in (f".prune.staging-{dead}", f"quantize.staging-{dead}", f"low_rank.old-{dead}",
+                 f"distill.old-{dead}", "distill", f".prune.staging-{os.getpid()}"):
+        (parent / name).mkdir(parents=True)
+        (parent / name / "report.json").write_text(name)
+    _clean_after_kills(str(parent))
+    assert sorted(os.listdir(parent)) == [f".prune.staging-{os.getpid()}", "distill",
+                                          "low_rank"]
+    assert (parent / "low_rank" / "report.json").read_text() == f"low_rank.old-{dead}"
+    assert (parent / "distill" / "report.json").read_text() == "distill"
+
+
+HOSTILE_ACTIVATIONS = {
+    "os.system": {"module": "os", "class_name": "function", "config": "system",
+                  "registered_name": "function"},
+    "builtins.exec": {"module": "builtins", "class_name": "function", "config": "exec",
+                      "registered_name": "function"},
+    "subprocess.Popen": {"module": "subprocess", "class_name": "Popen",
+                         "config": {"args": ["touch", "PWNED"]}, "registered_name": None},
+    "keras get_file": {"module": "keras.utils", "class_name": "function",
+                       "config": "get_file", "registered_name": "function"},
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_ACTIVATIONS)
+def test_model_files_with_exploit_style_configs_are_refused_and_run_nothing(tmp_path,
+                                                                            monkeypatch,
+                                                                            name):
+    """Before, a TypeError traceback (Keras' safe mode had refused them: nothing ran)."""
+    import json
+    import zipfile
+
+    import keras
+
+    import tfsuite
+
+    monkeypatch.chdir(tmp_path)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="dense")])
+    model.save("base.keras")
+    with zipfile.ZipFile("base.keras") as archive:
+        files = {n: archive.read(n) for n in archive.namelist()}
+    config = json.loads(files["config.json"])
+    config["config"]["layers"][-1]["config"]["activation"] = HOSTILE_ACTIVATIONS[name]
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile("hostile.keras", "w") as archive:
+        for n, data in files.items():
+            archive.writestr(n, data)
+    with pytest.raises(tfsuite.UserError, match="cannot be loaded.*Nothing in it was run"):
+        tfsuite.load_model("hostile.keras")
+    assert sorted(os.listdir(tmp_path)) == ["base.keras", "hostile.keras"]

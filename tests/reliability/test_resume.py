@@ -13,16 +13,16 @@ import zipfile
 import h5py
 import numpy as np
 
-from tests.conftest import REPO, call_cli
+from tests.conftest import REPO, assert_user_error, call_cli
 
 EPOCHS = 12
 ARGS = ("train", "digits_mlp", "--set", f"train.epochs={EPOCHS}",
         "--set", f"train.early_stopping_patience={EPOCHS}", "--quiet")
 
 
-def start_and_kill(run_dir, cwd, epochs=2, timeout=240):
-    """Starts `train` in a process and kills it (SIGKILL) once `epochs` epochs are saved;
-    returns the saved state."""
+def start_and_kill(run_dir, cwd, epochs=2, timeout=240, while_running=None):
+    """Starts `train` in a process and kills it (SIGKILL) once `epochs` epochs are saved
+    (after calling `while_running(process)`); returns the saved state."""
     env = {**os.environ, "PYTHONPATH": REPO}
     process = subprocess.Popen([sys.executable, "-m", "tfsuite.run", *ARGS, "--run-dir",
                                 str(run_dir)], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
@@ -33,6 +33,8 @@ def start_and_kill(run_dir, cwd, epochs=2, timeout=240):
         while time.monotonic() < deadline and process.poll() is None:
             try:
                 if json.loads(state_file.read_text())["epochs_completed"] >= epochs:
+                    if while_running is not None:
+                        while_running(process)
                     break
             except (OSError, ValueError, KeyError):
                 pass
@@ -59,12 +61,26 @@ def layer_weights(path):
     return weights
 
 
+def check_refused(run_dir, cwd, process):
+    """A second `train` (or `compress`) on a run directory another process is training:
+    before, no lock (an h5py traceback, or history.csv rows interleaved)."""
+    listing = sorted(os.listdir(run_dir))
+    for args in (ARGS, ("compress", run_dir, "--method", "low_rank")):
+        result = call_cli(*args, "--run-dir", run_dir, cwd=cwd) if args is ARGS else \
+            call_cli(*args, cwd=cwd)
+        if process.poll() is None:  # still training when refused
+            assert_user_error(result, "in use by another tfsuite process",
+                              f"pid {process.pid}")
+    assert sorted(os.listdir(run_dir)) == listing
+
+
 def test_early_stopping_keeps_the_best_epoch_across_a_kill_and_the_history_once(tmp_path):
     """Before, the resumed run saved the weights of the best epoch *it* saw (Keras keeps
     them in memory), and history.csv kept the rows written after the last checkpoint (the
     row of the epoch a NaN stopped, or one a kill cut short): that epoch appeared twice."""
     run_dir = tmp_path / "run"
-    state = start_and_kill(run_dir, tmp_path)
+    state = start_and_kill(run_dir, tmp_path, while_running=lambda process: check_refused(
+        run_dir, tmp_path, process))
     # Make the best epoch so far unbeatable, so it must be the one the run ends with.
     best = state["best_epoch"]
     state["history"]["val_accuracy"][best - 1] = state["best"] = 1.0

@@ -9,15 +9,17 @@ succeeded, so a failed run leaves an earlier result (and the run) untouched.
 """
 
 import os
+import re
 import shutil
 import time
 
 from tfsuite.config import COMPRESS_METHODS
-from tfsuite.errors import user_error
-from tfsuite.io import display_path, read_json, write_json
+from tfsuite.errors import disk_full_as_user_error, user_error
+from tfsuite.io import display_path, process_alive, read_json, remove_stale, write_json
 from tfsuite.run_dir import COMPRESS_DIR, MODEL, SUMMARY
 from tfsuite.run_dir import COMPRESS_REPORT as REPORT
 from tfsuite.run_dir import compress_dir as output_dir
+from tfsuite.run_dir import holding, space_needed
 
 PLOT = "comparison.png"
 
@@ -61,16 +63,14 @@ def source_model_path(run_dir, source=None):
 
 
 def _load(path, run_dir):
-    import keras
-
-    from tfsuite.models.saving import load_run_model, register_custom_objects
+    from tfsuite.models.saving import load_model_file, load_run_model
 
     if path == os.path.join(run_dir, MODEL):
         return load_run_model(run_dir)
-    register_custom_objects()
-    return keras.saving.load_model(path, compile=False)
+    return load_model_file(path, compile=False)
 
 
+@holding
 def compress_run(run_dir, config, method, task, source=None, quiet=False):
     """Compresses a finished run's model with one method; returns the report dict.
 
@@ -84,6 +84,11 @@ def compress_run(run_dir, config, method, task, source=None, quiet=False):
             model (e.g. quantize the pruned model). Defaults to `None`.
         quiet: no progress lines. Defaults to `False`.
     """
+    with disk_full_as_user_error(run_dir, lambda: space_needed(run_dir, times=4)):
+        return _compress_run(run_dir, config, method, task, source, quiet)
+
+
+def _compress_run(run_dir, config, method, task, source, quiet):
     import keras
 
     from tfsuite.compression import measure
@@ -91,6 +96,7 @@ def compress_run(run_dir, config, method, task, source=None, quiet=False):
     from tfsuite.export.model import check_exportable, float32_copy
 
     check_method(method)
+    _clean_after_kills(os.path.join(run_dir, COMPRESS_DIR))
     own = task.compress(run_dir, config, method, quiet)
     if own is not None:
         return own
@@ -187,6 +193,21 @@ def _plot(report, path):
     plot_compression(entries, path, title=f"{report['method']}: "
                      + os.path.basename(report["run_dir"]),
                      layer_sparsity=report.get("pruned_layers"))
+
+
+def _clean_after_kills(parent):
+    """What killed compressions left in RUN_DIR/compress: staging folders are removed; an
+    earlier result killed while being swapped out (`publish`) goes back into place when
+    the new one never arrived."""
+    for name in os.listdir(parent) if os.path.isdir(parent) else []:
+        match = re.fullmatch(r"(\w+)\.old-(\d+)", name)
+        if match and not process_alive(int(match.group(2))):
+            final = os.path.join(parent, match.group(1))
+            if os.path.exists(final):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            else:
+                os.replace(os.path.join(parent, name), final)
+    remove_stale(parent, r"\.?\w+\.staging-(\d+)")
 
 
 def publish(staging, final):

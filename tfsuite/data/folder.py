@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from tfsuite.errors import user_error
+from tfsuite.io import printable
 
 logger = logging.getLogger("tfsuite")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# Larger images are skipped: decoding one takes gigabytes (data.image_size is at most 8192
+# a side, so nothing trains on more).
+MAX_PIXELS = 8192 * 8192
 # What TensorFlow's decoders read correctly, by file format and PIL mode. Other
 # files (CMYK JPEG, 16-bit PNG, palette or 1-bit BMP, a TIFF named .png, ...) are
 # decoded through PIL instead.
@@ -43,9 +47,15 @@ def check_image(path):
             return False, False, "empty file"
         with Image.open(path) as image:
             image_format, mode = image.format, image.mode
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                return False, False, f"{width}x{height} pixels, more than {MAX_PIXELS:,}"
+            # TensorFlow decodes every frame of an animation to keep the first: a
+            # 1000-frame GIF took 74 s and 9.7 GB. PIL reads the first frame alone.
+            animated = getattr(image, "is_animated", False)
             image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still reads all data
             image.load()
-        return True, mode not in TF_DECODABLE.get(image_format, ()), ""
+        return True, animated or mode not in TF_DECODABLE.get(image_format, ()), ""
     except Exception as e:  # PIL raises many types for broken files
         return False, False, f"{type(e).__name__}: {e}"
 
@@ -76,8 +86,17 @@ def scan_image_folder(root, num_threads=8):
                          f"folders {class_names}", "Put each class's images in its own folder.")
     scan = FolderScan(class_names=class_names)
     candidates = []
+    # Symbolic links are followed, but every folder and file is visited once: a link loop
+    # (or a second link to a folder) would repeat images, across splits, or never end.
+    seen_folders, seen_files = set(), {}
     for label, name in enumerate(class_names):
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, name), followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen_folders:
+                dirnames[:] = []
+                scan.skipped.append((dirpath, f"a link to a folder already read ({real})"))
+                continue
+            seen_folders.add(real)
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
                 path = os.path.join(dirpath, filename)
@@ -86,6 +105,11 @@ def scan_image_folder(root, num_threads=8):
                 if not filename.lower().endswith(IMAGE_EXTENSIONS):
                     scan.skipped.append((path, "not an image file extension"))
                     continue
+                real = os.path.realpath(path)
+                if real in seen_files:
+                    scan.skipped.append((path, f"the same file as {seen_files[real]}"))
+                    continue
+                seen_files[real] = path
                 candidates.append((path, label))
     with ThreadPoolExecutor(num_threads) as pool:
         checks = list(pool.map(lambda c: check_image(c[0]), candidates))
@@ -97,7 +121,7 @@ def scan_image_folder(root, num_threads=8):
         else:
             scan.skipped.append((path, reason))
     for path, reason in scan.skipped:
-        logger.warning("Skipped %s (%s)", path, reason)
+        logger.warning("Skipped %s (%s)", printable(path), printable(reason))
     for label, name in enumerate(class_names):
         if label not in scan.labels:
             logger.warning("Class folder %r has no readable images; the model will still "

@@ -9,12 +9,14 @@ on JAX (kept on the accelerator), array sources go through
 """
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from tfsuite.data.augment import build_augmentation
 from tfsuite.data.sources import load_images
+from tfsuite.io import printable
 from tfsuite.packages import has_tensorflow
 
 CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
@@ -75,7 +77,7 @@ def _decode_file(tf, path, needs_pil, channels):
     def with_pil():
         def decode(p):
             p = p.item() if hasattr(p, "item") else p  # bytes, or a 0-d array in eager mode
-            return decode_with_pil(p.decode() if isinstance(p, bytes) else str(p), channels)
+            return decode_with_pil(os.fsdecode(p) if isinstance(p, bytes) else str(p), channels)
 
         image = tf.numpy_function(decode, [path], tf.uint8)
         return tf.ensure_shape(image, [None, None, channels])
@@ -113,7 +115,8 @@ def _split_dataset(tf, split, size, channels):
             lambda x, y: (_resize(tf, _convert_channels(tf, x, channels), size),
                           tf.cast(y, tf.int32)), num_parallel_calls=autotune)
     pil_flags = np.array(split.needs_pil, dtype=bool)
-    paths = np.array(split.paths, dtype=object).astype(str)
+    # File names as bytes: a name that is not UTF-8 cannot become a TensorFlow string.
+    paths = np.array([os.fsencode(p) for p in split.paths], dtype=object)
     datasets = []
     for flag in (False, True):
         chosen = pil_flags == flag
@@ -329,7 +332,7 @@ def load_image_file(path, data_config):
         from tfsuite.errors import user_error
 
         raise user_error("Cannot read image", "a png/jpg/jpeg/bmp/gif file",
-                         f"image={path!r} ({reason})")
+                         f"image={printable(path)!r} ({reason})")
     channels = CHANNELS[data_config.color_mode]
-    image = _decode_file(tf, tf.constant(path), needs_pil, channels)
+    image = _decode_file(tf, tf.constant(os.fsencode(path)), needs_pil, channels)
     return _resize(tf, image, tuple(data_config.image_size)).numpy()

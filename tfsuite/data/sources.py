@@ -60,7 +60,8 @@ def hash_split(keys, validation_split, test_split, seed):
     """
     train, val, test = [], [], []
     for index, key in enumerate(keys):
-        digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+        # Names that are not UTF-8 keep their bytes (os.fsencode): they hash like any name.
+        digest = hashlib.sha256(f"{seed}:".encode() + os.fsencode(key)).digest()
         fraction = int.from_bytes(digest[:8], "big") / 2 ** 64
         if fraction < test_split:
             test.append(index)

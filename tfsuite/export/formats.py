@@ -134,19 +134,16 @@ def _export_litert_quantized(context):
     Keras model it was quantized from: same top-1 class on >= 99% of the images."""
     import shutil
 
-    import keras
-
     from tfsuite.export.litert import LiteRTRunner
     from tfsuite.export.model import float32_copy, predict_in_batches
-    from tfsuite.models.saving import register_custom_objects
+    from tfsuite.models.saving import load_model_file
 
     source, report = compressed_litert(context.run_dir)
     path = os.path.join(context.staging, FILES["litert_quantized"])
     shutil.copyfile(source, path)
-    register_custom_objects()
     source = os.path.join(context.run_dir, report.get("source_in_run", "")) if report.get(
         "source_in_run") else report["source"]
-    original, _ = float32_copy(keras.saving.load_model(source, compile=False))
+    original, _ = float32_copy(load_model_file(source, compile=False))
     reference = predict_in_batches(original, context.images, context.export.batch_size)
     mode = report["settings"]["mode"]
     return {"path": path, "runner": LiteRTRunner(path, context.scores), "reference": reference,

@@ -12,12 +12,9 @@ class KerasRunner:
     """Loads the `.keras` file back and runs it, as a user of the artifact would."""
 
     def __init__(self, path):
-        import keras
+        from tfsuite.models.saving import load_model_file
 
-        from tfsuite.models.saving import register_custom_objects
-
-        register_custom_objects()
-        self.model = keras.saving.load_model(path, compile=False)
+        self.model = load_model_file(path, compile=False)
 
     def __call__(self, images):
         # The compiled predict function, as `model.predict` users get (not an eager call).

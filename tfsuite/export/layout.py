@@ -11,6 +11,7 @@ import shutil
 import time
 
 from tfsuite.errors import user_error
+from tfsuite.io import remove_stale
 
 _VERSION = re.compile(r"(\d+)(\D.*)?")
 
@@ -55,31 +56,13 @@ def start_version(folder, version):
         path = os.path.dirname(path)
     try:
         os.makedirs(folder, exist_ok=True)
-        _remove_stale_staging(folder)
+        remove_stale(folder, r"\.staging-\d+-(\d+)")  # those of killed exports
         staging = os.path.join(folder, f".staging-{version}-{os.getpid()}")
         os.makedirs(staging)
     except OSError as e:
         raise user_error("Cannot create the export folder", "a folder you can write to "
                          "(export.out, --out)", f"{folder} ({e.strerror}: {e.filename})") from e
     return staging, created
-
-
-def _remove_stale_staging(folder):
-    """Staging folders of exports that were killed (their process is gone) are ours to remove."""
-    for name in _listing(folder):
-        match = re.fullmatch(r"\.staging-\d+-(\d+)", name)
-        if match and not _process_alive(int(match.group(1))):
-            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def publish(staging, folder, version):

@@ -14,13 +14,13 @@ import time
 
 import numpy as np
 
-from tfsuite.errors import VerificationError, user_error
+from tfsuite.errors import VerificationError, disk_full_as_user_error, user_error
 from tfsuite.export import layout, verify
 from tfsuite.export.formats import FORMATS, QUANTIZED_LITERT, ExportContext, compressed_litert
 from tfsuite.export.saved_model import input_name
 from tfsuite.io import display_path, read_json, write_json
 from tfsuite.packages import has_tensorflow, is_installed
-from tfsuite.run_dir import CONFIG, EXPORT_REPORT, MODEL
+from tfsuite.run_dir import CONFIG, EXPORT_REPORT, MODEL, holding, space_needed
 
 def parse_formats(text):
     """`--format` text to format names: case-insensitive, with the common other names."""
@@ -109,6 +109,7 @@ def resolve_formats(requested):
     return [f for f in FORMATS if f in wanted]
 
 
+@holding
 def export_run(run_dir, export_config, task, quiet=False):
     """Exports a run's model in every format of `export_config.formats`; returns the report.
 
@@ -124,6 +125,11 @@ def export_run(run_dir, export_config, task, quiet=False):
     when this process runs Keras on another backend (the `.keras` file loads on
     any backend).
     """
+    with disk_full_as_user_error(export_config.out, lambda: space_needed(run_dir, times=6)):
+        return _export_run(run_dir, export_config, task, quiet)
+
+
+def _export_run(run_dir, export_config, task, quiet):
     own = task.serving_formats(export_config.formats)
     formats = own if own is not None else resolve_formats(export_config.formats)
     import keras

@@ -6,7 +6,7 @@ import numpy as np
 
 from tfsuite.config import DataConfig, read_run_config
 from tfsuite.errors import user_error
-from tfsuite.io import read_json
+from tfsuite.io import printable, read_json
 from tfsuite.run_dir import CONFIG, EXPORT_REPORT, SUMMARY
 
 NAME = "image_classification"
@@ -68,7 +68,7 @@ def _check_image_files(images):
         if not os.path.isfile(path):
             what = "is a folder" if os.path.isdir(path) else "not found"
             raise user_error(f"Image file {what}", "an existing image file",
-                             f"image={path!r}")
+                             f"image={printable(path)!r}")
 
 
 def add_predict_command(parser):
@@ -105,6 +105,6 @@ def run_predict(args, backends):
         backends.start(config, args.debug)
         results = predict(get_task(config), args.run_dir, args.image, args.top_k)
     for path, ranked in results:
-        print(f"{path}:")
+        print(f"{printable(path)}:")
         for rank, (name, probability) in enumerate(ranked, start=1):
             print(f"  {rank:>2}. {name:<20} {probability:.4f}")

@@ -112,10 +112,31 @@ def _rows(text, delimiter, path, key):
                 yield reader.line_num, row
             line = reader.line_num
     except csv.Error as e:
+        long_line = _first_line_longer_than(text, csv.field_size_limit())
+        if long_line is not None:
+            number, length = long_line
+            raise user_error("A line of the file is far too long for a ratings file",
+                             f"lines of at most {csv.field_size_limit():,} characters (a "
+                             "user, an item, a rating, a time)", f"{key}={path!r} (line "
+                             f"{number} has {length:,} characters)", "Check that this is "
+                             "the ratings file; if it is, that line is damaged: fix or "
+                             "remove it.") from None
         raise user_error("The file has an unclosed quote", "fields quoted with a closing "
                          '"', f"{key}={path!r} (from line {line + 1}: {e})",
                          "Fix or remove that line (a quote inside a field is written "
                          'as "").') from None
+
+
+def _first_line_longer_than(text, limit):
+    """(line number, length) of the first physical line longer than `limit`, or None."""
+    start, number = 0, 1
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        if end - start > limit:
+            return number, end - start
+        start, number = end + 1, number + 1
+    return None
 
 
 def read_ratings(path, r, key="data.path"):
