@@ -253,7 +253,9 @@ GROUPS = {"default_job": ("tests/test_default_job.py", "tests/test_cli.py",
           "python_without_tensorflow": ("tests/test_without_tensorflow.py",)}
 SLOW_FIRST = ("tests/test_notebooks.py", "tests/training/test_distributed.py",
               "tests/export/test_backends.py", "tests/training/test_trainer.py",
-              "tests/translation/test_preset.py", "tests/training/test_runtime.py")
+              "tests/translation/test_preset.py", "tests/training/test_runtime.py",
+              "tests/reliability/test_kill_loop.py", "tests/reliability/test_disk_full.py",
+              "tests/reliability/test_resume.py")
 
 
 def _path(item):

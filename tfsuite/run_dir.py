@@ -41,23 +41,30 @@ def compress_dir(run_dir, method):
     return os.path.join(run_dir, COMPRESS_DIR, method)
 
 
-def read_state(checkpoint_dir):
-    """The saved training state, or None when there is no complete epoch yet."""
-    path = os.path.join(checkpoint_dir, STATE_FILE)
+def _read_run_json(path, what, when):
+    """A JSON object tfsuite wrote atomically, or None when the file does not exist yet;
+    a damaged one (empty, cut short, not UTF-8, not an object) is one clear error."""
     if not os.path.isfile(path):
         return None
     try:
-        state = read_json(path)
+        data = read_json(path)
     except (ValueError, OSError) as e:  # empty or cut short (JSONDecodeError), not UTF-8
-        state = e
-    if not isinstance(state, dict):
-        raise user_error("The run's training state is damaged", f"a complete {STATE_FILE} "
-                         "(tfsuite writes it after every epoch, atomically)",
-                         f"{path} ({type(state).__name__}: {str(state)[:120]})",
-                         "It was changed outside tfsuite (or cut by a full disk). Restore it "
-                         "from a copy, or move the run folder aside and train again; "
-                         "nothing was changed.")
-    if not os.path.isfile(os.path.join(checkpoint_dir, state.get("weights", ""))):
+        data = e
+    if not isinstance(data, dict):
+        raise user_error(f"The run's {what} is damaged", f"a complete {os.path.basename(path)}"
+                         f" (tfsuite writes it {when}, atomically)", f"{path} ("
+                         f"{type(data).__name__}: {str(data)[:120]})", "It was changed "
+                         "outside tfsuite. Restore it from a copy, or move the run folder "
+                         "aside and train again; nothing was changed.")
+    return data
+
+
+def read_state(checkpoint_dir):
+    """The saved training state, or None when there is no complete epoch yet."""
+    state = _read_run_json(os.path.join(checkpoint_dir, STATE_FILE), "training state",
+                           "after every epoch")
+    if state is None or not os.path.isfile(os.path.join(checkpoint_dir,
+                                                        state.get("weights", ""))):
         return None
     return state
 
@@ -76,19 +83,7 @@ def differences(old, new, prefix=""):
 
 def read_summary(run_dir):
     """RUN_DIR/summary.json, or None before training finished."""
-    path = os.path.join(run_dir, SUMMARY)
-    if not os.path.isfile(path):
-        return None
-    try:
-        summary = read_json(path)
-    except (ValueError, OSError) as e:
-        summary = e
-    if not isinstance(summary, dict):
-        raise user_error("The run's summary is damaged", f"a complete {SUMMARY} (tfsuite "
-                         "writes it atomically when training ends)", f"{path} "
-                         f"({type(summary).__name__}: {str(summary)[:120]})", "It was changed "
-                         "outside tfsuite. Restore it from a copy; nothing was changed.")
-    return summary
+    return _read_run_json(os.path.join(run_dir, SUMMARY), "summary", "when training ends")
 
 
 def is_completed(run_dir):

@@ -40,6 +40,12 @@ def run(run_dir, cwd, kill_after=None):
     return time.monotonic() - started, process.returncode, process.stderr.read()
 
 
+def finished_before_kill(code, stderr):
+    """The same command after a kill that came once the run had finished its last stage
+    (while the process was exiting): the run is complete, and is not overwritten."""
+    return code == 2 and "holds a completed run" in stderr
+
+
 def stage(run_dir):
     """Which stage the run had reached, from what it has written."""
     try:
@@ -95,10 +101,11 @@ def kill_loop(workdir, kills=20, seed=0, max_seconds=3600, log=print):
             if code == "killed":
                 total += 1
                 moments.append((round(moment, 1), stage(run_dir)))
-            elif code == 2 and "holds a completed run" in stderr and moments:
-                code = 0  # the kill came after the run had finished its last stage
+            elif moments and finished_before_kill(code, stderr):
+                code = 0
         if code == "killed":  # the last kill: the same command once more ends it
             _, code, stderr = run(run_dir, workdir)
+            code = 0 if finished_before_kill(code, stderr) else code
         assert code == 0, stderr
         accuracy = finished(run_dir)
         log(f"{run_dir}: killed at (s, stage reached) {moments}, then completed; test "
