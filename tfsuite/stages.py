@@ -168,8 +168,9 @@ def compress_after_training(run_dir, config, task, quiet):
                                       quiet=quiet)
             except UserError as e:
                 raise type(e)(f"Training finished and {os.path.join(run_dir, MODEL)} is saved, "
-                              f"but compression ({method}) failed: {e} Retry with `python -m "
-                              f"tfsuite.run compress {run_dir} --method {method}`.") from e
+                              f"but compression ({method}) failed: {e} Run the same command "
+                              "again to finish the run's stages (or `python -m tfsuite.run "
+                              f"compress {run_dir} --method {method}`).") from e
             records[method] = summary_record(report)
             record_in_summary(run_dir, method, report)
         if method != "quantize":  # quantized models are not compressed further
@@ -189,8 +190,8 @@ def export_after_training(run_dir, config, task, quiet):
     except UserError as e:
         # The trained model is saved; keep the error's type (and so the exit code).
         raise type(e)(f"Training finished and {os.path.join(run_dir, MODEL)} is saved, but the "
-                      f"export failed: {e} Retry with `python -m tfsuite.run export "
-                      f"{run_dir}`.") from e
+                      f"export failed: {e} Run the same command again to finish it (or "
+                      f"`python -m tfsuite.run export {run_dir}`).") from e
     return {"name": report["name"], "version": report["version"], "path": report["path"],
             "report": os.path.join(run_dir, EXPORT_REPORT)}
 
