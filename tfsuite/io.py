@@ -1,27 +1,37 @@
 """Small file helpers: atomic JSON writes (a killed run never leaves half a file), the
 cleanup of what a killed stage left, paths as shown to users."""
 
+import contextlib
 import json
 import os
 import re
 import shutil
 
 
+@contextlib.contextmanager
+def replacing(path):
+    """Yields a temporary path beside `path` to write; renames it over `path` when the block
+    succeeds (a kill leaves the old file whole), removes it when the block fails."""
+    tmp = path + ".tmp"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+
+
 def write_json(path, data):
     """Writes JSON atomically (temporary file, then rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, default=_to_builtin)
         f.write("\n")
-    os.replace(tmp, path)
 
 
 def write_text(path, text):
     """Writes UTF-8 text atomically (temporary file, then rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 def remove_stale(folder, pattern):

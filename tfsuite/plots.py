@@ -1,7 +1,11 @@
 """Plots people would rather look at than read: training curves, confusion matrices,
 augmentation previews. Matplotlib with the non-interactive Agg backend."""
 
+import os
+
 import numpy as np
+
+from tfsuite.io import replacing
 
 
 def _pyplot():
@@ -15,13 +19,19 @@ def _pyplot():
     return plt
 
 
+def _write(fig, path):
+    """Writes the figure atomically: a kill never leaves half a PNG."""
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=100, format=os.path.splitext(path)[1][1:] or "png")
+
+
 def _save(fig, path, title=None):
     """Titles, lays out, writes and closes a figure; returns the path."""
     plt = _pyplot()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _write(fig, path)
     plt.close(fig)
     return path
 
@@ -82,7 +92,7 @@ def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
             ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8,
                     color="white" if matrix[i, j] > threshold else "black")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _write(fig, path)
     plt.close(fig)
     return path
 
@@ -103,7 +113,7 @@ def plot_image_grid(images, titles, path=None, columns=8):
     fig.tight_layout()
     if path is None:
         return fig
-    fig.savefig(path, dpi=100)
+    _write(fig, path)
     plt.close(fig)
     return path
 

@@ -13,7 +13,6 @@ dropped: the model that remains is the plain Keras model, with exact zeros.
 import keras
 import numpy as np
 
-from tfsuite.errors import user_error
 from tfsuite.models import selection
 from tfsuite.models.selection import leaf_layers  # noqa: F401  (re-exported)
 

@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 
+from tfsuite.io import replacing
 from tfsuite.plots import plot_confusion_matrix
 
 
@@ -71,7 +72,7 @@ def per_class_report(matrix, class_names):
 
 def write_confusion_csv(matrix, class_names, path):
     """Rows: true class; columns: predicted class; both labelled."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["true \\ predicted", *class_names])
         for name, row in zip(class_names, matrix):
@@ -79,7 +80,7 @@ def write_confusion_csv(matrix, class_names, path):
 
 
 def write_per_class_csv(report, path):
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["class", "precision", "recall", "f1", "support"])
         writer.writeheader()
         writer.writerows(report)

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from tfsuite.errors import require_module
-from tfsuite.io import write_json
+from tfsuite.io import replacing, write_json
 from tfsuite.translation.tokenizer import INSTALL
 
 
@@ -43,8 +43,8 @@ def write_evaluation(out_dir, sources, references, hypotheses, metrics, extra=No
     match by reference length."""
     os.makedirs(out_dir, exist_ok=True)
     write_json(os.path.join(out_dir, "metrics.json"), {"metrics": metrics, **(extra or {})})
-    with open(os.path.join(out_dir, "translations.tsv"), "w", newline="",
-              encoding="utf-8") as f:
+    with replacing(os.path.join(out_dir, "translations.tsv")) as tmp, \
+            open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
         writer.writerow(["source", "reference", "translation", "exact"])
         for s, r, h in zip(sources, references, hypotheses):
