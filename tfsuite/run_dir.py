@@ -33,7 +33,7 @@ HELD_ENV = "TFSUITE_HELD_RUN_DIRS"
 # `resolve_run_dir`'s answer for a run whose training finished but whose compression or
 # export stages did not (it was interrupted): the same command finishes them.
 FINISH_STAGES = "finish stages"
-_held = {}  # real path -> [open lock file descriptor, nesting depth]
+_held = {}  # real path -> [open lock file descriptor, nesting depth, lock file]
 
 
 def compress_dir(run_dir, method):
@@ -207,27 +207,43 @@ def hold(run_dir):
         finally:
             _release(key)
         return
-    try:
-        fd = os.open(os.path.join(run_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise user_error("The run directory cannot be written", "a folder this user can "
-                         "write", f"run_dir={run_dir!r} ({e.strerror or e})",
-                         "Choose another run directory, or fix its permissions.") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        refuse_if_held(run_dir)
-        raise user_error("The run directory is in use by another tfsuite process",
-                         "a run directory no other process is writing", f"run_dir={run_dir!r}",
-                         "Wait for it to finish, or choose another run directory.") from None
+    fd = _lock(run_dir)
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
-    _held[key] = [fd, 1]
+    _held[key] = [fd, 1, os.path.join(run_dir, LOCK)]
     try:
         yield
     finally:
         _release(key)
+
+
+def _lock(run_dir):
+    """An open, exclusively locked descriptor of RUN_DIR/.lock. The file is removed when the
+    lock is released (a folder keeps no trace of a `compress` it refused), so a lock taken
+    on a file that was removed meanwhile is let go and taken again on the new one."""
+    path = os.path.join(run_dir, LOCK)
+    for _ in range(100):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise user_error("The run directory cannot be written", "a folder this user can "
+                             "write", f"run_dir={run_dir!r} ({e.strerror or e})",
+                             "Choose another run directory, or fix its permissions.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            refuse_if_held(run_dir)
+            continue  # released in between: try again
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    raise user_error("The run directory is in use by other tfsuite processes",
+                     "a run directory no other process is writing", f"run_dir={run_dir!r}",
+                     "Wait for them to finish, or choose another run directory.")
 
 
 def holding(function):
@@ -245,6 +261,8 @@ def _release(key):
     if entry[1] == 0:
         del _held[key]
         if entry[0] is not None:
+            with contextlib.suppress(OSError):
+                os.remove(entry[2])  # while still held: see `_lock`
             os.close(entry[0])  # closing the descriptor releases the lock
 
 
