@@ -208,8 +208,9 @@ def hold(run_dir):
             _release(key)
         return
     fd = _lock(run_dir)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    with contextlib.suppress(OSError):  # a full disk: the stage then says so itself
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
     _held[key] = [fd, 1, os.path.join(run_dir, LOCK)]
     try:
         yield

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import REPO, assert_user_error, run_cli
+from tests.conftest import REPO, assert_user_error, call_cli, run_cli
 
 
 @pytest.fixture
@@ -41,12 +41,17 @@ def fill(disk, leave=0):
             pass
 
 
-def test_a_disk_that_fills_during_train_and_export_is_one_clear_error(small_disk, tmp_path):
+def test_a_disk_that_fills_before_or_during_train_and_export_is_one_clear_error(small_disk,
+                                                                              tmp_path):
     run_dir = small_disk / "run"
-    args = ("train", "digits_mlp", "--set", "train.epochs=30", "--run-dir", run_dir)
-    env = {"PYTHONPATH": REPO}
+    args = ("train", "digits_mlp", "--set", "train.epochs=8", "--run-dir", run_dir)
+    fill(small_disk, leave=2 ** 21)  # too little for the run's checkpoints: refused first
+    refused = run_cli(*args, cwd=tmp_path)
+    assert_user_error(refused, "Not enough free disk space", "MB free")
+    (small_disk / "filler").unlink()
+
     process = subprocess.Popen([sys.executable, "-m", "tfsuite.run", *map(str, args)],
-                               cwd=tmp_path, env={**os.environ, **env},
+                               cwd=tmp_path, env={**os.environ, "PYTHONPATH": REPO},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = run_dir / "checkpoints" / "state.json"
     deadline = time.monotonic() + 120
@@ -61,7 +66,7 @@ def test_a_disk_that_fills_during_train_and_export_is_one_clear_error(small_disk
     assert saved["epochs_completed"] >= 1
 
     (small_disk / "filler").unlink()
-    resumed = run_cli(*args, "--quiet", cwd=tmp_path)
+    resumed = call_cli(*args, "--quiet", cwd=tmp_path)  # in this process: it has room
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["resumed_from_epoch"]
@@ -72,10 +77,3 @@ def test_a_disk_that_fills_during_train_and_export_is_one_clear_error(small_disk
     assert_user_error(export, "disk is full")
     assert not (run_dir / "export.json").exists()
     assert not list((small_disk / "exports").glob("*/[0-9]*"))  # nothing published
-
-
-def test_a_run_that_cannot_fit_is_refused_before_training(small_disk, tmp_path):
-    fill(small_disk, leave=2 ** 21)
-    result = run_cli("train", "digits_mlp", "--set", "train.epochs=1", "--run-dir",
-                     small_disk / "run", cwd=tmp_path)
-    assert_user_error(result, "Not enough free disk space", "MB free")
