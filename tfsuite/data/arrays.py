@@ -8,17 +8,34 @@ applies the augmentation layers on the Keras backend, and casts to float32.
 
 With `on_device=True` (JAX) the uint8 images are copied to the accelerator
 once and every batch is gathered there, so training never waits on a host to
-device copy.
+device copy. Arrays that stay in host memory while JAX trains on an accelerator
+are fed ahead: worker threads gather the next batches and start their copies
+while the device computes the current step, as uint8 (a quarter of float32's
+bytes); the model's first layer casts them inside the compiled step.
 """
 
 import keras
 import numpy as np
+
+# Threads that gather and copy batches ahead for an accelerator; each keeps two batches
+# ready. (A ResNet-50 step on an H200 takes about 35 ms for 256 images; one thread
+# gathering 38 MB of random rows and copying them took about as long.)
+FEED_THREADS = 6
 
 
 def _put_on_device(array):
     import jax
 
     return jax.device_put(array)
+
+
+def feeds_an_accelerator():
+    """Whether Keras runs on JAX with a GPU or TPU (host batches then cross to it)."""
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() != "cpu"
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -35,11 +52,19 @@ class ArrayBatches(keras.utils.PyDataset):
         drop_remainder: leave out the last, partial batch. Defaults to `False`.
         on_device: keep the images on the JAX device (JAX backend only).
             Defaults to `False`.
+        feed_ahead: gather and copy batches ahead on worker threads, as uint8. Defaults
+            to `None`: when host arrays feed an accelerator (`feeds_an_accelerator`).
     """
 
     def __init__(self, images, labels, batch_size, shuffle=False, seed=0, augment_layers=(),
-                 drop_remainder=False, on_device=False):
-        super().__init__()  # one worker in this thread: batches come in order, no copies
+                 drop_remainder=False, on_device=False, feed_ahead=None):
+        # Fed ahead (see the module docstring), else one worker in this thread: on a CPU
+        # there is no device to overlap with.
+        if feed_ahead is None:
+            feed_ahead = not on_device and feeds_an_accelerator()
+        self.feed_ahead = feed_ahead
+        super().__init__(workers=FEED_THREADS if self.feed_ahead else 1,
+                         max_queue_size=2 * FEED_THREADS)
         self.num_examples = len(labels)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -71,6 +96,10 @@ class ArrayBatches(keras.utils.PyDataset):
         if not self.on_device:
             chosen = np.sort(chosen)  # reads memory in order; the batch's order is random anyway
         images, labels = self.images[chosen], self.labels[chosen]
+        if self.feed_ahead:
+            images, labels = _put_on_device(images), _put_on_device(labels)
+            if not self.augment_layers:
+                return images, labels  # uint8: the compiled step casts
         for layer in self.augment_layers:
             images = layer(images)
         return keras.ops.cast(images, "float32"), labels
