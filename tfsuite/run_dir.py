@@ -99,7 +99,7 @@ def pending_stages(config, run_dir):
             + (["export"] if config.export.formats and not summary.get("export") else []))
 
 
-def resolve_run_dir(config, run_dir=None, task_files=()):
+def resolve_run_dir(config, run_dir=None, task_files=(), held_ok=False):
     """Chooses the run directory without writing anything; returns (run_dir, resuming):
     resuming is False (a new run), True (resume training) or `FINISH_STAGES`.
 
@@ -111,7 +111,8 @@ def resolve_run_dir(config, run_dir=None, task_files=()):
     config and at least one completed epoch is resumed; one that stopped before
     its first epoch starts again; a finished one with the same config whose
     compression or export did not finish gets those stages. A folder another
-    process holds (`hold`) is refused. Nothing a user has is overwritten: a
+    process holds (`hold`) is refused, unless `held_ok` (a worker of a multi-worker
+    job: its chief holds the folder). Nothing a user has is overwritten: a
     completed run, a run with another config, or a folder that is not a run is
     an error.
     """
@@ -120,14 +121,14 @@ def resolve_run_dir(config, run_dir=None, task_files=()):
         for n in range(1, 10000):
             candidate = base if n == 1 else f"{base}-{n}"
             try:
-                return resolve_run_dir(config, candidate, task_files)
+                return resolve_run_dir(config, candidate, task_files, held_ok)
             except UserError:
                 continue  # someone's finished or different run: leave it, try the next
     _check_path(run_dir)
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise user_error("The run directory is a file", "a folder (new, or an unfinished run)",
                          f"run_dir={run_dir!r}", "Choose another --run-dir.")
-    if os.path.isdir(run_dir):
+    if os.path.isdir(run_dir) and not held_ok:
         refuse_if_held(run_dir)
     if not (os.path.isdir(run_dir) and _entries(run_dir)):
         return run_dir, False

@@ -32,13 +32,16 @@ def train(config, run_dir=None, quiet=False):
     checkpoint, and a run whose training finished runs only its pending stages.
     The run directory is locked while this process writes it.
     """
+    from tfsuite.training.cluster import current_cluster
     from tfsuite.training.runtime import select_backend
 
-    select_backend(config.runtime)
+    backend = select_backend(config.runtime)
     task = get_task(config)
     started = time.perf_counter()
     requested = run_dir
-    run_dir, resuming = resolve_run_dir(config, requested, task.run_files)
+    # The other workers of a multi-worker job use the folder their chief holds.
+    worker = not current_cluster(backend).is_chief
+    run_dir, resuming = resolve_run_dir(config, requested, task.run_files, held_ok=worker)
     runtime = task.setup_runtime()
     # Bad data fails here, before the run directory is touched.
     data = None if resuming == FINISH_STAGES else task.prepare(runtime, run_dir, resuming)
