@@ -85,11 +85,13 @@ def test_folders_that_are_not_runs_are_left_alone(tmp_path):
     # finishes them; once recorded as done, the run is complete and left alone.
     write_json(str(done / "summary.json"), {"status": "completed", "compress": {"prune": {}}})
     assert resolve_run_dir(load_config("digits"), str(done)) == (str(done), FINISH_STAGES)
-    write_json(str(done / "summary.json"), {"status": "completed", "export": {"version": 1},
+    write_json(str(done / "summary.json"), {"status": "completed",
                                             "compress": {"prune": {}, "quantize": {}}})
+    write_json(str(done / "export.json"), {"version": 1})
     with pytest.raises(UserError, match="completed run"):
         resolve_run_dir(load_config("digits"), str(done))
     other = load_config("digits", overrides=["train.epochs=2"])
+    os.remove(done / "export.json")
     write_json(str(done / "summary.json"), {"status": "completed"})
     with pytest.raises(UserError, match="completed run"):
         resolve_run_dir(other, str(done))
@@ -133,3 +135,48 @@ def test_a_run_directory_another_process_holds_is_refused_or_stepped_over(tmp_pa
         holder.wait()
     with hold(str(held)), hold(str(held)):  # free again; one process may nest holds
         assert resolve_run_dir(config, str(held)) == (str(held), False)
+
+
+CHILD_HOLD = """
+import sys
+from tfsuite.run_dir import hold
+with hold(sys.argv[1]):
+    print("held", flush=True)
+"""
+
+
+def test_locks_pass_to_a_child_and_leave_other_tools_files_alone(tmp_path, monkeypatch):
+    """A TensorFlow-backend child writes under its parent's lock, whatever characters the
+    path holds (':' split the list before); another tool's `.lock` in a folder is the
+    user's: the folder is not a run, and the file is left as it was."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    from tfsuite.run_dir import HELD_ENV, hold, held_run_dirs
+
+    run = tmp_path / "exp-2024-05-01T10:30"
+    run.mkdir()
+    with hold(str(run)):
+        env = {**os.environ, "PYTHONPATH": REPO, HELD_ENV: held_run_dirs()}
+        child = subprocess.run([sys.executable, "-c", CHILD_HOLD, str(run)], env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert child.stdout.strip() == "held", child.stderr
+    assert os.listdir(run) == []  # the lock file goes with the lock
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / ".lock").write_text("another tool")
+    with pytest.raises(UserError, match="not a tfsuite run"):
+        resolve_run_dir(load_config("digits"), str(theirs))
+    assert (theirs / ".lock").read_text() == "another tool"
+
+
+def test_a_stage_that_failed_is_retried_with_run_dir_not_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config("digits")
+    done = tmp_path / "runs" / "digits"
+    done.mkdir(parents=True)
+    write_config(config, str(done / "config.yaml"))
+    write_json(str(done / "summary.json"), {"status": "completed", "failed_stage": "prune"})
+    assert resolve_run_dir(config, str(done)) == (str(done), FINISH_STAGES)
+    assert resolve_run_dir(config) == (os.path.join("runs", "digits-2"), False)

@@ -1,5 +1,3 @@
-import sys
+from tfsuite.cli import run_and_exit
 
-from tfsuite.run import main
-
-sys.exit(main())
+run_and_exit()

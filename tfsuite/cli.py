@@ -270,6 +270,21 @@ def _shorthand(argv):
     return argv
 
 
+_exit_at_once = False  # set by a full disk: see `run_and_exit`
+
+
+def run_and_exit():
+    """`python -m tfsuite.run`: main's exit code. After a full disk the process ends at
+    once, without Python's shutdown: h5py, with a half-written file open, crashed in it
+    (exit 139). (`main` itself returns, for notebooks and tests that call it.)"""
+    code = main()
+    if _exit_at_once:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv=None):
     argv = _shorthand(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
@@ -279,6 +294,9 @@ def main(argv=None):
                                          + (["--debug"] if args.debug else []))
     _configure_logging(args.debug)
     from tfsuite.errors import DiskFull, UserError, describe_error
+
+    global _exit_at_once
+    _exit_at_once = False
 
     def terminated(signum, frame):  # e.g. launch stopping its workers: run `finally` blocks
         raise SystemExit(128 + signum)
@@ -297,10 +315,7 @@ def main(argv=None):
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
-        if isinstance(e, DiskFull):  # a half-written HDF5 file can crash Python's shutdown
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(e.exit_code)
+        _exit_at_once = isinstance(e, DiskFull)
         return e.exit_code
     except (OSError, UnicodeError, RecursionError) as e:
         # What the checks before could not foresee (a file vanished or denied mid-run, a
@@ -319,4 +334,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_and_exit()

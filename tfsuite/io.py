@@ -12,7 +12,7 @@ import shutil
 def replacing(path):
     """Yields a temporary path beside `path` to write; renames it over `path` when the block
     succeeds (a kill leaves the old file whole), removes it when the block fails."""
-    tmp = path + ".tmp"
+    tmp = os.fspath(path) + ".tmp"
     try:
         yield tmp
         os.replace(tmp, path)

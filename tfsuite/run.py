@@ -1,9 +1,9 @@
 """`python -m tfsuite.run [COMMAND] ...`: the command line (parser and commands in
 `tfsuite.cli`). With no command it trains the default experiment into runs/digits."""
 
-import sys
+from tfsuite.cli import main, run_and_exit
 
-from tfsuite.cli import main
+__all__ = ["main", "run_and_exit"]  # main: what notebooks and tests call in-process
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_and_exit()

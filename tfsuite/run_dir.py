@@ -4,6 +4,8 @@ never overwritten."""
 import contextlib
 import fcntl
 import functools
+import json
+import logging
 import os
 
 from tfsuite.config import RUN_CONFIG, read_run_config
@@ -26,13 +28,14 @@ EXPORT_REPORT = "export.json"  # the latest export (also in each exported versio
 # task's `Task.run_files`) is an abandoned start that may begin again. Anything else in it
 # is the user's.
 RUN_FILES = {CONFIG, CHECKPOINTS, "logs", HISTORY}
-LOCK = ".lock"  # held (fcntl) by the process writing the run; it names that process
+LOCK = ".tfsuite.lock"  # held (fcntl) by the process writing the run; names that process
 # Run directories a parent process holds for the child it waits on (a TensorFlow-backend
 # compression or export): the child writes them under its parent's lock.
 HELD_ENV = "TFSUITE_HELD_RUN_DIRS"
 # `resolve_run_dir`'s answer for a run whose training finished but whose compression or
 # export stages did not (it was interrupted): the same command finishes them.
 FINISH_STAGES = "finish stages"
+logger = logging.getLogger("tfsuite")
 _held = {}  # real path -> [open lock file descriptor, nesting depth, lock file]
 
 
@@ -92,11 +95,16 @@ def is_completed(run_dir):
 
 def pending_stages(config, run_dir):
     """The stages chained after training (`compress.methods`, then `export`) that a finished
-    run has not recorded in summary.json as done."""
-    summary = read_summary(run_dir) or {}
-    done = summary.get("compress", {})
+    run has not done: summary.json records each compression, export.json the export."""
+    done = (read_summary(run_dir) or {}).get("compress", {})
     return ([m for m in config.compress.methods if m not in done]
-            + (["export"] if config.export.formats and not summary.get("export") else []))
+            + (["export"] if config.export.formats
+               and not os.path.isfile(os.path.join(run_dir, EXPORT_REPORT)) else []))
+
+
+def failed_stage(run_dir):
+    """The chained stage that failed with an error (not a kill) the last time, or None."""
+    return (read_summary(run_dir) or {}).get("failed_stage")
 
 
 def resolve_run_dir(config, run_dir=None, task_files=(), held_ok=False):
@@ -121,9 +129,13 @@ def resolve_run_dir(config, run_dir=None, task_files=(), held_ok=False):
         for n in range(1, 10000):
             candidate = base if n == 1 else f"{base}-{n}"
             try:
-                return resolve_run_dir(config, candidate, task_files, held_ok)
+                chosen = resolve_run_dir(config, candidate, task_files, held_ok)
             except UserError:
                 continue  # someone's finished or different run: leave it, try the next
+            # A stage that failed with an error is retried with --run-dir, not by default
+            # (it would fail again, and no new run would ever start).
+            if chosen[1] != FINISH_STAGES or not failed_stage(candidate):
+                return chosen
     _check_path(run_dir)
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise user_error("The run directory is a file", "a folder (new, or an unfinished run)",
@@ -160,15 +172,16 @@ def resolve_run_dir(config, run_dir=None, task_files=(), held_ok=False):
 
 
 def _entries(run_dir):
-    """What a run directory holds, less its lock and the temporary files of atomic writes."""
-    return {name for name in os.listdir(run_dir)
-            if name != LOCK and not name.endswith(".tmp")}
+    """What a run directory holds, less its lock and the temporary files of tfsuite's own
+    atomic writes (a kill can leave one)."""
+    ours = {LOCK, *(name + ".tmp" for name in RUN_FILES)}
+    return set(os.listdir(run_dir)) - ours
 
 
 def holder(run_dir):
     """The pid (text) of another process that holds the run directory's lock, or None."""
     key = os.path.realpath(run_dir)
-    if key in _held or key in os.environ.get(HELD_ENV, "").split(os.pathsep):
+    if key in _held or key in _inherited():
         return None
     try:
         fd = os.open(os.path.join(run_dir, LOCK), os.O_RDONLY)
@@ -179,30 +192,48 @@ def holder(run_dir):
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+        except OSError:  # a file system without flock: see `_lock`
+            return None
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
 
 
+def _inherited():
+    """Run directories the parent process holds for this one (`HELD_ENV`, JSON: paths may
+    hold any character)."""
+    try:
+        return set(json.loads(os.environ.get(HELD_ENV) or "[]"))
+    except ValueError:
+        return set()
+
+
+class RunDirInUse(UserError):
+    """Another process holds the run directory."""
+
+
 def refuse_if_held(run_dir):
     pid = holder(run_dir)
     if pid is not None:
-        raise user_error("The run directory is in use by another tfsuite process",
-                         "a run directory no other process is writing",
-                         f"run_dir={run_dir!r} (held by pid {pid})",
-                         f"Wait for process {pid} to finish (or stop it), or choose another "
-                         "run directory; nothing was changed.")
+        raise in_use_error(run_dir, f"process {pid}", f" (held by pid {pid})")
+
+
+def in_use_error(run_dir, who, detail=""):
+    return RunDirInUse(f"The run directory is in use by another tfsuite process. Expected a "
+                       f"run directory no other process is writing. Received: "
+                       f"run_dir={run_dir!r}{detail}. Wait for {who} to finish (or stop "
+                       "it), or choose another run directory; nothing was changed.")
 
 
 @contextlib.contextmanager
 def hold(run_dir):
-    """Holds the run directory's lock (an fcntl advisory lock on RUN_DIR/.lock, released
+    """Holds the run directory's lock (an fcntl advisory lock on RUN_DIR/.tfsuite.lock, released
     on exit, even a kill -9) while the block writes it; nested holds in one process are
     one. A second process gets one clear error naming the pid that holds it."""
     key = os.path.realpath(run_dir)
-    if key in _held or key in os.environ.get(HELD_ENV, "").split(os.pathsep):
-        _held.setdefault(key, [None, 0])[1] += 1
+    if key in _held or key in _inherited():
+        _held.setdefault(key, [None, 0, None])[1] += 1
         try:
             yield
         finally:
@@ -220,7 +251,7 @@ def hold(run_dir):
 
 
 def _lock(run_dir):
-    """An open, exclusively locked descriptor of RUN_DIR/.lock. The file is removed when the
+    """An open, exclusively locked descriptor of the lock file. The file is removed when the
     lock is released (a folder keeps no trace of a `compress` it refused), so a lock taken
     on a file that was removed meanwhile is let go and taken again on the new one."""
     path = os.path.join(run_dir, LOCK)
@@ -237,15 +268,17 @@ def _lock(run_dir):
             os.close(fd)
             refuse_if_held(run_dir)
             continue  # released in between: try again
+        except OSError as e:  # no flock on this file system (some NFS mounts): go on
+            logger.warning("Cannot lock %s (%s); nothing stops a second process from "
+                           "writing this run at the same time.", path, e.strerror or e)
+            return fd
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 return fd
         except FileNotFoundError:
             pass
         os.close(fd)
-    raise user_error("The run directory is in use by other tfsuite processes",
-                     "a run directory no other process is writing", f"run_dir={run_dir!r}",
-                     "Wait for them to finish, or choose another run directory.")
+    raise in_use_error(run_dir, "other processes")
 
 
 def holding(function):
@@ -269,9 +302,9 @@ def _release(key):
 
 
 def held_run_dirs():
-    """The run directories this process holds (for a child process it waits on)."""
-    return os.pathsep.join([*_held, *filter(None, os.environ.get(HELD_ENV, "").split(
-        os.pathsep))])
+    """The run directories this process holds, as `HELD_ENV` gives them to a child process
+    it waits on."""
+    return json.dumps(sorted({*_held, *_inherited()}))
 
 
 def _check_path(run_dir):

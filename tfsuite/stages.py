@@ -17,8 +17,8 @@ from tfsuite.errors import UserError, disk_full_as_user_error
 from tfsuite.io import read_json, write_json
 from tfsuite.models.saving import save_model
 from tfsuite.run_dir import (CONFIG, CURVES, EVALUATION, EXPORT_REPORT, FINISH_STAGES, MODEL,
-                             SUMMARY, hold, make_run_dir, pending_stages, resolve_run_dir,
-                             space_needed, start_run_dir)
+                             SUMMARY, RunDirInUse, hold, make_run_dir, pending_stages,
+                             resolve_run_dir, space_needed, start_run_dir)
 from tfsuite.task import get_task
 
 
@@ -66,6 +66,7 @@ def train(config, run_dir=None, quiet=False):
             summary["compress"] = compress_after_training(run_dir, config, task, quiet)
         if config.export.formats:
             summary["export"] = export_after_training(run_dir, config, task, quiet)
+        if summary.pop("failed_stage", None) or config.export.formats:
             write_json(os.path.join(run_dir, SUMMARY), summary)
     runtime.end_job()
     return summary
@@ -80,7 +81,7 @@ def _claim(lock, config, requested, run_dir, resuming, task, runtime, data):
         make_run_dir(run_dir)
         try:
             lock.enter_context(hold(run_dir))
-        except UserError:
+        except RunDirInUse:
             if requested is not None:
                 raise
         else:
@@ -88,9 +89,9 @@ def _claim(lock, config, requested, run_dir, resuming, task, runtime, data):
             if chosen == (run_dir, resuming):
                 return run_dir, resuming, data
             lock.close()
-        previous, (run_dir, resuming) = resuming, resolve_run_dir(config, requested,
-                                                                  task.run_files)
-        if resuming != previous and resuming != FINISH_STAGES:
+        previous = run_dir, resuming
+        run_dir, resuming = resolve_run_dir(config, requested, task.run_files)
+        if (run_dir, resuming) != previous and resuming != FINISH_STAGES:
             data = task.prepare(runtime, run_dir, resuming)
     raise UserError(f"Could not claim a run directory: other processes kept taking them. "
                     f"Expected a free one. Received: last tried {run_dir!r}. Pass --run-dir.")
@@ -170,6 +171,7 @@ def compress_after_training(run_dir, config, task, quiet):
                 report = compress_run(run_dir, config, method, task, source=source,
                                       quiet=quiet)
             except UserError as e:
+                _record_failure(run_dir, method)
                 raise type(e)(f"Training finished and {os.path.join(run_dir, MODEL)} is saved, "
                               f"but compression ({method}) failed: {e} Run the same command "
                               "again to finish the run's stages (or `python -m tfsuite.run "
@@ -179,6 +181,13 @@ def compress_after_training(run_dir, config, task, quiet):
         if method != "quantize":  # quantized models are not compressed further
             source = method
     return records
+
+
+def _record_failure(run_dir, stage):
+    """Notes in summary.json which chained stage failed with an error (a kill notes
+    nothing): without --run-dir, the same command then starts a new run."""
+    summary = read_json(os.path.join(run_dir, SUMMARY))
+    write_json(os.path.join(run_dir, SUMMARY), {**summary, "failed_stage": stage})
 
 
 def export_after_training(run_dir, config, task, quiet):
@@ -191,6 +200,7 @@ def export_after_training(run_dir, config, task, quiet):
 
         report = export_run(run_dir, config.export, task, quiet=quiet)
     except UserError as e:
+        _record_failure(run_dir, "export")
         # The trained model is saved; keep the error's type (and so the exit code).
         raise type(e)(f"Training finished and {os.path.join(run_dir, MODEL)} is saved, but the "
                       f"export failed: {e} Run the same command again to finish it (or "

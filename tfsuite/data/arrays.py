@@ -52,8 +52,9 @@ class ArrayBatches(keras.utils.PyDataset):
         drop_remainder: leave out the last, partial batch. Defaults to `False`.
         on_device: keep the images on the JAX device (JAX backend only).
             Defaults to `False`.
-        feed_ahead: gather and copy batches ahead on worker threads, as uint8. Defaults
-            to `None`: when host arrays feed an accelerator (`feeds_an_accelerator`).
+        feed_ahead: gather and copy batches ahead on worker threads, as uint8 (without
+            augmentation layers). Defaults to `None`: when host arrays feed an
+            accelerator (`feeds_an_accelerator`).
     """
 
     def __init__(self, images, labels, batch_size, shuffle=False, seed=0, augment_layers=(),
@@ -61,7 +62,8 @@ class ArrayBatches(keras.utils.PyDataset):
         # Fed ahead (see the module docstring), else one worker in this thread: on a CPU
         # there is no device to overlap with.
         if feed_ahead is None:
-            feed_ahead = not on_device and feeds_an_accelerator()
+            # Not with augmentation layers: their random state is not safe across threads.
+            feed_ahead = not on_device and not augment_layers and feeds_an_accelerator()
         self.feed_ahead = feed_ahead
         super().__init__(workers=FEED_THREADS if self.feed_ahead else 1,
                          max_queue_size=2 * FEED_THREADS)
@@ -97,9 +99,7 @@ class ArrayBatches(keras.utils.PyDataset):
             chosen = np.sort(chosen)  # reads memory in order; the batch's order is random anyway
         images, labels = self.images[chosen], self.labels[chosen]
         if self.feed_ahead:
-            images, labels = _put_on_device(images), _put_on_device(labels)
-            if not self.augment_layers:
-                return images, labels  # uint8: the compiled step casts
+            return _put_on_device(images), _put_on_device(labels)  # uint8: the step casts
         for layer in self.augment_layers:
             images = layer(images)
         return keras.ops.cast(images, "float32"), labels

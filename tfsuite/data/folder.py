@@ -19,9 +19,9 @@ from tfsuite.io import printable
 logger = logging.getLogger("tfsuite")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-# Larger images are skipped: decoding one takes gigabytes (data.image_size is at most 8192
-# a side, so nothing trains on more).
-MAX_PIXELS = 8192 * 8192
+# Larger images are skipped: decoding one takes gigabytes. (PIL refuses them too, as
+# decompression bombs; 200-megapixel photos and scans still load.)
+MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
 # What TensorFlow's decoders read correctly, by file format and PIL mode. Other
 # files (CMYK JPEG, 16-bit PNG, palette or 1-bit BMP, a TIFF named .png, ...) are
 # decoded through PIL instead.
