@@ -158,7 +158,7 @@ def compress_after_training(run_dir, config, task, quiet):
     """The compression methods of `compress.methods`, in order, each on the last Keras
     model the chain produced (quantize to LiteRT ends a branch: its output is a .tflite).
     Methods summary.json records as done (before an interruption) are not run again."""
-    from tfsuite.compression.stage import compress_run, record_in_summary, summary_record
+    from tfsuite.compression.stage import compress_run, summary_record
 
     done = read_json(os.path.join(run_dir, SUMMARY)).get("compress", {})
     records, source = {}, None
@@ -176,8 +176,7 @@ def compress_after_training(run_dir, config, task, quiet):
                               f"but compression ({method}) failed: {e} Run the same command "
                               "again to finish the run's stages (or `python -m tfsuite.run "
                               f"compress {run_dir} --method {method}`).") from e
-            records[method] = summary_record(report)
-            record_in_summary(run_dir, method, report)
+            records[method] = summary_record(report)  # compress_run recorded it on disk
         if method != "quantize":  # quantized models are not compressed further
             source = method
     return records

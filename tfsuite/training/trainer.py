@@ -13,7 +13,7 @@ import time
 import keras
 import numpy as np
 
-from tfsuite.errors import UserError, disk_full_as_user_error, require_free_space
+from tfsuite.errors import UserError, require_free_space
 from tfsuite.packages import has_tensorflow
 from tfsuite.run_dir import CHECKPOINTS, HISTORY, read_state
 from tfsuite.training.callbacks import (NanGuard, OneStepLateBatchEnd, ProgressLogger,
@@ -127,7 +127,8 @@ class Trainer:
         batch = self.config.train.batch_size
         steps_per_epoch = max(1, math.ceil(self._images_per_epoch(data) / batch))
         model = self.runtime.build_model(lambda: task.build_model(data))
-        # Checkpoints (weights and optimizer state, last and best), the model, logs.
+        # Checkpoints (weights and optimizer state, last and best), the model, logs. A disk
+        # that fills up later is caught by the stage (`stages.train`).
         needed = 10 * sum(int(np.prod(v.shape)) * 4 for v in model.weights) + 2 ** 20
         require_free_space(self.run_dir, needed)
         restore = self.state is not None
@@ -156,7 +157,7 @@ class Trainer:
             # shuffle=False: tf.data shuffles (Keras warns that it ignores the flag).
             late = OneStepLateBatchEnd(callbacks, add_history=True, model=model, epochs=end,
                                        steps=steps_per_epoch, verbose=0)
-            with self.runtime.scope(), disk_full_as_user_error(self.run_dir, needed):
+            with self.runtime.scope():
                 model.fit(data.train, validation_data=data.val, epochs=end, shuffle=False,
                           initial_epoch=max(start, begin), callbacks=late, verbose=0)
             self._check_diverged()
