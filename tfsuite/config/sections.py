@@ -47,6 +47,8 @@ class DataConfig:
     cache: bool = True  # cache decoded images in memory
     on_device: Optional[bool] = None  # JAX: array data kept on the accelerator; null = synthetic
     # data on a GPU/TPU when it fills under a quarter of its memory
+    augment_on: str = "auto"  # host (the input pipeline), device (inside the compiled training
+    # step), auto (device when JAX trains on a GPU or TPU)
     num_classes: int = 10  # synthetic data only
     num_examples: int = 512  # synthetic data only
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -180,6 +182,7 @@ QUANTIZATIONS = ("int8", "dynamic_range", "float16", "qat", "keras_int8", "keras
 
 CHOICES = {
     "data.color_mode": ("grayscale", "rgb", "rgba"),
+    "data.augment_on": ("auto", "host", "device"),
     "data.augment.fill_mode": FILL_MODES,
     "data.augment.interpolation": INTERPOLATIONS,
     "model.name": ("mlp", "cnn", "resnet", "resnet50"),

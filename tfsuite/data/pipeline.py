@@ -8,6 +8,7 @@ on JAX (kept on the accelerator), array sources go through
 `tfsuite.data.arrays.ArrayBatches` instead.
 """
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class ImageData:
     skipped: list = field(default_factory=list)
     feature_mean: np.ndarray = None  # per channel, after rescale (featurewise_center)
     feature_variance: np.ndarray = None
+    augment_in_model: bool = False  # the training model augments (`data.augment_on`)
     unit = "img"  # what the progress lines count
 
     @property
@@ -170,7 +172,8 @@ def apply_augmentation(tf, dataset, layers, seed):
     return dataset.map(lambda x, y, s: (x, y))
 
 
-def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder=False):
+def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder=False,
+                     in_model=False):
     """Builds the batched train/validation/test datasets for an experiment.
 
     Args:
@@ -181,14 +184,22 @@ def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder
         drop_remainder: leave out the last, partial batch of the training and
             validation sets (a JAX device mesh splits only full batches evenly).
             Defaults to `False`.
+        in_model: the caller can put the augmentation into the training model;
+            it goes there when `data.augment_on` resolves to the device
+            (`augments_on_device`), and `ImageData.augment_in_model` says so.
+            Defaults to `False`.
 
     Returns:
         An `ImageData`.
     """
+    in_model = bool(augment and in_model and augments_on_device(data_config)
+                    and build_augmentation(data_config.augment))
+    augment = augment and not in_model
     on_device = keep_on_device(data_config)
     if on_device or not has_tensorflow():
-        return _build_array_data(data_config, batch_size, seed, augment, drop_remainder,
+        data = _build_array_data(data_config, batch_size, seed, augment, drop_remainder,
                                  on_device)
+        return dataclasses.replace(data, augment_in_model=in_model)
     import tensorflow as tf
 
     raw = load_images(data_config, seed)
@@ -224,7 +235,18 @@ def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder
         test=finish(splits["test"], False, drop=False) if len(raw.test) else None,
         class_names=list(raw.class_names), num_train=len(raw.train), num_val=len(raw.val),
         num_test=len(raw.test), image_shape=(*size, channels), skipped=list(raw.skipped),
-        feature_mean=mean, feature_variance=variance)
+        feature_mean=mean, feature_variance=variance, augment_in_model=in_model)
+
+
+def augments_on_device(data_config):
+    """`data.augment_on`, resolved. auto augments inside the compiled step when JAX trains on
+    a GPU or TPU (it warps a batch in far less time than the host cores take), and wherever
+    TensorFlow is missing (the host would run the layers op by op, uncompiled)."""
+    from tfsuite.data.arrays import feeds_an_accelerator
+
+    if data_config.augment_on == "auto":
+        return feeds_an_accelerator() or not has_tensorflow()
+    return data_config.augment_on == "device"
 
 
 ARRAY_SOURCES = ("digits", "npz", "synthetic")

@@ -30,18 +30,20 @@ class ImageClassificationTask(Task):
 
     # ---------------------------------------------------------------- data and model
 
-    def build_inputs(self, augment=True, drop_remainder=False):
+    def build_inputs(self, augment=True, drop_remainder=False, in_model=False):
         from tfsuite.data.pipeline import build_image_data
 
         return build_image_data(self.config.data, self.config.train.batch_size,
                                 self.config.runtime.seed, augment=augment,
-                                drop_remainder=drop_remainder)
+                                drop_remainder=drop_remainder, in_model=in_model)
 
     def build_model(self, data):
         from tfsuite.models.vision import build_classifier, set_trainable_layers
 
         model = build_classifier(self.config.model, self.config.data.augment, data.image_shape,
-                                 data.num_classes, data.feature_mean, data.feature_variance)
+                                 data.num_classes, data.feature_mean, data.feature_variance,
+                                 augment_in_model=data.augment_in_model,
+                                 seed=self.config.runtime.seed)
         if self.config.model.freeze_base:
             set_trainable_layers(model, 0)
         return model
@@ -70,7 +72,7 @@ class ImageClassificationTask(Task):
     def prepare(self, runtime, run_dir, resuming):
         import dataclasses
 
-        data = self.build_inputs(drop_remainder=runtime.needs_full_batches)
+        data = self.build_inputs(drop_remainder=runtime.needs_full_batches, in_model=True)
         data = dataclasses.replace(data, train=runtime.shard_dataset(data.train),
                                    val=runtime.shard_dataset(data.val))
         check_full_batches(self.config, data, runtime)
@@ -81,13 +83,20 @@ class ImageClassificationTask(Task):
     def print_start(self, run_dir, runtime, data, resuming):
         super().print_start(run_dir, runtime, data, resuming)
         report, config = runtime.report(), self.config
+        where = _augmented_on(config, data)
         print(f"  data: {config.data.source}, {data.num_classes} classes, "
               f"{data.num_train} train / {data.num_val} val / {data.num_test} test images "
               f"{tuple(data.image_shape)}" + (f", {len(data.skipped)} files skipped"
-                                              if data.skipped else ""))
+                                              if data.skipped else "")
+              + (f", augmented on the {where}" if where else ""))
         print(f"  model: {config.model.name}; runtime: backend {report['backend']}, strategy "
               f"{report['strategy']} ({report['num_replicas']} replica(s)), "
               f"{report['precision']}", flush=True)
+
+    def model_to_save(self, model, data):
+        from tfsuite.data.augment.in_model import without_training_augmentation
+
+        return without_training_augmentation(model)
 
     def evaluate_model(self, model, data, out_dir):
         from tfsuite.image_classification.evaluation import evaluate
@@ -228,8 +237,18 @@ def _round(value):
     return None if value is None else round(float(value), 1)
 
 
+def _augmented_on(config, data):
+    """Where the training images are augmented: "device", "host", or None (no augmentation)."""
+    from tfsuite.data.augment import build_augmentation
+
+    if data.augment_in_model:
+        return "device"
+    return "host" if build_augmentation(config.data.augment) else None
+
+
 def _data_report(config, data):
-    return {"source": config.data.source, "num_classes": data.num_classes,
+    return {"source": config.data.source, "augmented_on": _augmented_on(config, data),
+            "num_classes": data.num_classes,
             "class_names": data.class_names, "num_train": data.num_train,
             "num_val": data.num_val, "num_test": data.num_test,
             "skipped_files": len(data.skipped), "image_shape": list(data.image_shape),

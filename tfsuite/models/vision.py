@@ -10,6 +10,7 @@ import os
 import keras
 from keras import layers
 
+from tfsuite.data.augment.in_model import LAYER_NAME as AUGMENTATION_LAYER, TrainingAugmentation
 from tfsuite.errors import user_error
 from tfsuite.models.batch_norm import use_one_pass_statistics, without_biases_before_batch_norm
 from tfsuite.models.preprocessing import build_preprocessing
@@ -110,7 +111,8 @@ BASES = {"mlp": build_mlp_base, "cnn": build_cnn_base, "resnet": build_resnet_ba
 
 
 def build_classifier(model_config, augment_config, image_shape, num_classes,
-                     feature_mean=None, feature_variance=None):
+                     feature_mean=None, feature_variance=None, augment_in_model=False,
+                     seed=None):
     """Builds an image classifier that takes raw 0..255 images.
 
     Args:
@@ -121,6 +123,10 @@ def build_classifier(model_config, augment_config, image_shape, num_classes,
         num_classes: number of classes.
         feature_mean, feature_variance: training-set statistics for
             feature-wise normalization. Defaults to `None`.
+        augment_in_model: put `augment_config`'s augmentation into the model, first
+            (`TrainingAugmentation`: on while training only; `model_to_save` takes
+            it out). Defaults to `False`.
+        seed: the augmentation's seed. Defaults to `None`.
 
     Returns:
         A functional `keras.Model` ending in a float32 softmax named "predictions".
@@ -130,6 +136,8 @@ def build_classifier(model_config, augment_config, image_shape, num_classes,
                          f"data.color_mode with {image_shape[-1]} channel(s)")
     inputs = keras.Input(shape=tuple(image_shape), name="image")
     x = inputs
+    if augment_in_model:
+        x = TrainingAugmentation(augment_config, seed=seed, name=AUGMENTATION_LAYER)(x)
     for layer in build_preprocessing(model_config.name, augment_config, feature_mean,
                                      feature_variance):
         x = layer(x)

@@ -26,7 +26,8 @@ def build_augmentation(config, seed=None, image_dtype="float32"):
 
     A layer is added only when its strength is above zero (as timm does), so an
     empty list means no augmentation. Each layer is applied with its own
-    `Dataset.map` on batches; none of them goes into the saved model.
+    `Dataset.map` on batches, or inside the training model
+    (`tfsuite.data.augment.in_model`); none of them goes into the saved model.
 
     Args:
         config: `tfsuite.config.AugmentConfig`.
@@ -52,9 +53,12 @@ def build_augmentation(config, seed=None, image_dtype="float32"):
             vertical_flip=config.vertical_flip, fill_mode=config.fill_mode, cval=config.cval,
             interpolation=config.interpolation, seed=offset(1),
             dtype=image_dtype if config.interpolation == "nearest" else "float32"))
-    # The legacy order: warp, channel shift, (flips,) brightness.
+    # The legacy order: warp, channel shift, (flips,) brightness. float32 whatever the dtype
+    # policy: bfloat16 would round the shifted and scaled pixel values.
     if config.channel_shift_range > 0:
-        layers.append(RandomChannelShift(config.channel_shift_range, seed=offset(3)))
+        layers.append(RandomChannelShift(config.channel_shift_range, seed=offset(3),
+                                         dtype="float32"))
     if config.brightness_range is not None and list(config.brightness_range) != [1.0, 1.0]:
-        layers.append(RandomBrightnessScale(config.brightness_range, seed=offset(2)))
+        layers.append(RandomBrightnessScale(config.brightness_range, seed=offset(2),
+                                            dtype="float32"))
     return layers
