@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import REPO, assert_user_error
+from tests.conftest import REPO, assert_user_error, write_messy_folder
 
 # TensorFlow, and the packages that import it when they are imported.
 TENSORFLOW_PACKAGES = ("tensorflow", "tf_keras", "tensorboard", "tf2onnx", "keras_hub",
@@ -69,9 +69,36 @@ def test_cli_trains_and_evaluates_synthetic_data_without_tensorflow(python_witho
     assert_user_error(run(["-m", "tfsuite.run", "export", "run"], str(tmp_path)),
                       "Export needs tensorflow", "pip install tensorflow")
     assert_user_error(run(["-m", "tfsuite.run", "train", "image_folder", "--set",
-                           f"data.path={tmp_path}"], str(tmp_path)),
-                      "data.source='folder' needs TensorFlow", "data.source=npz")
+                           "data.source=tfds", "--set", "data.tfds_name=mnist"], str(tmp_path)),
+                      "data.source='tfds' needs TensorFlow", "data.source=npz")
     assert sorted(os.listdir(tmp_path / "run")) == before
+
+
+def test_an_image_folder_trains_and_predicts_without_tensorflow(python_without_tensorflow,
+                                                                 tmp_path):
+    """Grain decodes the folder (broken files skipped and counted), the model augments on
+    the device, and `predict` reads image files with PIL (as the TensorFlow test,
+    tests/image_classification/test_image_classification.py)."""
+    root, good, bad = write_messy_folder(str(tmp_path / "messy"), per_class=60, seed=1)
+    run = python_without_tensorflow
+    result = run(["-m", "tfsuite.run", "train", "image_folder", "--run-dir", "run",
+                  "--set", f"data.path={root}", "--set", "data.image_size=[32,32]",
+                  "--set", "model.width=16", "--set", "train.epochs=10",
+                  "--set", "train.batch_size=8", "--set", "data.workers=1",
+                  "--set", "export.formats=[]"], str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert f"{bad} files skipped, augmented on the device" in result.stdout
+    assert "leaked" not in result.stderr  # Grain's shared memory is given back
+    with open(tmp_path / "run" / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["data"]["num_train"] + summary["data"]["num_val"] + \
+        summary["data"]["num_test"] == good
+    assert summary["metrics"]["test_accuracy"] >= 0.75  # chance is 0.5
+    path = next(os.path.join(folder, name) for folder, _, names in os.walk(root)
+                for name in sorted(names) if name.startswith("alpha_"))
+    result = run(["-m", "tfsuite.run", "predict", "run", "--image", path], str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "discs" in result.stdout and "squares" in result.stdout
 
 
 def test_trainer_fits_a_user_pydataset_and_npz_arrays_without_tensorflow(

@@ -53,6 +53,9 @@ def train(config, run_dir=None, quiet=False):
     with contextlib.ExitStack() as lock:
         run_dir, resuming, data = _claim(lock, config, requested, run_dir, resuming, task,
                                          runtime, data)
+        close_data = getattr(data, "close", None)  # data loaders' worker processes
+        if close_data:
+            lock.callback(close_data)
         lock.enter_context(disk_full_as_user_error(run_dir, lambda: space_needed(run_dir)))
         if resuming == FINISH_STAGES:
             summary = read_json(os.path.join(run_dir, SUMMARY))
@@ -62,6 +65,8 @@ def train(config, run_dir=None, quiet=False):
         else:
             summary = _fit_and_save(config, run_dir, resuming, task, runtime, data, started,
                                     quiet)
+            if close_data:  # before compression and export start their own
+                close_data()
         if config.compress.methods:
             summary["compress"] = compress_after_training(run_dir, config, task, quiet)
         if config.export.formats:

@@ -97,7 +97,8 @@ def test_the_layer_is_taken_out_of_the_saved_model(tmp_path):
     inputs = keras.Input((8, 8, 3), name="image")
     x = TrainingAugmentation(AugmentConfig(horizontal_flip=True), seed=1,
                              name="augmentation")(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(keras.layers.Flatten()(x)))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(
+        keras.layers.Flatten(name="flatten")(x)))
     saved = without_training_augmentation(model)
     assert [layer.name for layer in saved.layers] == ["image", "flatten", "head"]
     assert saved.get_layer("head") is model.get_layer("head")  # the trained weights, shared

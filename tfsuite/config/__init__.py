@@ -132,7 +132,8 @@ def unused_image_keys(section):
     """`TaskSchema.unused` of a task that reads no images and sets its model in `section.*`."""
     unused = {key: "an image setting" for key in ("data.image_size", "data.color_mode",
                                                   "data.cache", "data.on_device",
-                                                  "data.augment", "data.augment_on")}
+                                                  "data.augment", "data.augment_on",
+                                                  "data.workers")}
     return {**unused, "model": f"an image model's setting; this task's model is set in "
                                f"`{section}.*`"}
 

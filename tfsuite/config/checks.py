@@ -37,6 +37,8 @@ def _validate_data(data):
     if data.source == "tfds":
         require(bool(data.tfds_name), "data.tfds_name", "a TFDS dataset name, e.g. mnist",
                  data.tfds_name)
+    require(data.workers is None or data.workers >= 0, "data.workers",
+            "null (one per core) or a number of processes >= 0", data.workers)
     require(not data.on_device or data.source in ("digits", "npz", "synthetic"),
              "data.on_device", "null or false for data.source="
              f"{data.source!r} (files are decoded on the host; digits, npz and synthetic "

@@ -47,6 +47,8 @@ class DataConfig:
     cache: bool = True  # cache decoded images in memory
     on_device: Optional[bool] = None  # JAX: array data kept on the accelerator; null = synthetic
     # data on a GPU/TPU when it fills under a quarter of its memory
+    workers: Optional[int] = None  # image folders on JAX/PyTorch: Grain decoding processes;
+    # null = one per core, 0 = decode in the training process
     augment_on: str = "auto"  # host (the input pipeline), device (inside the compiled training
     # step), auto (device when JAX trains on a GPU or TPU)
     num_classes: int = 10  # synthetic data only

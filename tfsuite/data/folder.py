@@ -131,17 +131,3 @@ def scan_image_folder(root, num_threads=8):
                          f"files ending in {', '.join(IMAGE_EXTENSIONS)} (any case)",
                          f"data.path={root!r} ({len(scan.skipped)} files skipped)")
     return scan
-
-
-def decode_with_pil(path, channels):
-    """Decodes any PIL-readable image to uint8 [h, w, channels] (first frame)."""
-    import numpy as np
-
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
-    with Image.open(path) as image:
-        if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-            array = np.asarray(image, dtype=np.float32)
-            scale = 255.0 / max(float(array.max()), 1.0) if image.mode != "I;16" else 255 / 65535
-            image = Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8))
-        array = np.asarray(image.convert(mode), dtype=np.uint8)
-    return array.reshape(array.shape[0], array.shape[1], channels)

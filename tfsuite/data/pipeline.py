@@ -1,11 +1,13 @@
 """Input pipelines for image classification: decode, resize, cache, augment, batch.
 
-tf.data is the data engine on every Keras backend where TensorFlow is
-installed. Images stay uint8 at the configured size until batching;
-augmentation runs on batches, one Keras layer per `map`, in parallel; models
-receive float32 values in 0..255. Without TensorFlow, and for synthetic data
-on JAX (kept on the accelerator), array sources go through
-`tfsuite.data.arrays.ArrayBatches` instead.
+tf.data is the data engine where TensorFlow is installed: images stay uint8 at
+the configured size until batching; augmentation runs on batches, one Keras
+layer per `map`, in parallel; models receive float32 values in 0..255. Image
+folders on JAX and PyTorch (and without TensorFlow) are decoded by Grain worker
+processes (`tfsuite.data.file_batches.ImageFileBatches`); without TensorFlow, and
+for synthetic data on JAX (kept on the accelerator), array sources go through
+`tfsuite.data.arrays.ArrayBatches`. Both hand uint8 batches to the model, which
+casts them, and augments them itself where `data.augment_on` says device.
 """
 
 import dataclasses
@@ -46,6 +48,12 @@ class ImageData:
     def num_classes(self):
         return len(self.class_names)
 
+    def close(self):
+        """Stops what decodes in the background (Grain's worker processes), if anything."""
+        for batches in (self.train, self.val, self.test):
+            if hasattr(batches, "close"):
+                batches.close()
+
 
 def _convert_channels(tf, image, channels):
     """Converts a decoded image with 1-4 channels to `channels` channels."""
@@ -68,7 +76,7 @@ def _convert_channels(tf, image, channels):
 
 def _decode_file(tf, path, needs_pil, channels):
     """Reads one image file as uint8 [h, w, channels]; PIL for what TF cannot decode."""
-    from tfsuite.data.folder import decode_with_pil
+    from tfsuite.data.decode import decode_with_pil
 
     def with_tf():
         data = tf.io.read_file(path)
@@ -192,13 +200,14 @@ def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder
     Returns:
         An `ImageData`.
     """
-    in_model = bool(augment and in_model and augments_on_device(data_config)
+    on_device = keep_on_device(data_config)
+    feeder = _feeder(data_config, on_device)
+    in_model = bool(augment and in_model and augments_on_device(data_config, feeder)
                     and build_augmentation(data_config.augment))
     augment = augment and not in_model
-    on_device = keep_on_device(data_config)
-    if on_device or not has_tensorflow():
-        data = _build_array_data(data_config, batch_size, seed, augment, drop_remainder,
-                                 on_device)
+    if feeder != "tf.data":
+        build = _build_file_data if feeder == "files" else _build_array_data
+        data = build(data_config, batch_size, seed, augment, drop_remainder, on_device)
         return dataclasses.replace(data, augment_in_model=in_model)
     import tensorflow as tf
 
@@ -238,14 +247,30 @@ def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder
         feature_mean=mean, feature_variance=variance, augment_in_model=in_model)
 
 
-def augments_on_device(data_config):
+def _tf_data_decodes_files():
+    """Image files go through tf.data on the TensorFlow backend; through Grain and PIL on JAX
+    and PyTorch (no TensorFlow work in their process), and without TensorFlow."""
+    import keras
+
+    return keras.backend.backend() == "tensorflow" and has_tensorflow()
+
+
+def _feeder(data_config, on_device):
+    """What serves the batches: "tf.data", "arrays" (`ArrayBatches`) or "files" (Grain's
+    `ImageFileBatches`)."""
+    if data_config.source == "folder":
+        return "tf.data" if _tf_data_decodes_files() else "files"
+    return "arrays" if on_device or not has_tensorflow() else "tf.data"
+
+
+def augments_on_device(data_config, feeder="tf.data"):
     """`data.augment_on`, resolved. auto augments inside the compiled step when JAX trains on
-    a GPU or TPU (it warps a batch in far less time than the host cores take), and wherever
-    TensorFlow is missing (the host would run the layers op by op, uncompiled)."""
+    a GPU or TPU (it warps a batch in far less time than the host cores take), and whenever
+    tf.data does not feed the batches (the host would run the layers op by op, uncompiled)."""
     from tfsuite.data.arrays import feeds_an_accelerator
 
     if data_config.augment_on == "auto":
-        return feeds_an_accelerator() or not has_tensorflow()
+        return feeds_an_accelerator() or feeder != "tf.data"
     return data_config.augment_on == "device"
 
 
@@ -318,6 +343,49 @@ def _build_array_data(data_config, batch_size, seed, augment, drop_remainder, on
         feature_variance=variance)
 
 
+def _build_file_data(data_config, batch_size, seed, augment, drop_remainder, on_device):
+    """`build_image_data` for image folders, decoded by Grain (see `tfsuite.data.file_batches`)."""
+    from tfsuite.data.file_batches import ImageFileBatches
+    from tfsuite.errors import user_error
+    from tfsuite.packages import is_installed
+
+    if not is_installed("grain"):
+        import keras
+
+        raise user_error(f"Image folders on {keras.backend.backend()} need Grain",
+                         "the `grain` package (Google's data loader for JAX decodes the "
+                         "files in worker processes)", "no `grain` package",
+                         "Run `pip install grain` (or pip install -e '.[jax]'), or train on "
+                         "the TensorFlow backend, where tf.data decodes them.")
+    raw = load_images(data_config, seed)
+    size = tuple(data_config.image_size)
+    channels = CHANNELS[data_config.color_mode]
+    layers = build_augmentation(data_config.augment, seed, image_dtype="uint8") if augment else []
+
+    def batches(name, training, drop=drop_remainder):
+        split = getattr(raw, name)
+        if not len(split):
+            return None
+        return ImageFileBatches(split.paths, split.labels, size, channels, batch_size,
+                                shuffle=training, seed=seed, drop_remainder=drop,
+                                workers=data_config.workers, cache=data_config.cache,
+                                augment_layers=layers if training else ())
+
+    train = batches("train", True)
+    aug = data_config.augment
+    mean = variance = None
+    if aug.featurewise_center or aug.featurewise_std_normalization:
+        stats = ImageFileBatches(raw.train.paths[:STATS_LIMIT], raw.train.labels[:STATS_LIMIT],
+                                 size, channels, 256, workers=data_config.workers)
+        mean, variance = _feature_stats((stats[i][0] for i in range(len(stats))), aug.rescale)
+        stats.close()
+    return ImageData(
+        train=train, val=batches("val", False), test=batches("test", False, drop=False),
+        class_names=list(raw.class_names), num_train=len(raw.train), num_val=len(raw.val),
+        num_test=len(raw.test), image_shape=(*size, channels), skipped=list(raw.skipped),
+        feature_mean=mean, feature_variance=variance)
+
+
 def _conform(images, size, channels):
     """uint8 images at `size` with `channels`, converted as the tf.data pipeline does (alpha
     dropped, ITU-R 601 luma for grayscale, bilinear antialiased resize) on the Keras backend."""
@@ -344,9 +412,8 @@ def _conform(images, size, channels):
 
 
 def load_image_file(path, data_config):
-    """Reads one image file for prediction: uint8 [h, w, c] at the configured size."""
-    import tensorflow as tf
-
+    """Reads one image file for prediction: uint8 [h, w, c] at the configured size, decoded
+    as training decodes image folders on this backend (tf.data, or PIL)."""
     from tfsuite.data.folder import check_image
 
     ok, needs_pil, reason = check_image(path)
@@ -356,5 +423,11 @@ def load_image_file(path, data_config):
         raise user_error("Cannot read image", "a png/jpg/jpeg/bmp/gif file",
                          f"image={printable(path)!r} ({reason})")
     channels = CHANNELS[data_config.color_mode]
+    if not _tf_data_decodes_files():
+        from tfsuite.data.decode import decode_with_pil
+
+        return decode_with_pil(path, channels, tuple(data_config.image_size))
+    import tensorflow as tf
+
     image = _decode_file(tf, tf.constant(os.fsencode(path)), needs_pil, channels)
     return _resize(tf, image, tuple(data_config.image_size)).numpy()
