@@ -72,7 +72,8 @@ class ArrayBatches(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.augment_layers = list(augment_layers)
         self.drop_remainder = drop_remainder
-        self._rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.epoch = 0
         self._order = np.arange(self.num_examples)
         self.on_device = on_device
         labels = np.asarray(labels, np.int32)
@@ -80,8 +81,7 @@ class ArrayBatches(keras.utils.PyDataset):
             self.images, self.labels = _put_on_device(images), _put_on_device(labels)
         else:
             self.images, self.labels = images, labels
-        if shuffle:
-            self._rng.shuffle(self._order)
+        self.set_epoch(0)
 
     @property
     def num_batches(self):
@@ -109,5 +109,12 @@ class ArrayBatches(keras.utils.PyDataset):
             yield self[index]
 
     def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)
+
+    def set_epoch(self, epoch):
+        """Epoch `epoch`'s order, seeded by (seed, epoch): a resumed run continues the
+        order of the uninterrupted one."""
+        self.epoch = epoch
         if self.shuffle:
-            self._rng.shuffle(self._order)
+            self._order = np.random.default_rng([self.seed, epoch]).permutation(
+                self.num_examples)

@@ -126,6 +126,10 @@ class Trainer:
             trim_history(os.path.join(self.run_dir, HISTORY), start)
         batch = self.config.train.batch_size
         steps_per_epoch = max(1, math.ceil(self._images_per_epoch(data) / batch))
+        if start and hasattr(data.train, "set_epoch"):
+            # Batches whose order is a function of (seed, epoch): the resumed run sees the
+            # epochs it would have seen uninterrupted (the checkpoint's epoch is the state).
+            data.train.set_epoch(start)
         model = self.runtime.build_model(lambda: task.build_model(data))
         # Checkpoints (weights and optimizer state, last and best), the model, logs. A disk
         # that fills up later is caught by the stage (`stages.train`).
