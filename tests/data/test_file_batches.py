@@ -51,6 +51,8 @@ def test_worker_processes_give_the_same_batches_and_set_epoch_repeats_an_epoch(s
     epoch(here)
     reference = epoch(here)  # epoch 1
     workers = batches(scan, workers=2)
+    # Grain's processes decode; Keras reads from one thread (its own threads would race).
+    assert workers.decoders == 2 and workers.workers == 1
     workers.set_epoch(1)  # a run resumed after epoch 0
     try:
         np.testing.assert_array_equal(epoch(workers)[0], reference[0])

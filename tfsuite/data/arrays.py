@@ -9,13 +9,19 @@ applies the augmentation layers on the Keras backend, and casts to float32.
 With `on_device=True` (JAX) the uint8 images are copied to the accelerator
 once and every batch is gathered there, so training never waits on a host to
 device copy. Arrays that stay in host memory while JAX trains on an accelerator
-are fed ahead: worker threads gather the next batches and start their copies
-while the device computes the current step, as uint8 (a quarter of float32's
-bytes); the model's first layer casts them inside the compiled step.
+are fed ahead: threads gather the next batches and start their copies while
+the device computes the current step, as uint8 (a quarter of float32's bytes),
+across epoch ends (`tfsuite.data.prefetch`); the model's first layer casts them
+inside the compiled step.
 """
+
+import weakref
 
 import keras
 import numpy as np
+
+from tfsuite.data.decode import BatchIndices
+from tfsuite.data.prefetch import Prefetcher
 
 # Threads that gather and copy batches ahead for an accelerator; each keeps two batches
 # ready. (A ResNet-50 step on an H200 takes about 35 ms for 256 images; one thread
@@ -59,14 +65,13 @@ class ArrayBatches(keras.utils.PyDataset):
 
     def __init__(self, images, labels, batch_size, shuffle=False, seed=0, augment_layers=(),
                  drop_remainder=False, on_device=False, feed_ahead=None):
-        # Fed ahead (see the module docstring), else one worker in this thread: on a CPU
-        # there is no device to overlap with.
+        super().__init__()  # batches are made here, or ahead by this class's own threads
+        # Fed ahead (see the module docstring), else in this thread: on a CPU there is no
+        # device to overlap with.
         if feed_ahead is None:
             # Not with augmentation layers: their random state is not safe across threads.
             feed_ahead = not on_device and not augment_layers and feeds_an_accelerator()
         self.feed_ahead = feed_ahead
-        super().__init__(workers=FEED_THREADS if self.feed_ahead else 1,
-                         max_queue_size=2 * FEED_THREADS)
         self.num_examples = len(labels)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -74,19 +79,21 @@ class ArrayBatches(keras.utils.PyDataset):
         self.drop_remainder = drop_remainder
         self.seed = seed
         self.epoch = 0
-        self._order = np.arange(self.num_examples)
+        self.indices = BatchIndices(self.num_examples, batch_size, shuffle, seed, drop_remainder)
         self.on_device = on_device
         labels = np.asarray(labels, np.int32)
         if on_device:
             self.images, self.labels = _put_on_device(images), _put_on_device(labels)
         else:
             self.images, self.labels = images, labels
-        self.set_epoch(0)
+        self._prefetch = None
+        if feed_ahead:  # each thread keeps two batches ready, across epoch ends
+            self._prefetch = Prefetcher(self._batch, FEED_THREADS, 2 * FEED_THREADS)
+            weakref.finalize(self, self._prefetch.close)
 
     @property
     def num_batches(self):
-        whole, partial = divmod(self.num_examples, self.batch_size)
-        return whole if self.drop_remainder or not partial else whole + 1
+        return self.indices.batches_per_epoch
 
     def __len__(self):
         return self.num_batches
@@ -94,7 +101,14 @@ class ArrayBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         if not 0 <= index < self.num_batches:
             raise IndexError(f"batch {index} of {self.num_batches}")
-        chosen = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        number = self.epoch * self.num_batches + index
+        if self._prefetch is not None:
+            return self._prefetch.get(number)
+        return self._batch(number)
+
+    def _batch(self, number):
+        """Batch `number` (counted over all epochs)."""
+        chosen = self.indices[number]
         if not self.on_device:
             chosen = np.sort(chosen)  # reads memory in order; the batch's order is random anyway
         images, labels = self.images[chosen], self.labels[chosen]
@@ -109,12 +123,9 @@ class ArrayBatches(keras.utils.PyDataset):
             yield self[index]
 
     def on_epoch_end(self):
-        self.set_epoch(self.epoch + 1)
+        self.epoch += 1
 
     def set_epoch(self, epoch):
-        """Epoch `epoch`'s order, seeded by (seed, epoch): a resumed run continues the
-        order of the uninterrupted one."""
+        """Continues at the start of `epoch`: its order is seeded by (seed, epoch), so a
+        resumed run reads what an unbroken one would."""
         self.epoch = epoch
-        if self.shuffle:
-            self._order = np.random.default_rng([self.seed, epoch]).permutation(
-                self.num_examples)

@@ -54,10 +54,12 @@ class BatchIndices:
     def order(self, epoch):
         if not self.shuffle:
             return np.arange(self.num_examples)
-        if self._order[0] != epoch:
-            rng = np.random.default_rng([self.seed, epoch])
-            self._order = (epoch, rng.permutation(self.num_examples))
-        return self._order[1]
+        cached = self._order  # read once: threads may replace it
+        if cached[0] != epoch:
+            cached = (epoch, np.random.default_rng([self.seed, epoch]).permutation(
+                self.num_examples))
+            self._order = cached
+        return cached[1]
 
     def __len__(self):
         return EPOCHS * self.batches_per_epoch

@@ -11,7 +11,8 @@ batches cross to the accelerator as uint8; the model casts them, and with
 Batch i of epoch e is a pure function of (seed, e, i): a seeded permutation per
 epoch. So a batch can be read at random (Keras reads the first one to build the
 model), and a resumed run continues the same order (`set_epoch`). With `cache`,
-the decoded images stay in memory after the first epoch, when they fit.
+the decoded images stay in memory after the first epoch, when they fit, and are
+fed from there as host arrays are (`tfsuite.data.arrays`).
 """
 
 import logging
@@ -21,7 +22,9 @@ import weakref
 import keras
 import numpy as np
 
+from tfsuite.data.arrays import FEED_THREADS, feeds_an_accelerator
 from tfsuite.data.decode import BatchIndices, DecodeBatch
+from tfsuite.data.prefetch import Prefetcher
 
 logger = logging.getLogger("tfsuite")
 
@@ -82,7 +85,9 @@ class ImageFileBatches(keras.utils.PyDataset):
         super().__init__()  # one reader in this thread: Grain's processes do the work
         self.num_examples = len(paths)
         self.shuffle = shuffle
-        self.workers = default_workers() if workers is None else workers
+        # Not `self.workers`: that is Keras' own setting (its threads would call
+        # __getitem__ concurrently); Grain's processes decode, one reader takes the batches.
+        self.decoders = default_workers() if workers is None else workers
         self.labels = np.asarray(labels, np.int32)
         self.image_shape = (*image_size, channels)
         self.augment_layers = list(augment_layers)
@@ -96,6 +101,7 @@ class ImageFileBatches(keras.utils.PyDataset):
         weakref.finalize(self, self._stream.close)
         self._cache = self._cache_filled = None
         self._cache_ready = False
+        self._feed = None
         if cache:
             self._start_cache()
 
@@ -111,8 +117,9 @@ class ImageFileBatches(keras.utils.PyDataset):
             raise IndexError(f"batch {index} of {self.num_batches}")
         number = self.epoch * self.num_batches + index
         if self._cache_complete():
-            chosen = self.indices[number]
-            images, labels = self._cache[chosen], self.labels[chosen]
+            if self._feed is not None:
+                return self._feed.get(number)
+            images, labels = self._cached_batch(number)
         else:
             images, labels, chosen = self._read(number)
             if self._cache is not None:
@@ -149,9 +156,9 @@ class ImageFileBatches(keras.utils.PyDataset):
             dataset = grain.MapDataset.source(self.indices).map(self.decode)[number:]
             dataset = dataset.to_iter_dataset(grain.ReadOptions(num_threads=0,
                                                                 prefetch_buffer_size=0))
-            if self.workers > 0:
+            if self.decoders > 0:
                 dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
-                    num_workers=self.workers, per_worker_buffer_size=2))
+                    num_workers=self.decoders, per_worker_buffer_size=2))
             stream.iterator, stream.next = iter(dataset), number
         stream.next += 1
         images, labels, chosen = next(stream.iterator)
@@ -174,4 +181,18 @@ class ImageFileBatches(keras.utils.PyDataset):
         if not self._cache_ready and self._cache is not None and self._cache_filled.all():
             self._cache_ready = True
             self.close()  # every image is decoded: the workers can go
+            if not self.augment_layers and feeds_an_accelerator():
+                # From memory to the accelerator, ahead on threads (as host arrays are).
+                self._feed = Prefetcher(self._cached_batch_on_device, FEED_THREADS,
+                                        2 * FEED_THREADS)
+                weakref.finalize(self, self._feed.close)
         return self._cache_ready
+
+    def _cached_batch(self, number):
+        chosen = self.indices[number]
+        return self._cache[chosen], self.labels[chosen]
+
+    def _cached_batch_on_device(self, number):
+        import jax
+
+        return tuple(jax.device_put(array) for array in self._cached_batch(number))
