@@ -150,3 +150,27 @@ def test_trainer_fits_a_user_pydataset_and_npz_arrays_without_tensorflow(
     assert 0.0 <= report["npz"] <= 1.0
     assert (tmp_path / "npz_run" / "model.keras").is_file()
     assert (tmp_path / "pydataset_run" / "checkpoints" / "state.json").is_file()
+
+
+def test_the_default_job_trains_and_leaves_what_needs_tensorflow(python_without_tensorflow,
+                                                                  tmp_path):
+    """`python -m tfsuite.run`'s job (shortened): it trains and prunes on JAX; the int8 LiteRT
+    quantization and the export need TensorFlow, so they are skipped with one warning that
+    says how to finish them, and the job succeeds."""
+    result = python_without_tensorflow(
+        ["-m", "tfsuite.run", "train", "digits", "--set", "train.epochs=2",
+         "--set", "compress.fine_tune_epochs=1"], str(tmp_path), keras_backend="")
+    assert result.returncode == 0, result.stderr
+    assert "compression (quantize), export need TensorFlow, which is not installed here: " \
+           "skipped" in result.stderr
+    with open(tmp_path / "runs" / "digits" / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["skipped_stages"] == {"quantize": "needs TensorFlow",
+                                         "export": "needs TensorFlow"}
+    assert list(summary["compress"]) == ["prune"] and "failed_stage" not in summary
+    assert (tmp_path / "runs" / "digits" / "compress" / "prune" / "model.keras").is_file()
+    assert not (tmp_path / "saved_models").exists()
+    # Asked for explicitly, the same stage is an error.
+    assert_user_error(python_without_tensorflow(
+        ["-m", "tfsuite.run", "compress", "runs/digits", "--method", "quantize"],
+        str(tmp_path)), "needs tensorflow")

@@ -9,6 +9,7 @@ directory without retraining.
 """
 
 import contextlib
+import logging
 import os
 import time
 
@@ -20,6 +21,8 @@ from tfsuite.run_dir import (CONFIG, CURVES, EVALUATION, EXPORT_REPORT, FINISH_S
                              SUMMARY, RunDirInUse, hold, make_run_dir, pending_stages,
                              resolve_run_dir, space_needed, start_run_dir)
 from tfsuite.task import get_task
+
+logger = logging.getLogger("tfsuite")
 
 
 def train(config, run_dir=None, quiet=False):
@@ -67,11 +70,18 @@ def train(config, run_dir=None, quiet=False):
                                     quiet)
             if close_data:  # before compression and export start their own
                 close_data()
+        skipped = stages_needing_tensorflow(config)
         if config.compress.methods:
-            summary["compress"] = compress_after_training(run_dir, config, task, quiet)
-        if config.export.formats:
+            summary["compress"] = compress_after_training(run_dir, config, task, quiet,
+                                                          skip=skipped)
+        if config.export.formats and "export" not in skipped:
             summary["export"] = export_after_training(run_dir, config, task, quiet)
-        if summary.pop("failed_stage", None) or config.export.formats:
+        if skipped:
+            summary["skipped_stages"] = {stage: "needs TensorFlow" for stage in skipped}
+            _warn_skipped(run_dir, config, skipped)
+        elif summary.pop("skipped_stages", None):  # finished here, where TensorFlow is
+            skipped = True
+        if summary.pop("failed_stage", None) or config.export.formats or skipped:
             write_json(os.path.join(run_dir, SUMMARY), summary)
     runtime.end_job()
     return summary
@@ -159,15 +169,40 @@ def _train_as_worker(config, run_dir, runtime, task, data, quiet):
             "metrics": metrics}
 
 
-def compress_after_training(run_dir, config, task, quiet):
+def stages_needing_tensorflow(config):
+    """The chained stages (compression methods, "export") that need TensorFlow, when it is
+    not installed here: `train` skips them with a warning (the trained model is what a
+    machine without TensorFlow can make), and the same command finishes them where it is."""
+    from tfsuite.compression.stage import needs_tensorflow
+    from tfsuite.packages import has_tensorflow
+
+    if has_tensorflow():
+        return []
+    return ([m for m in config.compress.methods if needs_tensorflow(config.compress, m)]
+            + (["export"] if config.export.formats else []))
+
+
+def _warn_skipped(run_dir, config, skipped):
+    logger.warning(
+        "%s need%s TensorFlow, which is not installed here: skipped. The trained model is "
+        "saved. Where TensorFlow is installed (pip install tensorflow), the same command "
+        "with --run-dir %s finishes them.", ", ".join(
+            f"compression ({s})" if s != "export" else "export" for s in skipped),
+        "s" if len(skipped) == 1 else "", run_dir)
+
+
+def compress_after_training(run_dir, config, task, quiet, skip=()):
     """The compression methods of `compress.methods`, in order, each on the last Keras
     model the chain produced (quantize to LiteRT ends a branch: its output is a .tflite).
-    Methods summary.json records as done (before an interruption) are not run again."""
+    Methods summary.json records as done (before an interruption), and those in `skip`,
+    are not run."""
     from tfsuite.compression.stage import compress_run, summary_record
 
     done = read_json(os.path.join(run_dir, SUMMARY)).get("compress", {})
     records, source = {}, None
     for method in config.compress.methods:
+        if method in skip:
+            continue
         if method in done:
             records[method] = done[method]
         else:

@@ -39,6 +39,9 @@ def run_tensorflow_process(arguments, what, quiet):
     """Runs `python -m tfsuite.run ARGUMENTS` on the TensorFlow backend; raises on failure."""
     import keras
 
+    from tfsuite.packages import require_tensorflow
+
+    require_tensorflow(what[0].upper() + what[1:])
     if not quiet:
         print(f"  ({what} in a TensorFlow-backend process: this one runs Keras on "
               f"{keras.backend.backend()})", flush=True)

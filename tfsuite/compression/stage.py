@@ -101,7 +101,7 @@ def _compress_run(run_dir, config, method, task, source, quiet):
     if own is not None:
         return own
     path = source_model_path(run_dir, source)
-    if keras.backend.backend() != "tensorflow" and _needs_tensorflow(config.compress, method):
+    if keras.backend.backend() != "tensorflow" and needs_tensorflow(config.compress, method):
         return _compress_in_tensorflow_process(run_dir, config, method, source, quiet)
     started = time.perf_counter()
     model, _ = float32_copy(_load(path, run_dir))
@@ -143,7 +143,7 @@ def _compress_run(run_dir, config, method, task, source, quiet):
     return report
 
 
-def _needs_tensorflow(compress, method):
+def needs_tensorflow(compress, method):
     """LiteRT conversion and TFMOT (QAT, TFMOT pruning) run on Keras' TensorFlow backend."""
     from tfsuite.compression.quantization import KERAS_MODES
 
