@@ -7,6 +7,9 @@ The legacy generator runs through its standard `flow_from_directory`, which
 decodes every file every epoch. tfsuite decodes and resizes once, caches the
 uint8 images in memory (stated in the output), and augments whole batches.
 
+The path without tf.data (JAX: Grain decodes in worker processes, the augmentation
+runs compiled, as inside the training step) is measured the same way, in a JAX process.
+
 Usage: python benchmarks/augment_throughput.py [--images 600] [--epochs 3]
 Both interpolations are measured (the legacy generator with interpolation_order
 1 and 0). Prints a table, then a last line of JSON whose `ratio` is tfsuite
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -83,24 +87,77 @@ def tfsuite_rates(root, num_images, timed, interpolation):
     return first, cached
 
 
+def grain_jax_rates(root, num_images, timed, interpolation):
+    """The path without tf.data (JAX): Grain's worker processes decode and resize, and the
+    augmentation runs as it does inside the training step, compiled by XLA (here on the CPU;
+    on a GPU it runs there)."""
+    import jax
+
+    from tfsuite.config import AugmentConfig
+    from tfsuite.data.augment.in_model import TrainingAugmentation
+    from tfsuite.data.file_batches import ImageFileBatches
+    from tfsuite.data.folder import scan_image_folder
+
+    scan = scan_image_folder(root)
+    loader = ImageFileBatches(scan.paths, scan.labels, SIZE, 3, BATCH, shuffle=True, cache=True)
+    layer = TrainingAugmentation(AugmentConfig(**AUGMENT, interpolation=interpolation), seed=0)
+    layer.build((BATCH, *SIZE, 3))
+    step = jax.jit(lambda state, x: layer.stateless_call([], state, x, training=True))
+
+    def augmented():
+        state = [v.value for v in layer.non_trainable_variables]
+        while True:
+            for index in range(len(loader)):
+                images, labels = loader[index]
+                out, state = step(state, images)
+                yield np.asarray(out), labels
+            loader.on_epoch_end()
+
+    iterator = augmented()
+    first = time_batches(iterator, num_images - 2 * BATCH)
+    cached = time_batches(iterator, timed)
+    loader.close()
+    return first, cached
+
+
+def run_grain_jax(args, interpolation):
+    """`grain_jax_rates` in a JAX process (one Keras backend per process)."""
+    command = [sys.executable, os.path.abspath(__file__), "--grain-jax", interpolation,
+               "--images", str(args.images), "--epochs", str(args.epochs), "--data", args.data]
+    result = subprocess.run(command, capture_output=True, text=True,
+                            env={**os.environ, "KERAS_BACKEND": "jax"})
+    if result.returncode:
+        raise RuntimeError(result.stderr[-3000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--epochs", type=int, default=3, help="epochs timed per pipeline")
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "_data",
                                                        "augment_jpegs"))
+    parser.add_argument("--grain-jax", choices=["bilinear", "nearest"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     root = make_folder(args.data, args.images)
     timed = args.images * args.epochs
+    if args.grain_jax:
+        print(json.dumps(grain_jax_rates(root, args.images, timed, args.grain_jax)))
+        return
     figures = {}
     print(f"{'pipeline (interpolation)':<72}{'images/s':>10}{'vs legacy':>11}")
     for interpolation, order in (("bilinear", 1), ("nearest", 0)):
         legacy = legacy_rate(root, timed, order)
         first, cached = tfsuite_rates(root, args.images, timed, interpolation)
-        figures[interpolation] = {"legacy": legacy, "first_pass": first, "cached": cached}
+        jax_first, jax_cached = run_grain_jax(args, interpolation)
+        figures[interpolation] = {"legacy": legacy, "first_pass": first, "cached": cached,
+                                  "grain_jax_first_pass": jax_first,
+                                  "grain_jax_cached": jax_cached}
         for name, rate in ((f"legacy flow_from_directory, interpolation_order={order}", legacy),
                            ("tfsuite, first pass (decode + resize + augment)", first),
-                           ("tfsuite, decoded images cached in memory", cached)):
+                           ("tfsuite, decoded images cached in memory", cached),
+                           ("tfsuite JAX: Grain first pass, augmentation compiled", jax_first),
+                           ("tfsuite JAX: Grain cached, augmentation compiled", jax_cached)):
             print(f"{name + ' (' + interpolation + ')':<72}{rate:>10.0f}{rate / legacy:>10.1f}x")
     bilinear = figures["bilinear"]
     print(json.dumps({
@@ -112,6 +169,9 @@ def main():
         "ratio_nearest": round(figures["nearest"]["cached"] / figures["nearest"]["legacy"], 2),
         "ratio_first_pass": round(bilinear["first_pass"] / bilinear["legacy"], 2),
         "ratio": round(bilinear["cached"] / bilinear["legacy"], 2),
+        "ratio_grain_jax": round(bilinear["grain_jax_cached"] / bilinear["legacy"], 2),
+        "ratio_grain_jax_first_pass": round(bilinear["grain_jax_first_pass"]
+                                            / bilinear["legacy"], 2),
         "ratio_basis": "bilinear interpolation on both sides (the legacy default), tfsuite "
                        "with decoded images cached in memory (the legacy generator decodes "
                        "every epoch, as flow_from_directory does)"}))
