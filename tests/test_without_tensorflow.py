@@ -165,8 +165,8 @@ def test_the_default_job_trains_and_leaves_what_needs_tensorflow(python_without_
            "skipped" in result.stderr
     with open(tmp_path / "runs" / "digits" / "summary.json") as f:
         summary = json.load(f)
-    assert summary["skipped_stages"] == {"quantize": "needs TensorFlow",
-                                         "export": "needs TensorFlow"}
+    assert list(summary["skipped_stages"]) == ["quantize", "export"]
+    assert summary["skipped_stages"]["export"].startswith("needs TensorFlow")
     assert list(summary["compress"]) == ["prune"] and "failed_stage" not in summary
     assert (tmp_path / "runs" / "digits" / "compress" / "prune" / "model.keras").is_file()
     assert not (tmp_path / "saved_models").exists()

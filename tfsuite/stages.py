@@ -70,14 +70,15 @@ def train(config, run_dir=None, quiet=False):
                                     quiet)
             if close_data:  # before compression and export start their own
                 close_data()
-        skipped = stages_needing_tensorflow(config)
+        skipped = stages_needing_tensorflow(config, run_dir)
         if config.compress.methods:
             summary["compress"] = compress_after_training(run_dir, config, task, quiet,
                                                           skip=skipped)
         if config.export.formats and "export" not in skipped:
             summary["export"] = export_after_training(run_dir, config, task, quiet)
         if skipped:
-            summary["skipped_stages"] = {stage: "needs TensorFlow" for stage in skipped}
+            summary["skipped_stages"] = {stage: "needs TensorFlow (or starts from the model "
+                                                "of a method that does)" for stage in skipped}
             _warn_skipped(run_dir, config, skipped)
         elif summary.pop("skipped_stages", None):  # finished here, where TensorFlow is
             skipped = True
@@ -169,17 +170,25 @@ def _train_as_worker(config, run_dir, runtime, task, data, quiet):
             "metrics": metrics}
 
 
-def stages_needing_tensorflow(config):
-    """The chained stages (compression methods, "export") that need TensorFlow, when it is
-    not installed here: `train` skips them with a warning (the trained model is what a
-    machine without TensorFlow can make), and the same command finishes them where it is."""
+def stages_needing_tensorflow(config, run_dir):
+    """The chained stages (compression methods, "export") not done yet that need TensorFlow,
+    when it is not installed here, and the methods that would start from a skipped one's
+    model: `train` skips them with a warning (the trained model is what a machine without
+    TensorFlow can make), and the same command finishes them where it is."""
     from tfsuite.compression.stage import needs_tensorflow
     from tfsuite.packages import has_tensorflow
 
     if has_tensorflow():
         return []
-    return ([m for m in config.compress.methods if needs_tensorflow(config.compress, m)]
-            + (["export"] if config.export.formats else []))
+    done = (read_json(os.path.join(run_dir, SUMMARY)) or {}).get("compress", {})
+    skipped, blocked = [], False
+    for method in config.compress.methods:
+        if method in done:
+            continue
+        if blocked or needs_tensorflow(config.compress, method):
+            skipped.append(method)
+            blocked = blocked or method != "quantize"  # the chain goes on from a method's model
+    return skipped + (["export"] if config.export.formats else [])
 
 
 def _warn_skipped(run_dir, config, skipped):
@@ -201,7 +210,7 @@ def compress_after_training(run_dir, config, task, quiet, skip=()):
     done = read_json(os.path.join(run_dir, SUMMARY)).get("compress", {})
     records, source = {}, None
     for method in config.compress.methods:
-        if method in skip:
+        if method in skip and method not in done:
             continue
         if method in done:
             records[method] = done[method]

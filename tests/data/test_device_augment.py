@@ -99,7 +99,11 @@ def test_the_layer_is_taken_out_of_the_saved_model(tmp_path):
                              name="augmentation")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(2, name="head")(
         keras.layers.Flatten(name="flatten")(x)))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(np.zeros((8, 8, 8, 3)), np.zeros(8, np.int32), batch_size=4, verbose=0)
     saved = without_training_augmentation(model)
+    saved.save(tmp_path / "model.keras")  # the trained optimizer goes with it
+    assert int(keras.saving.load_model(tmp_path / "model.keras").optimizer.iterations) == 2
     assert [layer.name for layer in saved.layers] == ["image", "flatten", "head"]
     assert saved.get_layer("head") is model.get_layer("head")  # the trained weights, shared
     images = np.random.default_rng(1).random((4, 8, 8, 3)).astype(np.float32) * 255

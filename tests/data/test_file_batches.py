@@ -107,3 +107,18 @@ def test_folder_data_through_grain_keeps_the_reader_contract(messy_folder):
     images, labels = data.test[0]
     assert images.dtype == np.uint8 and images.shape[1:] == (16, 16, 3)
     assert set(labels.tolist()) <= {0, 1}
+
+
+def test_validation_passes_continue_one_stream_and_fill_the_cache(scan):
+    """Unshuffled batches are alike every epoch: each pass continues the same stream (Keras
+    counts a validation pass twice; starting the decoding processes again every epoch would
+    cost seconds), and with the partial batch dropped the cache is complete without it."""
+    loader = batches(scan, shuffle=False, drop_remainder=True, cache=True)
+    first = epoch(loader)
+    assert loader._cache_complete()
+    loader = batches(scan, shuffle=False)
+    np.testing.assert_array_equal(epoch(loader)[0][:len(first[0])], first[0])
+    stream = loader._stream.iterator
+    loader.on_epoch_end()
+    np.testing.assert_array_equal(epoch(loader)[0][:len(first[0])], first[0])
+    assert loader._stream.iterator is stream

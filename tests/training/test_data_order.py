@@ -27,28 +27,36 @@ class Recording(ArrayBatches):
         return images, labels
 
 
-def fit(run_dir, epochs, rng_seed=0):
-    rng = np.random.default_rng(rng_seed)
+def fit(run_dir, epochs, fine_tune_epochs=0):
+    rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (96, 8, 8, 1), dtype=np.uint8)
     labels = (images.mean(axis=(1, 2, 3)) > 127).astype(np.int32)
     train = Recording(images, labels, 32, shuffle=True, seed=5, feed_ahead=False)
     data = ImageData(train=train, val=None, test=None, class_names=["dark", "bright"],
                      num_train=96, num_val=0, num_test=0, image_shape=(8, 8, 1))
-    config = load_config("digits_mlp", overrides=[f"train.epochs={epochs}"])
+    config = load_config("digits_mlp", overrides=[f"train.epochs={epochs}",
+                                                  f"train.fine_tune_epochs={fine_tune_epochs}"])
     Trainer(config, run_dir, setup_runtime(config.runtime), quiet=True).fit(get_task(config),
                                                                            data)
     return train.seen
+
+
+def epochs_read(seen):
+    """The epochs read whole, in order: (epoch, index) runs 0, 1, 2 (Keras also reads a
+    batch or two to build the model before each `fit`)."""
+    keys = [(epoch, index) for epoch, index, _ in seen]
+    return [keys[i][0] for i in range(len(keys) - 2)
+            if keys[i:i + 3] == [(keys[i][0], 0), (keys[i][0], 1), (keys[i][0], 2)]]
 
 
 def test_a_resumed_run_reads_the_epochs_an_unbroken_one_reads(tmp_path):
     unbroken = fit(str(tmp_path / "unbroken"), 3)
     fit(str(tmp_path / "broken"), 2)  # "killed" after epoch 2 (its checkpoint is there)
     resumed = fit(str(tmp_path / "broken"), 3)
-    # Keras reads batches to build the model before its first epoch, then starts the epoch
-    # count again (on_epoch_end): both runs count the same way.
-    last = max(epoch for epoch, _, _ in unbroken)
-    last_epoch = [batch for batch in unbroken if batch[0] == last]
-    assert len(last_epoch) == 3
-    assert [batch for batch in resumed if batch[0] == last] == last_epoch
-    assert [batch for batch in resumed if batch[0] != last] == [
-        batch for batch in unbroken if batch[0] == last - 1][:len(resumed) - 3]
+    assert epochs_read(unbroken) == [0, 1, 2] and epochs_read(resumed) == [2]
+    assert resumed[-3:] == unbroken[-3:]  # the same batches, in the same order
+
+
+def test_a_second_training_phase_reads_the_next_epochs(tmp_path):
+    """Fine-tuning is a second `fit`: its epochs go on from the first phase's."""
+    assert epochs_read(fit(str(tmp_path / "run"), 2, fine_tune_epochs=1)) == [0, 1, 2]

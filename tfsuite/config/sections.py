@@ -50,7 +50,7 @@ class DataConfig:
     workers: Optional[int] = None  # image folders on JAX/PyTorch: Grain decoding processes;
     # null = one per core, 0 = decode in the training process
     augment_on: str = "auto"  # host (the input pipeline), device (inside the compiled training
-    # step), auto (device when JAX trains on a GPU or TPU)
+    # step), auto (device on a JAX GPU/TPU, and wherever tf.data does not feed the batches)
     num_classes: int = 10  # synthetic data only
     num_examples: int = 512  # synthetic data only
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from tfsuite.data.decode import BatchIndices
+from tfsuite.data.numbered import NumberedBatches
 from tfsuite.data.prefetch import Prefetcher
 
 # Threads that gather and copy batches ahead for an accelerator; each keeps two batches
@@ -44,7 +45,7 @@ def feeds_an_accelerator():
     return jax.default_backend() != "cpu"
 
 
-class ArrayBatches(keras.utils.PyDataset):
+class ArrayBatches(NumberedBatches):
     """(float32 images in 0..255, int32 labels) batches of uint8 arrays.
 
     Args:
@@ -78,7 +79,6 @@ class ArrayBatches(keras.utils.PyDataset):
         self.augment_layers = list(augment_layers)
         self.drop_remainder = drop_remainder
         self.seed = seed
-        self.epoch = 0
         self.indices = BatchIndices(self.num_examples, batch_size, shuffle, seed, drop_remainder)
         self.on_device = on_device
         labels = np.asarray(labels, np.int32)
@@ -91,17 +91,8 @@ class ArrayBatches(keras.utils.PyDataset):
             self._prefetch = Prefetcher(self._batch, FEED_THREADS, 2 * FEED_THREADS)
             weakref.finalize(self, self._prefetch.close)
 
-    @property
-    def num_batches(self):
-        return self.indices.batches_per_epoch
-
-    def __len__(self):
-        return self.num_batches
-
     def __getitem__(self, index):
-        if not 0 <= index < self.num_batches:
-            raise IndexError(f"batch {index} of {self.num_batches}")
-        number = self.epoch * self.num_batches + index
+        number = self.number(index, self._prefetch)
         if self._prefetch is not None:
             return self._prefetch.get(number)
         return self._batch(number)
@@ -122,10 +113,7 @@ class ArrayBatches(keras.utils.PyDataset):
         for index in range(self.num_batches):
             yield self[index]
 
-    def on_epoch_end(self):
-        self.epoch += 1
-
-    def set_epoch(self, epoch):
-        """Continues at the start of `epoch`: its order is seeded by (seed, epoch), so a
-        resumed run reads what an unbroken one would."""
-        self.epoch = epoch
+    def close(self):
+        """Stops the threads that feed ahead (also done when the object is collected)."""
+        if self._prefetch is not None:
+            self._prefetch.close()

@@ -61,6 +61,23 @@ class BatchIndices:
             self._order = cached
         return cached[1]
 
+    def number(self, epoch, index, expected=None):
+        """The number of batch `index` of `epoch` in the stream. Unshuffled epochs are all
+        alike: the number `expected` next, when it is that batch (so a validation set read
+        every epoch continues one stream instead of starting it again)."""
+        if not self.shuffle:
+            if expected is not None and expected % self.batches_per_epoch == index:
+                return expected
+            return index
+        return epoch * self.batches_per_epoch + index
+
+    def reachable(self):
+        """How many examples (the first ones) epochs can hold: unshuffled with a dropped
+        partial batch, the last ones are never read."""
+        if self.shuffle:
+            return self.num_examples
+        return min(self.num_examples, self.batches_per_epoch * self.batch_size)
+
     def __len__(self):
         return EPOCHS * self.batches_per_epoch
 

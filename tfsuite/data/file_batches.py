@@ -24,6 +24,7 @@ import numpy as np
 
 from tfsuite.data.arrays import FEED_THREADS, feeds_an_accelerator
 from tfsuite.data.decode import BatchIndices, DecodeBatch
+from tfsuite.data.numbered import NumberedBatches
 from tfsuite.data.prefetch import Prefetcher
 
 logger = logging.getLogger("tfsuite")
@@ -61,7 +62,7 @@ class _Stream:
         self.iterator = self.next = None
 
 
-class ImageFileBatches(keras.utils.PyDataset):
+class ImageFileBatches(NumberedBatches):
     """(uint8 images [b, h, w, c], int32 labels) batches of image files.
 
     Args:
@@ -95,7 +96,6 @@ class ImageFileBatches(keras.utils.PyDataset):
                                   channels)
         self.indices = BatchIndices(self.num_examples, batch_size, shuffle, seed,
                                     drop_remainder)
-        self.epoch = 0
         self._stream = _Stream()
         # Stops the workers at exit at the latest, while the modules they need are still there.
         weakref.finalize(self, self._stream.close)
@@ -105,22 +105,16 @@ class ImageFileBatches(keras.utils.PyDataset):
         if cache:
             self._start_cache()
 
-    @property
-    def num_batches(self):
-        return self.indices.batches_per_epoch
-
-    def __len__(self):
-        return self.num_batches
-
     def __getitem__(self, index):
-        if not 0 <= index < self.num_batches:
-            raise IndexError(f"batch {index} of {self.num_batches}")
-        number = self.epoch * self.num_batches + index
         if self._cache_complete():
+            number = self.number(index, self._feed)
             if self._feed is not None:
                 return self._feed.get(number)
             images, labels = self._cached_batch(number)
         else:
+            number = self.number(index)
+            if self._stream.next is not None:  # unshuffled epochs continue the stream
+                number = self.indices.number(self.epoch, index, self._stream.next)
             images, labels, chosen = self._read(number)
             if self._cache is not None:
                 self._cache[chosen] = images
@@ -131,16 +125,11 @@ class ImageFileBatches(keras.utils.PyDataset):
             images = layer(images)
         return keras.ops.cast(images, "float32"), labels
 
-    def on_epoch_end(self):
-        self.epoch += 1
-
-    def set_epoch(self, epoch):
-        """Continues at the start of `epoch` (a resumed run: the same order as if uninterrupted)."""
-        self.epoch = epoch
-
     def close(self):
-        """Stops the decoding processes."""
+        """Stops the decoding processes, and the threads that feed cached images ahead."""
         self._stream.close()
+        if self._feed is not None:
+            self._feed.close()
 
     def _read(self, number):
         """Batch `number` (counted over all epochs), from Grain's stream; a batch out of turn
@@ -176,6 +165,7 @@ class ImageFileBatches(keras.utils.PyDataset):
             return
         self._cache = np.empty((self.num_examples, *self.image_shape), np.uint8)
         self._cache_filled = np.zeros(self.num_examples, bool)
+        self._cache_filled[self.indices.reachable():] = True  # never read: never needed
 
     def _cache_complete(self):
         if not self._cache_ready and self._cache is not None and self._cache_filled.all():

@@ -6,6 +6,7 @@ on-device data with 60 steps an epoch, 0.98x with 200). Batches whose content de
 only on their number (a seeded order per epoch) can be made ahead across epoch ends.
 """
 
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -15,17 +16,27 @@ class Prefetcher:
     numbers is dropped."""
 
     def __init__(self, fetch, threads, depth):
-        self.fetch = fetch
+        # A weak reference to the owner of a bound method: the owner's finalizer (which
+        # closes this) must not be kept alive by it, with its arrays and device batches.
+        self.fetch = weakref.WeakMethod(fetch) if hasattr(fetch, "__self__") else lambda: fetch
         self.depth = depth
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="tfsuite-feed")
         self.pending = {}
+        self.last = None  # the number asked last
+
+    def _fetch(self, number):
+        fetch = self.fetch()
+        if fetch is None:  # the owner is gone
+            return None
+        return fetch(number)
 
     def get(self, number):
         for ahead in [n for n in self.pending if not number <= n <= number + self.depth]:
             self.pending.pop(ahead).cancel()
         for n in range(number, number + self.depth + 1):
             if n not in self.pending:
-                self.pending[n] = self.pool.submit(self.fetch, n)
+                self.pending[n] = self.pool.submit(self._fetch, n)
+        self.last = number
         return self.pending.pop(number).result()
 
     def close(self):

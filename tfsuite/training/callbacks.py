@@ -105,6 +105,22 @@ class OneStepLateBatchEnd(keras.callbacks.CallbackList):
         super().on_train_end(logs)
 
 
+class DataEpoch(keras.callbacks.Callback):
+    """Tells batches whose order is a function of (seed, epoch) which epoch Keras trains.
+
+    Their own count (`on_epoch_end`) runs ahead: Keras also calls it once per `fit` before
+    the first epoch, so a run with a fine-tuning phase (two `fit` calls), or one resumed,
+    would read other epochs than an unbroken run. Keras' epoch index is the same in all.
+    """
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.set_epoch(epoch)
+
+
 class NanGuard(keras.callbacks.Callback):
     """Stops training at the first non-finite loss and remembers where it happened.
 

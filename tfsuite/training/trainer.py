@@ -16,7 +16,7 @@ import numpy as np
 from tfsuite.errors import UserError, require_free_space
 from tfsuite.packages import has_tensorflow
 from tfsuite.run_dir import CHECKPOINTS, HISTORY, read_state
-from tfsuite.training.callbacks import (NanGuard, OneStepLateBatchEnd, ProgressLogger,
+from tfsuite.training.callbacks import (DataEpoch, NanGuard, OneStepLateBatchEnd, ProgressLogger,
                                         ResumableCheckpoint, ResumableEarlyStopping,
                                         trim_history)
 from tfsuite.training.optimizers import get_optimizer
@@ -92,6 +92,8 @@ class Trainer:
                                                append=True)]
         if has_tensorflow():  # it writes with tf.summary, on any backend
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs")))
+        if hasattr(data.train, "set_epoch"):
+            callbacks.append(DataEpoch(data.train))
         if self.config.train.early_stopping_patience:
             self.early_stopping = ResumableEarlyStopping(
                 history=self.state.get("history", {}), monitor=self._monitor(data),
@@ -126,9 +128,10 @@ class Trainer:
             trim_history(os.path.join(self.run_dir, HISTORY), start)
         batch = self.config.train.batch_size
         steps_per_epoch = max(1, math.ceil(self._images_per_epoch(data) / batch))
-        if start and hasattr(data.train, "set_epoch"):
-            # Batches whose order is a function of (seed, epoch): the resumed run sees the
-            # epochs it would have seen uninterrupted (the checkpoint's epoch is the state).
+        if hasattr(data.train, "set_epoch"):
+            # Batches whose order is a function of (seed, epoch): a resumed run reads the
+            # epochs an unbroken one reads (the checkpoint's epoch is their state; DataEpoch
+            # keeps them in step), and Keras builds the model from this epoch's first batch.
             data.train.set_epoch(start)
         model = self.runtime.build_model(lambda: task.build_model(data))
         # Checkpoints (weights and optimizer state, last and best), the model, logs. A disk

@@ -62,8 +62,8 @@ class TrainingAugmentation(keras.layers.Layer):
 
 
 def without_training_augmentation(model):
-    """`model` without its `TrainingAugmentation` layer (the same layers and weights), or
-    `model` itself when it has none."""
+    """`model` without its `TrainingAugmentation` layer (the same layers, weights and
+    optimizer), or `model` itself when it has none."""
     if not any(isinstance(layer, TrainingAugmentation) for layer in model.layers):
         return model
 
@@ -72,5 +72,10 @@ def without_training_augmentation(model):
             return args[0]
         return layer(*args, **kwargs)
 
-    return keras.models.clone_model(model, clone_function=lambda layer: layer,
-                                    call_function=call)
+    clone = keras.models.clone_model(model, clone_function=lambda layer: layer,
+                                     call_function=call)
+    if getattr(model, "optimizer", None) is not None:
+        # The same variables (the layers are shared), so the trained optimizer fits them:
+        # its state is saved with the model, as for a model that never had this layer.
+        clone.optimizer = model.optimizer
+    return clone

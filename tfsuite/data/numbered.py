@@ -1,0 +1,38 @@
+"""The base of tfsuite's own batch loaders: batches numbered over all epochs.
+
+Batch i of epoch e is a function of (seed, e, i) (`tfsuite.data.decode.BatchIndices`),
+so a loader can make batches ahead across epoch ends, read one out of turn, and resume
+at an epoch. Keras moves the epoch on (`on_epoch_end`); the trainer sets it from Keras'
+own epoch index (`set_epoch`, `tfsuite.training.callbacks.DataEpoch`).
+"""
+
+import keras
+
+
+class NumberedBatches(keras.utils.PyDataset):
+    """A `PyDataset` over `self.indices` (a `BatchIndices`), read from one thread."""
+
+    epoch = 0
+
+    @property
+    def num_batches(self):
+        return self.indices.batches_per_epoch
+
+    def __len__(self):
+        return self.num_batches
+
+    def number(self, index, prefetcher=None):
+        """The stream number of batch `index` of this epoch (checked); with a `Prefetcher`,
+        unshuffled epochs continue its stream."""
+        if not 0 <= index < self.num_batches:
+            raise IndexError(f"batch {index} of {self.num_batches}")
+        last = None if prefetcher is None else prefetcher.last
+        return self.indices.number(self.epoch, index, None if last is None else last + 1)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def set_epoch(self, epoch):
+        """Continues at the start of `epoch`: its order is seeded by (seed, epoch), so a
+        resumed run reads what an unbroken one would."""
+        self.epoch = epoch
