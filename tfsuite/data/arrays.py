@@ -30,7 +30,7 @@ from tfsuite.data.prefetch import Prefetcher
 FEED_THREADS = 6
 
 
-def _put_on_device(array):
+def put_on_device(array):
     import jax
 
     return jax.device_put(array)
@@ -74,16 +74,12 @@ class ArrayBatches(NumberedBatches):
             feed_ahead = not on_device and not augment_layers and feeds_an_accelerator()
         self.feed_ahead = feed_ahead
         self.num_examples = len(labels)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
         self.augment_layers = list(augment_layers)
-        self.drop_remainder = drop_remainder
-        self.seed = seed
         self.indices = BatchIndices(self.num_examples, batch_size, shuffle, seed, drop_remainder)
         self.on_device = on_device
         labels = np.asarray(labels, np.int32)
         if on_device:
-            self.images, self.labels = _put_on_device(images), _put_on_device(labels)
+            self.images, self.labels = put_on_device(images), put_on_device(labels)
         else:
             self.images, self.labels = images, labels
         self._prefetch = None
@@ -92,10 +88,9 @@ class ArrayBatches(NumberedBatches):
             weakref.finalize(self, self._prefetch.close)
 
     def __getitem__(self, index):
-        number = self.number(index, self._prefetch)
         if self._prefetch is not None:
-            return self._prefetch.get(number)
-        return self._batch(number)
+            return self._prefetch.get(self.number(index, self._prefetch.next))
+        return self._batch(self.number(index))
 
     def _batch(self, number):
         """Batch `number` (counted over all epochs)."""
@@ -104,10 +99,8 @@ class ArrayBatches(NumberedBatches):
             chosen = np.sort(chosen)  # reads memory in order; the batch's order is random anyway
         images, labels = self.images[chosen], self.labels[chosen]
         if self.feed_ahead:
-            return _put_on_device(images), _put_on_device(labels)  # uint8: the step casts
-        for layer in self.augment_layers:
-            images = layer(images)
-        return keras.ops.cast(images, "float32"), labels
+            return put_on_device(images), put_on_device(labels)  # uint8: the step casts
+        return self.augmented(images), labels
 
     def __iter__(self):
         for index in range(self.num_batches):

@@ -19,10 +19,9 @@ import logging
 import os
 import weakref
 
-import keras
 import numpy as np
 
-from tfsuite.data.arrays import FEED_THREADS, feeds_an_accelerator
+from tfsuite.data.arrays import FEED_THREADS, feeds_an_accelerator, put_on_device
 from tfsuite.data.decode import BatchIndices, DecodeBatch
 from tfsuite.data.numbered import NumberedBatches
 from tfsuite.data.prefetch import Prefetcher
@@ -107,23 +106,17 @@ class ImageFileBatches(NumberedBatches):
 
     def __getitem__(self, index):
         if self._cache_complete():
-            number = self.number(index, self._feed)
             if self._feed is not None:
-                return self._feed.get(number)
-            images, labels = self._cached_batch(number)
+                return self._feed.get(self.number(index, self._feed.next))
+            images, labels = self._cached_batch(self.number(index))
         else:
-            number = self.number(index)
-            if self._stream.next is not None:  # unshuffled epochs continue the stream
-                number = self.indices.number(self.epoch, index, self._stream.next)
-            images, labels, chosen = self._read(number)
+            images, labels, chosen = self._read(self.number(index, self._stream.next))
             if self._cache is not None:
                 self._cache[chosen] = images
                 self._cache_filled[chosen] = True
         if not self.augment_layers:
             return images, labels  # uint8: the model casts (and augments, on the device)
-        for layer in self.augment_layers:
-            images = layer(images)
-        return keras.ops.cast(images, "float32"), labels
+        return self.augmented(images), labels
 
     def close(self):
         """Stops the decoding processes, and the threads that feed cached images ahead."""
@@ -183,6 +176,4 @@ class ImageFileBatches(NumberedBatches):
         return self._cache[chosen], self.labels[chosen]
 
     def _cached_batch_on_device(self, number):
-        import jax
-
-        return tuple(jax.device_put(array) for array in self._cached_batch(number))
+        return tuple(put_on_device(array) for array in self._cached_batch(number))

@@ -21,13 +21,18 @@ class NumberedBatches(keras.utils.PyDataset):
     def __len__(self):
         return self.num_batches
 
-    def number(self, index, prefetcher=None):
-        """The stream number of batch `index` of this epoch (checked); with a `Prefetcher`,
-        unshuffled epochs continue its stream."""
+    def number(self, index, expected=None):
+        """The stream number of batch `index` of this epoch (checked); unshuffled epochs
+        continue a stream that `expected` that number next."""
         if not 0 <= index < self.num_batches:
             raise IndexError(f"batch {index} of {self.num_batches}")
-        last = None if prefetcher is None else prefetcher.last
-        return self.indices.number(self.epoch, index, None if last is None else last + 1)
+        return self.indices.number(self.epoch, index, expected)
+
+    def augmented(self, images):
+        """`self.augment_layers` applied on the backend (`data.augment_on=host`), float32."""
+        for layer in self.augment_layers:
+            images = layer(images)
+        return keras.ops.cast(images, "float32")
 
     def on_epoch_end(self):
         self.epoch += 1

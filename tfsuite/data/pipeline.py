@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfsuite.data.augment import build_augmentation
+from tfsuite.data.augment import augments, build_augmentation
 from tfsuite.data.sources import load_images
 from tfsuite.io import printable
 from tfsuite.packages import has_tensorflow
@@ -203,7 +203,7 @@ def build_image_data(data_config, batch_size, seed, augment=True, drop_remainder
     on_device = keep_on_device(data_config)
     feeder = _feeder(data_config, on_device)
     in_model = bool(augment and in_model and augments_on_device(data_config, feeder)
-                    and build_augmentation(data_config.augment))
+                    and augments(data_config.augment))
     augment = augment and not in_model
     if feeder != "tf.data":
         build = _build_file_data if feeder == "files" else _build_array_data
@@ -377,8 +377,11 @@ def _build_file_data(data_config, batch_size, seed, augment, drop_remainder, on_
     if aug.featurewise_center or aug.featurewise_std_normalization:
         stats = ImageFileBatches(raw.train.paths[:STATS_LIMIT], raw.train.labels[:STATS_LIMIT],
                                  size, channels, 256, workers=data_config.workers)
-        mean, variance = _feature_stats((stats[i][0] for i in range(len(stats))), aug.rescale)
-        stats.close()
+        try:
+            mean, variance = _feature_stats((stats[i][0] for i in range(len(stats))),
+                                            aug.rescale)
+        finally:
+            stats.close()
     return ImageData(
         train=train, val=batches("val", False), test=batches("test", False, drop=False),
         class_names=list(raw.class_names), num_train=len(raw.train), num_val=len(raw.val),

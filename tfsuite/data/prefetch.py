@@ -22,7 +22,7 @@ class Prefetcher:
         self.depth = depth
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="tfsuite-feed")
         self.pending = {}
-        self.last = None  # the number asked last
+        self.next = None  # the number after the one asked last
 
     def _fetch(self, number):
         fetch = self.fetch()
@@ -36,7 +36,7 @@ class Prefetcher:
         for n in range(number, number + self.depth + 1):
             if n not in self.pending:
                 self.pending[n] = self.pool.submit(self._fetch, n)
-        self.last = number
+        self.next = number + 1
         return self.pending.pop(number).result()
 
     def close(self):

@@ -239,11 +239,11 @@ def _round(value):
 
 def _augmented_on(config, data):
     """Where the training images are augmented: "device", "host", or None (no augmentation)."""
-    from tfsuite.data.augment import build_augmentation
+    from tfsuite.data.augment import augments
 
     if data.augment_in_model:
         return "device"
-    return "host" if build_augmentation(config.data.augment) else None
+    return "host" if augments(config.data.augment) else None
 
 
 def _data_report(config, data):

@@ -18,7 +18,23 @@ from tfsuite.data.augment.random_brightness_scale import RandomBrightnessScale
 from tfsuite.data.augment.random_channel_shift import RandomChannelShift
 
 __all__ = ["FILL_MODES", "INTERPOLATIONS", "RandomAffine", "RandomBrightnessScale",
-           "RandomChannelShift", "build_augmentation"]
+           "RandomChannelShift", "augments", "build_augmentation"]
+
+
+def _parts(config):
+    """Which layers `config` asks for: (warp, channel shift, brightness)."""
+    zoom = _pair(config.zoom_range, "zoom_range")
+    geometric = bool(config.rotation_range or config.width_shift_range
+                     or config.height_shift_range or config.shear_range or zoom != [1.0, 1.0]
+                     or config.horizontal_flip or config.vertical_flip)
+    brightness = (config.brightness_range is not None
+                  and list(config.brightness_range) != [1.0, 1.0])
+    return geometric, config.channel_shift_range > 0, brightness
+
+
+def augments(config):
+    """Whether an `AugmentConfig` asks for any augmentation (without building layers)."""
+    return any(_parts(config))
 
 
 def build_augmentation(config, seed=None, image_dtype="float32"):
@@ -40,25 +56,22 @@ def build_augmentation(config, seed=None, image_dtype="float32"):
         A list of Keras layers.
     """
     layers = []
-    zoom = _pair(config.zoom_range, "zoom_range")
-    geometric = (config.rotation_range or config.width_shift_range or config.height_shift_range
-                 or config.shear_range or zoom != [1.0, 1.0] or config.horizontal_flip
-                 or config.vertical_flip)
+    geometric, channel_shift, brightness = _parts(config)
     offset = lambda k: None if seed is None else seed + k  # noqa: E731
     if geometric:
         layers.append(RandomAffine(
             rotation_range=config.rotation_range, width_shift_range=config.width_shift_range,
             height_shift_range=config.height_shift_range, shear_range=config.shear_range,
-            zoom_range=zoom, horizontal_flip=config.horizontal_flip,
+            zoom_range=config.zoom_range, horizontal_flip=config.horizontal_flip,
             vertical_flip=config.vertical_flip, fill_mode=config.fill_mode, cval=config.cval,
             interpolation=config.interpolation, seed=offset(1),
             dtype=image_dtype if config.interpolation == "nearest" else "float32"))
     # The legacy order: warp, channel shift, (flips,) brightness. float32 whatever the dtype
     # policy: bfloat16 would round the shifted and scaled pixel values.
-    if config.channel_shift_range > 0:
+    if channel_shift:
         layers.append(RandomChannelShift(config.channel_shift_range, seed=offset(3),
                                          dtype="float32"))
-    if config.brightness_range is not None and list(config.brightness_range) != [1.0, 1.0]:
+    if brightness:
         layers.append(RandomBrightnessScale(config.brightness_range, seed=offset(2),
                                             dtype="float32"))
     return layers
