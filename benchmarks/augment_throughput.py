@@ -104,13 +104,23 @@ def grain_jax_rates(root, num_images, timed, interpolation):
     layer.build((BATCH, *SIZE, 3))
     step = jax.jit(lambda state, x: layer.stateless_call([], state, x, training=True))
 
-    def augmented():
-        state = [v.value for v in layer.non_trainable_variables]
+    state = [v.value for v in layer.non_trainable_variables]
+    # Compiled once per batch shape, as the training step is: the last, partial batch's
+    # compilation is a one-off, not throughput.
+    for size in {BATCH, num_images % BATCH or BATCH}:
+        step(state, np.zeros((size, *SIZE, 3), np.uint8))[0].block_until_ready()
+
+    def augmented(state=state):
+        # One batch in flight, as in a training loop (JAX dispatches asynchronously, so the
+        # next batch is read while this one computes) and as tf.data's prefetch does.
+        ready = None
         while True:
             for index in range(len(loader)):
                 images, labels = loader[index]
                 out, state = step(state, images)
-                yield np.asarray(out), labels
+                if ready is not None:
+                    yield np.asarray(ready[0]), ready[1]
+                ready = out, labels
             loader.on_epoch_end()
 
     iterator = augmented()

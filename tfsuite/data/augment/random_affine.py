@@ -187,10 +187,14 @@ def _fill_index(ops, index, size, fill_mode):
     return ops.numpy.clip(index, 0, size - 1)
 
 
-def _gather(ops, flat_images, ix, iy, height, width, fill_mode):
-    """Pixels at integer (ix, iy) [n, p] from flat images [n * h * w, c]; and an inside mask.
+def _gather(ops, flat_images, ix, iy, height, width, channels, fill_mode):
+    """Pixels [n * p, c] at integer (ix, iy) [n, p] of flat images [n * h * w * c]; and an
+    inside mask.
 
-    The mask is only computed for fill_mode="constant" (None otherwise).
+    The gather takes one index per value on JAX (its XLA CPU gathers single values 2.4x
+    faster than rows of c values: 13x the legacy generator instead of 7x in
+    benchmarks/augment_throughput.py) and one per pixel on TensorFlow (whose tf.data path
+    ran 20% slower per value). The mask is only computed for fill_mode="constant".
     """
     inside = None
     if fill_mode == "constant":
@@ -202,8 +206,14 @@ def _gather(ops, flat_images, ix, iy, height, width, fill_mode):
     iy = _fill_index(ops, iy, height, fill_mode)
     n = ops.shape(ix)[0]
     offsets = ops.numpy.reshape(ops.numpy.arange(n, dtype="int32") * (height * width), (n, 1))
-    flat_index = ops.numpy.reshape(iy * width + ix + offsets, (-1,))
-    return ops.numpy.take(flat_images, flat_index, axis=0), inside
+    pixel = ops.numpy.reshape(iy * width + ix + offsets, (-1, 1))
+    if ops.name == "tensorflow":
+        pixels = ops.numpy.take(ops.numpy.reshape(flat_images, (-1, channels)),
+                                ops.numpy.reshape(pixel, (-1,)), axis=0)
+    else:
+        values = pixel * channels + ops.numpy.arange(channels, dtype="int32")
+        pixels = ops.numpy.take(flat_images, ops.numpy.reshape(values, (-1,)))
+    return ops.numpy.reshape(pixels, (-1, channels)), inside
 
 
 def _inside(ops, coordinate, size):
@@ -217,11 +227,11 @@ def sample(ops, images, xs, ys, interpolation, fill_mode, cval):
     """Samples images [n, h, w, c] at float coordinates xs, ys [n, h * w]."""
     shape = ops.shape(images)
     n, height, width, channels = shape[0], shape[1], shape[2], shape[3]
-    flat = ops.numpy.reshape(images, (-1, channels))
+    flat = ops.numpy.reshape(images, (-1,))
     if interpolation == "nearest":
         ix = ops.cast(ops.numpy.round(xs), "int32")
         iy = ops.cast(ops.numpy.round(ys), "int32")
-        out, inside = _gather(ops, flat, ix, iy, height, width, fill_mode)
+        out, inside = _gather(ops, flat, ix, iy, height, width, channels, fill_mode)
         if fill_mode == "constant":
             out = ops.numpy.where(inside, out, ops.cast(cval, out.dtype))
     else:
@@ -235,7 +245,8 @@ def sample(ops, images, xs, ys, interpolation, fill_mode, cval):
         out = 0.0
         for dx, dy, weight in ((0, 0, (1 - wx) * (1 - wy)), (1, 0, wx * (1 - wy)),
                                (0, 1, (1 - wx) * wy), (1, 1, wx * wy)):
-            pixels, _ = _gather(ops, flat, x0 + dx, y0 + dy, height, width, edge_mode)
+            pixels, _ = _gather(ops, flat, x0 + dx, y0 + dy, height, width, channels,
+                                edge_mode)
             out = out + weight * pixels
         if fill_mode == "constant":
             inside = ops.numpy.logical_and(_inside(ops, xs, width), _inside(ops, ys, height))
