@@ -22,7 +22,8 @@ HANDLERS = {}  # the tasks' commands: {name: run(args, backends)}
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m tfsuite.run",
+        # The `tfsuite` console script, or python -m tfsuite.run (and tfsuite's __main__).
+        prog="tfsuite" if os.path.basename(sys.argv[0]) == "tfsuite" else "python -m tfsuite.run",
         description="tfsuite: train, evaluate and use Keras 3 models. With no command, trains "
                     f"the default experiment '{DEFAULT_EXPERIMENT}' into runs/{DEFAULT_EXPERIMENT}.")
     # SUPPRESS: a flag given before the command is not reset by the sub-parser.

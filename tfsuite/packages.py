@@ -29,3 +29,23 @@ def require_tensorflow(purpose):
                          "no tensorflow package on this machine",
                          "Install it with: pip install tensorflow (or run this step on a "
                          "machine that has it: the run directory can be copied).")
+
+
+def installed_editable():
+    """Whether tfsuite runs from a checkout (`pip install -e .`, or the source folder on
+    the path) rather than from an installed wheel: the checkout has setup.cfg beside the
+    package."""
+    import os
+
+    import tfsuite
+
+    source = os.path.dirname(os.path.dirname(os.path.abspath(tfsuite.__file__)))
+    return os.path.exists(os.path.join(source, "setup.cfg"))
+
+
+def install_hint(extra):
+    """The command that installs tfsuite's optional `extra`, fitting how tfsuite was
+    installed: `pip install -e ".[rl]"` in a checkout, `pip install "tfsuite[rl]"` else."""
+    if installed_editable():
+        return f'pip install -e ".[{extra}]"'
+    return f'pip install "tfsuite[{extra}]"'

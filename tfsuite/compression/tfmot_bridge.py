@@ -15,8 +15,9 @@ import inspect
 import numpy as np
 
 from tfsuite.errors import user_error
+from tfsuite.packages import install_hint
 
-INSTALL_HINT = "pip install -e '.[tfmot]' (tensorflow-model-optimization and tf-keras)"
+INSTALL_HINT = f"{install_hint('tfmot')} (tensorflow-model-optimization and tf-keras)"
 _ATOL = 1e-5
 
 

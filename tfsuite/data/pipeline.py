@@ -20,7 +20,7 @@ import numpy as np
 from tfsuite.data.augment import augments, build_augmentation
 from tfsuite.data.sources import load_images
 from tfsuite.io import printable
-from tfsuite.packages import has_tensorflow
+from tfsuite.packages import has_tensorflow, install_hint
 
 CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 logger = logging.getLogger("tfsuite")
@@ -355,7 +355,7 @@ def _build_file_data(data_config, batch_size, seed, augment, drop_remainder, on_
         raise user_error(f"Image folders on {keras.backend.backend()} need Grain",
                          "the `grain` package (Google's data loader for JAX decodes the "
                          "files in worker processes)", "no `grain` package",
-                         "Run `pip install grain` (or pip install -e '.[jax]'), or train on "
+                         f"Run `pip install grain` (or {install_hint('jax')}), or train on "
                          "the TensorFlow backend, where tf.data decodes them.")
     raw = load_images(data_config, seed)
     size = tuple(data_config.image_size)

@@ -9,11 +9,12 @@ and the true last one is in `info["final_obs"]`.
 import numpy as np
 
 from tfsuite.errors import require_module, user_error
+from tfsuite.packages import install_hint
 
 
 def gymnasium():
     """The gymnasium module, or a clear error saying how to install it."""
-    return require_module("gymnasium", "Reinforcement learning", 'pip install -e ".[rl]" '
+    return require_module("gymnasium", "Reinforcement learning", f'{install_hint("rl")} '
                           '(or pip install "gymnasium[classic-control]")')
 
 

@@ -4,6 +4,7 @@ import os
 
 from tfsuite.config import read_run_config
 from tfsuite.errors import user_error
+from tfsuite.packages import install_hint
 
 EVAL_SEED = 10_000  # evaluation episodes are seeded apart from training's
 
@@ -35,7 +36,7 @@ def render(run_dir, out, seed=EVAL_SEED, fps=50, scale=0.5):
         env = gym.make(config.rl.env_id, render_mode="rgb_array")
     except gym.error.DependencyNotInstalled as e:
         raise user_error("Rendering needs the environment's drawing library", "it installed",
-                         str(e), 'Install it with: pip install -e ".[rl]" '
+                         str(e), f'Install it with: {install_hint("rl")} '
                          '(gymnasium[classic-control] brings pygame).') from None
     frames = []
     try:

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from tfsuite.errors import user_error
-from tfsuite.packages import is_installed
+from tfsuite.packages import install_hint, is_installed
 from tfsuite.training.cluster import Cluster, current_cluster
 
 logger = logging.getLogger("tfsuite")
@@ -28,10 +28,10 @@ def select_backend(runtime_config):
         _request_host_devices(backend, runtime_config.cpu_devices)
         return backend
     if not is_installed(wanted):
-        extra = {"tensorflow": "", "jax": "[jax]", "torch": "[torch]"}[wanted]
+        hint = "pip install tensorflow" if wanted == "tensorflow" else install_hint(wanted)
         raise user_error(f"The {wanted} backend is not installed", f"the `{wanted}` package for "
                          f"runtime.backend={wanted!r}", f"runtime.backend={wanted!r}",
-                         f'Install it with `pip install -e ".{extra}"` (or pip install {wanted}), '
+                         f"Install it with `{hint}`, "
                          "or pick another backend.")
     if "keras" in sys.modules:
         import keras

@@ -13,9 +13,10 @@ import os
 import numpy as np
 
 from tfsuite.errors import require_module, user_error
+from tfsuite.packages import install_hint
 
 TOKENIZER_FILE = "tokenizer.model"
-INSTALL = 'pip install -e ".[translation]"'  # what brings the translation packages
+INSTALL = install_hint("translation")  # what brings the translation packages
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
 
 
