@@ -203,3 +203,17 @@ def test_write_digits_then_train_image_folder(tmp_path):
 def _read(path):
     with open(path) as f:
         return json.load(f)
+
+
+def test_only_known_noisy_warnings_are_silenced():
+    import warnings
+
+    from tfsuite.cli import _configure_logging
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _configure_logging(debug=False)
+        warnings.warn("Layer Conv2D does not have a `quantize` method implemented.", UserWarning)
+        warnings.warn("A real problem, e.g. a layer that will not be saved.", UserWarning)
+    assert [str(w.message) for w in caught] == [
+        "A real problem, e.g. a layer that will not be saved."]

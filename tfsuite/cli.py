@@ -119,9 +119,9 @@ def build_parser():
 def _configure_logging(debug):
     if not debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import warnings
+        from tfsuite.quiet import silence_known_warnings
 
-        warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+        silence_known_warnings()
     logging.basicConfig(format="%(levelname)s: %(message)s",
                         level=logging.DEBUG if debug else logging.WARNING)
     logging.getLogger("tfsuite").setLevel(logging.INFO if debug else logging.WARNING)

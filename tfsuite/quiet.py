@@ -1,4 +1,5 @@
-"""Silencing the C++ start-up chatter of native libraries (TensorFlow, LiteRT).
+"""Silencing what is known to be noise: the C++ start-up chatter of native libraries
+(TensorFlow, LiteRT), and Python warnings named by their message.
 
 Those libraries log to file descriptor 2 directly (CUDA probing, "Created
 TensorFlow Lite XNNPACK delegate"), before or outside Python's logging, so the
@@ -28,3 +29,23 @@ def native_stderr_silenced(enabled=True):
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+# Python warnings known to be noise in tfsuite's runs, matched by message (a warning of the
+# same category with another message still shows); `--debug` shows these too.
+KNOWN_NOISY_WARNINGS = (
+    # Keras' quantize() names every layer it leaves in float; the compress report says which
+    # layers were quantized and that convolutions stay float.
+    r"Layer \w+ does not have a `quantize` method implemented",
+    # A tf.data pipeline shuffles itself (with its own seeded buffer).
+    r"`shuffle=True` was passed, but will be ignored since the data `x` was provided as a "
+    r"tf\.data\.Dataset",
+)
+
+
+def silence_known_warnings():
+    """Ignores the warnings of `KNOWN_NOISY_WARNINGS`, by message, and no others."""
+    import warnings
+
+    for message in KNOWN_NOISY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)

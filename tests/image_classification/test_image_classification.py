@@ -34,11 +34,14 @@ def test_messy_real_world_folder_trains_without_cleaning(tmp_path):
 
 @pytest.mark.backend_agnostic
 def test_per_class_report():
-    matrix = np.array([[8, 2], [1, 9]])
-    report = per_class_report(matrix, ["a", "b"])
-    assert report[0] == {"class": "a", "precision": 8 / 9, "recall": 0.8,
+    # Confusion [[8, 2], [1, 9]] (rows: true class), and a third class never seen.
+    labels = np.array([0] * 10 + [1] * 10)
+    predicted = np.array([0] * 8 + [1] * 2 + [0] + [1] * 9)
+    report = per_class_report(labels, predicted, ["a", "b", "c"])
+    assert report[0] == {"class": "a", "precision": pytest.approx(8 / 9), "recall": 0.8,
                          "f1": pytest.approx(2 * (8 / 9) * 0.8 / (8 / 9 + 0.8)), "support": 10}
     assert report[1]["recall"] == 0.9
+    assert report[2] == {"class": "c", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
 
 
 @pytest.mark.backend_agnostic

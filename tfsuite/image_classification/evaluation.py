@@ -5,6 +5,7 @@ import os
 
 import keras
 import numpy as np
+from sklearn.metrics import classification_report, confusion_matrix
 
 from tfsuite.io import replacing
 from tfsuite.plots import plot_confusion_matrix
@@ -30,13 +31,13 @@ def evaluate(model, data, out_dir):
     probabilities = np.concatenate(probabilities).astype(np.float32)
     predicted = probabilities.argmax(axis=1)
     k = data.num_classes
-    matrix = np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
+    matrix = confusion_matrix(labels, predicted, labels=range(k))
     metrics = {"test_accuracy": float((predicted == labels).mean()),
                "num_evaluated": int(len(labels))}
     if k > 5:
         top5 = np.argsort(-probabilities, axis=1)[:, :5]
         metrics["test_top5_accuracy"] = float((top5 == labels[:, None]).any(axis=1).mean())
-    per_class = per_class_report(matrix, data.class_names)
+    per_class = per_class_report(labels, predicted, data.class_names)
     write_per_class_csv(per_class, os.path.join(out_dir, "per_class.csv"))
     plot_confusion_matrix(matrix, data.class_names, os.path.join(out_dir,
                           "confusion_matrix.png"),
@@ -55,19 +56,14 @@ def rank_top_k(paths, probabilities, class_names, top_k):
     return results
 
 
-def per_class_report(matrix, class_names):
-    """Precision, recall, F1 and support per class from a confusion matrix."""
-    report = []
-    for i, name in enumerate(class_names):
-        true_positive = matrix[i, i]
-        support = matrix[i].sum()
-        predicted = matrix[:, i].sum()
-        precision = true_positive / predicted if predicted else 0.0
-        recall = true_positive / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        report.append({"class": name, "precision": float(precision), "recall": float(recall),
-                       "f1": float(f1), "support": int(support)})
-    return report
+def per_class_report(labels, predicted, class_names):
+    """Precision, recall, F1 and support per class (scikit-learn's classification report;
+    a class never predicted, or absent, scores 0 rather than warning)."""
+    report = classification_report(labels, predicted, labels=range(len(class_names)),
+                                   output_dict=True, zero_division=0)
+    return [{"class": name, "precision": float(report[str(i)]["precision"]),
+             "recall": float(report[str(i)]["recall"]), "f1": float(report[str(i)]["f1-score"]),
+             "support": int(report[str(i)]["support"])} for i, name in enumerate(class_names)]
 
 
 def write_confusion_csv(matrix, class_names, path):
