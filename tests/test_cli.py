@@ -86,6 +86,8 @@ def test_train_writes_a_complete_run_directory(digits_run):
         epochs = json.load(f)["epochs_completed"]
     assert "Epoch 1/" in result.stdout and f"Epoch {epochs}/{epochs}" in result.stdout
     assert "test accuracy" in result.stdout
+    # Not a terminal (a pipe, as a log file): plain lines, no progress bar or control codes.
+    assert "\r" not in result.stdout and "\x1b" not in result.stdout and "ETA" not in result.stdout
     for name in ("config.yaml", "model.keras", "summary.json", "training_curves.png",
                  "history.csv", "checkpoints/best.weights.h5", "evaluation/confusion_matrix.png",
                  "evaluation/per_class.csv"):

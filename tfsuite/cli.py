@@ -294,6 +294,9 @@ def main(argv=None):
                                          + (["--quiet"] if args.quiet else [])
                                          + (["--debug"] if args.debug else []))
     _configure_logging(args.debug)
+    from tfsuite import progress
+
+    progress.silence(getattr(args, "quiet", False))
     from tfsuite.errors import DiskFull, UserError, describe_error
 
     global _exit_at_once

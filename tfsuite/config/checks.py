@@ -85,7 +85,7 @@ def _validate_train(train):
         value = getattr(train, key)
         require(0 < value < float("inf"), f"train.{key}", "a finite value > 0", value)
     for key in ("weight_decay", "momentum", "warmup_epochs", "early_stopping_patience",
-                "fine_tune_epochs"):
+                "fine_tune_epochs", "log_every_steps"):
         value = getattr(train, key)
         require(value >= 0, f"train.{key}", "a value >= 0", value)
     require(0 <= train.label_smoothing < 1, "train.label_smoothing", "a float in [0, 1)",

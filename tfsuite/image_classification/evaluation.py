@@ -9,10 +9,12 @@ from sklearn.metrics import classification_report, confusion_matrix
 
 from tfsuite.io import replacing
 from tfsuite.plots import plot_confusion_matrix
+from tfsuite.progress import ProgressBar
 
 
 def evaluate(model, data, out_dir):
-    """Test-set metrics, a confusion matrix PNG and a per-class report in `out_dir`."""
+    """Test-set metrics, a confusion matrix PNG and a per-class report in `out_dir` (with a
+    progress bar on a terminal)."""
     os.makedirs(out_dir, exist_ok=True)
     dataset = data.test if data.test is not None else data.val
     labels, probabilities = [], []
@@ -22,11 +24,17 @@ def evaluate(model, data, out_dir):
     # batch as its share of a global one; the eager call scores what it is given.
     compiled = (keras.backend.backend() == "jax"
                 and keras.distribution.distribution() is None)
+    bar = ProgressBar(data.num_test if data.test is not None else data.num_val, "Evaluating",
+                      "img")
+    done = 0
     for images, batch_labels in dataset:
         outputs = (model.predict_on_batch(keras.ops.convert_to_tensor(images)) if compiled
                    else model(images, training=False))
         probabilities.append(keras.ops.convert_to_numpy(outputs))
         labels.append(np.asarray(batch_labels))
+        done += len(labels[-1])
+        bar.update(done)
+    bar.close()
     labels = np.concatenate(labels).astype(int)
     probabilities = np.concatenate(probabilities).astype(np.float32)
     predicted = probabilities.argmax(axis=1)

@@ -7,12 +7,14 @@ import time
 import numpy as np
 
 from tfsuite.packages import has_tensorflow
+from tfsuite.progress import ProgressBar
 from tfsuite.run_dir import HISTORY
 
 
 class Progress:
     """Called after every episode: a history.csv row, TensorBoard scalars, and a progress
-    line each tenth of the run (return of the last 20 episodes, epsilon, loss, speed)."""
+    line each tenth of the run (return of the last 20 episodes, epsilon, loss, speed); on a
+    terminal, a live bar of the environment steps in between."""
 
     def __init__(self, run_dir, total_steps, quiet):
         self.total_steps = total_steps
@@ -27,6 +29,7 @@ class Progress:
         self.csv = csv.writer(self.file)
         self.csv.writerow(["episode", "env_step", "return", "epsilon", "wall_seconds"])
         self.writer = _tensorboard_writer(os.path.join(run_dir, "logs"))
+        self.bar = ProgressBar(total_steps, "DQN", "steps", enabled=not quiet)
 
     def __call__(self, step, history):
         episode = len(history["episode_returns"])
@@ -42,6 +45,9 @@ class Progress:
             self.next_line += self.interval
             self.file.flush()
             self._line(step, history)
+        if self.bar.due():
+            recent = history["episode_returns"][-20:]
+            self.bar.update(step, f"episode {episode} - return (last 20) {np.mean(recent):.1f}")
 
     def _evaluations(self, history):
         """A line (and a TensorBoard scalar) for each greedy evaluation since the last call."""
@@ -53,6 +59,7 @@ class Progress:
                 with self.writer.as_default(step=record["env_step"]):
                     tf.summary.scalar("greedy_eval_return", record["mean_return"])
             if not self.quiet:
+                self.bar.close()
                 print(f"  greedy evaluation at step {record['env_step']:,}: mean return "
                       f"{record['mean_return']:.1f} (best so far {best:.1f})", flush=True)
         self.evaluations_seen = len(history["evaluations"])
@@ -61,6 +68,7 @@ class Progress:
         self.printed_step = step
         if self.quiet or not history["episode_returns"]:
             return
+        self.bar.close()
         recent = history["episode_returns"][-20:]
         loss = f"{np.mean(history['losses'][-256:]):.4f}" if history["losses"] else "-"
         steps_per_second = step / max(time.perf_counter() - self.started, 1e-9)
@@ -71,6 +79,7 @@ class Progress:
 
     def last_line(self, history):
         """The line for the last step, unless an episode ended right there."""
+        self.bar.close()
         if history["env_steps"] > self.printed_step and not history["interrupted"]:
             self._line(history["env_steps"], history)
         self._evaluations(history)
@@ -88,6 +97,7 @@ class Progress:
                 tf.summary.scalar("td_loss", float(np.mean(new_losses)))
 
     def close(self):
+        self.bar.close()
         self.file.close()
         if self.writer is not None:
             self.writer.close()

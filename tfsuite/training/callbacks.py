@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from tfsuite.io import write_json
+from tfsuite.progress import ProgressBar
 from tfsuite.run_dir import STATE_FILE
 
 
@@ -32,7 +33,8 @@ def current_learning_rate(optimizer):
 
 
 class ProgressLogger(keras.callbacks.Callback):
-    """One Keras-style line per epoch: `Epoch 3/20 - 1.2s - 950 img/s - loss: ...`.
+    """One Keras-style line per epoch: `Epoch 3/20 - 1.2s - 950 img/s - loss: ...`, and on a
+    terminal a live bar within the epoch (steps, rate, time left, loss).
 
     Also records epoch times and throughput for the summary.
     """
@@ -48,10 +50,19 @@ class ProgressLogger(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
+        steps = (self.params or {}).get("steps") or 1
+        self.bar = ProgressBar(steps, f"Epoch {epoch + 1}/{self.total_epochs}", self.unit,
+                               self.num_examples / steps, self.stream, enabled=not self.quiet)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.bar.due():  # reading the loss waits for its step: only when drawing
+            loss = (logs or {}).get("loss")
+            self.bar.update(batch + 1, f"loss: {float(loss):.4f}" if loss is not None else "")
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
         self.epoch_seconds.append(seconds)
+        self.bar.close()
         if self.quiet:
             return
         logs = dict(logs or {})

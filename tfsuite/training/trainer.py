@@ -20,6 +20,7 @@ from tfsuite.training.callbacks import (DataEpoch, NanGuard, OneStepLateBatchEnd
                                         ResumableCheckpoint, ResumableEarlyStopping,
                                         trim_history)
 from tfsuite.training.optimizers import get_optimizer
+from tfsuite.training.tensorboard import write_hparams
 
 
 class TrainingDiverged(UserError):
@@ -91,7 +92,10 @@ class Trainer:
                      keras.callbacks.CSVLogger(os.path.join(self.run_dir, HISTORY),
                                                append=True)]
         if has_tensorflow():  # it writes with tf.summary, on any backend
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs")))
+            every = self.config.train.log_every_steps
+            log_dir = os.path.join(self.run_dir, "logs")
+            callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq=every or "epoch"))
+            write_hparams(log_dir, self.config)
         if hasattr(data.train, "set_epoch"):
             callbacks.append(DataEpoch(data.train))
         if self.config.train.early_stopping_patience:

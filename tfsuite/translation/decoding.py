@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from tfsuite.errors import user_error
+from tfsuite.progress import ProgressBar
 from tfsuite.translation.model import keras_hub, seq2seq
 from tfsuite.translation.tokenizer import EOS_ID, PAD_ID
 
@@ -60,6 +61,7 @@ class Translator:
     def generate_ids(self, encoder_ids, batch_size=256):
         """[N, max_length + 1] output ids (column 0 is the start token) for encoder id rows."""
         outputs = []
+        bar = ProgressBar(len(encoder_ids), "Translating", "sentences")
         for start in range(0, len(encoder_ids), batch_size):
             chunk = encoder_ids[start:start + batch_size]
             rows = _bucket(len(chunk), batch_size)
@@ -75,6 +77,8 @@ class Translator:
             ids = np.asarray(result["decoder_token_ids"])
             mask = np.asarray(result["decoder_padding_mask"])
             outputs.append(np.where(mask, ids, PAD_ID)[:len(chunk)])
+            bar.update(start + len(chunk))
+        bar.close()
         return (np.concatenate(outputs) if outputs
                 else np.zeros((0, self.max_length + 1), np.int32))
 
