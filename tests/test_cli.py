@@ -144,6 +144,52 @@ def test_evaluate_and_predict(digits_run, tmp_path):
     assert_user_error(call_cli("predict", run_dir, "--image", str(junk)), "Cannot read image")
 
 
+@pytest.mark.backend_agnostic
+def test_predict_a_folder_agrees_with_evaluate_on_it(digits_run, tmp_path):
+    """`predict --image FOLDER --output p.csv` and `evaluate --data FOLDER` on the digits
+    written as PNGs: one row per image, the same top-1 accuracy; the run's own evaluation/
+    is left as it was."""
+    import csv
+
+    run_dir = copy_run(digits_run[1], tmp_path / "run")
+    folder = tmp_path / "digits"
+    assert call_cli("write-digits", str(folder)).returncode == 0
+    with open(os.path.join(run_dir, "evaluation", "per_class.csv")) as f:
+        own = f.read()
+
+    predicted = call_cli("predict", run_dir, "--image", str(folder), "--output",
+                         str(tmp_path / "p.csv"))
+    assert predicted.returncode == 0, predicted.stderr
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1797 and len({row["path"] for row in rows}) == 1797
+    assert 0 < float(rows[0]["probability_1"]) <= 1 and "label_5" in rows[0]
+    correct = sum(row["label_1"] == os.path.basename(os.path.dirname(row["path"]))
+                  for row in rows)
+
+    evaluated = call_cli("evaluate", run_dir, "--data", str(folder))
+    assert evaluated.returncode == 0, evaluated.stderr
+    with open(os.path.join(run_dir, "evaluation_digits", "metrics.json")) as f:
+        metrics = json.load(f)["metrics"]
+    assert metrics["num_evaluated"] == 1797 and metrics["skipped_files"] == 0
+    assert metrics["test_accuracy"] == pytest.approx(correct / 1797, abs=1e-9)
+    with open(os.path.join(run_dir, "evaluation", "per_class.csv")) as f:
+        assert f.read() == own
+
+    # A glob and a file together, printed; an existing --output is never replaced.
+    printed = call_cli("predict", run_dir, "--image", str(folder / "3" / "*.png"),
+                       str(folder / "4" / "0004.png"), "--top-k", "2")
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.count(":\n") == len(os.listdir(folder / "3")) + 1
+    assert_user_error(call_cli("predict", run_dir, "--image", str(folder), "--output",
+                               str(tmp_path / "p.csv")), "--output already exists")
+    # A class the model does not have is named.
+    os.makedirs(tmp_path / "other" / "cat")
+    Image.new("L", (8, 8)).save(tmp_path / "other" / "cat" / "a.png")
+    assert_user_error(call_cli("evaluate", run_dir, "--data", str(tmp_path / "other")),
+                      "unknown class folders ['cat']")
+
+
 def test_a_run_folder_of_an_older_version_evaluates_and_exports(default_job, tmp_path):
     """Its config.yaml holds every task's section (as all runs did before sections were
     per task): it still evaluates and exports."""

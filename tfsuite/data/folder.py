@@ -60,37 +60,55 @@ def check_image(path):
         return False, False, f"{type(e).__name__}: {e}"
 
 
-def scan_image_folder(root, num_threads=8):
+def scan_image_folder(root, num_threads=8, class_names=None, name="data.path"):
     """Lists the images of an image folder, checking each one.
 
     Args:
         root: folder with one sub-folder per class.
         num_threads: threads used to check the files. Defaults to `8`.
+        class_names: the classes, in label order, that the sub-folders must be among
+            (a trained model's, to evaluate it on another folder); some may be absent.
+            Defaults to the sub-folders, sorted.
+        name: what messages call `root`. Defaults to `"data.path"`.
 
     Returns:
         A `FolderScan`.
     """
     if os.path.isfile(root):
-        raise user_error("data.path is a file", "a folder with one sub-folder per class",
-                         f"data.path={root!r}", "Point it at the folder above the class "
+        raise user_error(f"{name} is a file", "a folder with one sub-folder per class",
+                         f"{name}={root!r}", "Point it at the folder above the class "
                          "folders.")
     if not os.path.isdir(root):
         raise user_error("Image folder not found", "a folder with one sub-folder per class",
-                         f"data.path={root!r}", "Check the path (relative paths start "
+                         f"{name}={root!r}", "Check the path (relative paths start "
                          f"from {os.getcwd()!r}).")
-    class_names = sorted(d for d in os.listdir(root)
-                         if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
-    if len(class_names) < 2:
+    folders = sorted(d for d in os.listdir(root)
+                     if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    if class_names is not None:
+        unknown = [d for d in folders if d not in class_names]
+        if unknown or not folders:
+            raise user_error("The folder's classes are not the model's",
+                             f"class sub-folders among the model's classes {class_names}",
+                             f"{name}={root!r} with "
+                             + (f"unknown class folders {unknown}" if unknown
+                                else "no class folders"),
+                             "Rename or leave out those folders: the model has no output "
+                             "for them.")
+        folders = [c for c in class_names if c in folders]
+    elif len(folders) < 2:
         raise user_error("An image folder needs at least two class sub-folders",
-                         "root/<class_name>/<images>", f"data.path={root!r} with class "
-                         f"folders {class_names}", "Put each class's images in its own folder.")
+                         "root/<class_name>/<images>", f"{name}={root!r} with class "
+                         f"folders {folders}", "Put each class's images in its own folder.")
+    class_names = list(class_names) if class_names is not None else folders
     scan = FolderScan(class_names=class_names)
     candidates = []
     # Symbolic links are followed, but every folder and file is visited once: a link loop
     # (or a second link to a folder) would repeat images, across splits, or never end.
     seen_folders, seen_files = set(), {}
-    for label, name in enumerate(class_names):
-        for dirpath, dirnames, filenames in os.walk(os.path.join(root, name), followlinks=True):
+    for class_name in folders:
+        label = class_names.index(class_name)
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, class_name),
+                                                    followlinks=True):
             real = os.path.realpath(dirpath)
             if real in seen_folders:
                 dirnames[:] = []
@@ -122,12 +140,12 @@ def scan_image_folder(root, num_threads=8):
             scan.skipped.append((path, reason))
     for path, reason in scan.skipped:
         logger.warning("Skipped %s (%s)", printable(path), printable(reason))
-    for label, name in enumerate(class_names):
-        if label not in scan.labels:
+    for class_name in folders:
+        if class_names.index(class_name) not in scan.labels:
             logger.warning("Class folder %r has no readable images; the model will still "
-                           "have an output for it.", name)
+                           "have an output for it.", class_name)
     if not scan.paths:
         raise user_error("No readable images in the image folder",
                          f"files ending in {', '.join(IMAGE_EXTENSIONS)} (any case)",
-                         f"data.path={root!r} ({len(scan.skipped)} files skipped)")
+                         f"{name}={root!r} ({len(scan.skipped)} files skipped)")
     return scan

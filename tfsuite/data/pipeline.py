@@ -346,17 +346,8 @@ def _build_array_data(data_config, batch_size, seed, augment, drop_remainder, on
 def _build_file_data(data_config, batch_size, seed, augment, drop_remainder, on_device):
     """`build_image_data` for image folders, decoded by Grain (see `tfsuite.data.file_batches`)."""
     from tfsuite.data.file_batches import ImageFileBatches
-    from tfsuite.errors import user_error
-    from tfsuite.packages import is_installed
 
-    if not is_installed("grain"):
-        import keras
-
-        raise user_error(f"Image folders on {keras.backend.backend()} need Grain",
-                         "the `grain` package (Google's data loader for JAX decodes the "
-                         "files in worker processes)", "no `grain` package",
-                         f"Run `pip install grain` (or {install_hint('jax')}), or train on "
-                         "the TensorFlow backend, where tf.data decodes them.")
+    _require_grain()
     raw = load_images(data_config, seed)
     size = tuple(data_config.image_size)
     channels = CHANNELS[data_config.color_mode]
@@ -387,6 +378,51 @@ def _build_file_data(data_config, batch_size, seed, augment, drop_remainder, on_
         class_names=list(raw.class_names), num_train=len(raw.train), num_val=len(raw.val),
         num_test=len(raw.test), image_shape=(*size, channels), skipped=list(raw.skipped),
         feature_mean=mean, feature_variance=variance)
+
+
+def _require_grain():
+    from tfsuite.errors import user_error
+    from tfsuite.packages import is_installed
+
+    if not is_installed("grain"):
+        import keras
+
+        raise user_error(f"Image folders on {keras.backend.backend()} need Grain",
+                         "the `grain` package (Google's data loader for JAX decodes the "
+                         "files in worker processes)", "no `grain` package",
+                         f"Run `pip install grain` (or {install_hint('jax')}), or train on "
+                         "the TensorFlow backend, where tf.data decodes them.")
+
+
+def build_evaluation_data(data_config, batch_size, path, class_names):
+    """Every image of another class folder as the test split, labelled by a trained model's
+    `class_names` (the folder's classes must be among them), decoded as training decodes.
+
+    Returns:
+        An `ImageData` with only `test`.
+    """
+    from tfsuite.data.folder import scan_image_folder
+    from tfsuite.data.sources import Split
+
+    scan = scan_image_folder(path, class_names=class_names, name="--data")
+    split = Split(labels=np.array(scan.labels, np.int32), paths=list(scan.paths),
+                  needs_pil=list(scan.needs_pil))
+    size = tuple(data_config.image_size)
+    channels = CHANNELS[data_config.color_mode]
+    if _tf_data_decodes_files():
+        import tensorflow as tf
+
+        test = (_split_dataset(tf, split, size, channels).batch(batch_size)
+                .map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(tf.data.AUTOTUNE))
+    else:
+        from tfsuite.data.file_batches import ImageFileBatches
+
+        _require_grain()
+        test = ImageFileBatches(split.paths, split.labels, size, channels, batch_size,
+                                workers=data_config.workers)
+    return ImageData(train=None, val=None, test=test, class_names=list(class_names),
+                     num_train=0, num_val=0, num_test=len(split), image_shape=(*size, channels),
+                     skipped=list(scan.skipped))
 
 
 def _conform(images, size, channels):

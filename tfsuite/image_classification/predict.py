@@ -1,5 +1,6 @@
 """`predict`: the top classes of image files, from a run's model or an exported SavedModel."""
 
+import logging
 import os
 
 import numpy as np
@@ -10,25 +11,29 @@ from tfsuite.io import printable, read_json
 from tfsuite.run_dir import CONFIG, EXPORT_REPORT, SUMMARY
 
 NAME = "image_classification"
+logger = logging.getLogger("tfsuite")
+
+
+BATCH = 64  # images decoded and classified at a time
 
 
 def predict(task, run_dir, images, top_k=5):
-    """Top-k class names and probabilities for image files, from a run's model."""
-    from tfsuite.data.pipeline import load_image_file
-    from tfsuite.image_classification.evaluation import rank_top_k
+    """Top-k class names and probabilities for image files, from a run's model.
 
-    _check_image_files(images)
+    `images`: files, folders (read recursively) and glob patterns; unreadable files are
+    skipped with a warning (all unreadable: an error).
+    """
     summary_path = os.path.join(run_dir, SUMMARY)
+    paths = expand_image_paths(images)
     model = task.load_model(run_dir)
     class_names = read_json(summary_path)["data"]["class_names"] if os.path.isfile(
         summary_path) else [str(i) for i in range(model.output_shape[-1])]
-    top_k = max(1, min(top_k, len(class_names)))
-    batch = np.stack([load_image_file(p, task.config.data) for p in images])
     import keras
 
-    probabilities = keras.ops.convert_to_numpy(model.predict(batch.astype(np.float32),
-                                                             verbose=0))
-    return rank_top_k(images, probabilities, class_names, top_k)
+    def classify(batch):
+        return keras.ops.convert_to_numpy(model.predict_on_batch(batch))
+
+    return _rank_in_batches(paths, task.config.data, classify, class_names, top_k)
 
 
 def predict_saved_model(path, images, top_k=5):
@@ -37,11 +42,9 @@ def predict_saved_model(path, images, top_k=5):
     Image size and color mode come from the signature and the version's
     export.json; without that file, classes are shown by index.
     """
-    from tfsuite.data.pipeline import load_image_file
     from tfsuite.export.saved_model import SavedModelRunner
-    from tfsuite.image_classification.evaluation import rank_top_k
 
-    _check_image_files(images)
+    paths = expand_image_paths(images)
     info_path = os.path.join(path, EXPORT_REPORT)
     info = read_json(info_path) if os.path.isfile(info_path) else {}
     runner = SavedModelRunner(path)
@@ -57,18 +60,107 @@ def predict_saved_model(path, images, top_k=5):
     color_mode = info.get("input", {}).get("color_mode") or {1: "grayscale", 3: "rgb",
                                                               4: "rgba"}[channels]
     data = DataConfig(image_size=[height, width], color_mode=color_mode)
-    batch = np.stack([load_image_file(p, data) for p in images]).astype(np.float32)
-    probabilities = runner(batch)
-    class_names = info.get("class_names") or [str(i) for i in range(probabilities.shape[1])]
-    return rank_top_k(images, probabilities, class_names, max(1, min(top_k, len(class_names))))
+    return _rank_in_batches(paths, data, runner, info.get("class_names"), top_k)
 
 
-def _check_image_files(images):
-    for path in images:
-        if not os.path.isfile(path):
-            what = "is a folder" if os.path.isdir(path) else "not found"
-            raise user_error(f"Image file {what}", "an existing image file",
-                             f"image={printable(path)!r}")
+def expand_image_paths(specs):
+    """Image files from files, folders (recursively, image extensions only, sorted) and
+    glob patterns (`**` included), in the order given, each once."""
+    import glob
+
+    from tfsuite.data.folder import IMAGE_EXTENSIONS
+
+    paths = []
+    for spec in specs:
+        spec = os.fspath(spec)
+        if os.path.isdir(spec):
+            found = [os.path.join(folder, name)
+                     for folder, dirs, names in os.walk(spec, followlinks=True)
+                     for name in names
+                     if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")]
+            if not found:
+                raise user_error("No image files in the folder", "a folder holding files "
+                                 f"ending in {', '.join(IMAGE_EXTENSIONS)} (any depth)",
+                                 f"image={printable(spec)!r}")
+            paths += sorted(found)
+        elif os.path.isfile(spec):
+            paths.append(spec)
+        elif glob.has_magic(spec):
+            found = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            if not found:
+                raise user_error("No files match the pattern", "a glob matching image "
+                                 "files, e.g. 'photos/**/*.jpg'", f"image={printable(spec)!r}")
+            paths += found
+        else:
+            raise user_error("Image file not found", "an existing image file, folder or glob "
+                             "pattern", f"image={printable(spec)!r}")
+    return list(dict.fromkeys(paths))
+
+
+def _rank_in_batches(paths, data_config, classify, class_names, top_k):
+    """[(path, [(class name, probability), ...])] for the readable `paths`, classified
+    `BATCH` at a time by `classify` (float32 images -> probabilities); classes without
+    `class_names` are named by index."""
+    from tfsuite.data.pipeline import load_image_file
+    from tfsuite.errors import UserError
+    from tfsuite.image_classification.evaluation import rank_top_k
+    from tfsuite.progress import ProgressBar
+
+    results, skipped = [], []
+    bar = ProgressBar(len(paths), "Predicting", "img")
+    for start in range(0, len(paths), BATCH):
+        chunk, images = [], []
+        for path in paths[start:start + BATCH]:
+            try:
+                images.append(load_image_file(path, data_config))
+                chunk.append(path)
+            except UserError as e:
+                skipped.append((path, str(e)))
+        if chunk:
+            probabilities = np.asarray(classify(np.stack(images).astype(np.float32)))
+            names = class_names or [str(i) for i in range(probabilities.shape[1])]
+            results += rank_top_k(chunk, probabilities, names, max(1, min(top_k, len(names))))
+        bar.update(start + len(paths[start:start + BATCH]))
+    bar.close()
+    if not results:
+        raise user_error("Cannot read image", "a png/jpg/jpeg/bmp/gif file",
+                         f"{len(skipped)} unreadable: {skipped[0][1]}")
+    for path, reason in skipped:
+        logger.warning("Skipped %s (%s)", printable(path), reason)
+    return results
+
+
+def write_predictions(path, results):
+    """One row per image (path, then each top class and its probability) to a new .csv or
+    .json file; an existing file is never replaced."""
+    import csv
+    import json
+
+    from tfsuite.io import replacing
+
+    kind = os.path.splitext(path)[1].lower()
+    if kind not in (".csv", ".json"):
+        raise user_error("--output must be a .csv or .json file", "a path ending in .csv or "
+                         ".json", f"output={printable(path)!r}")
+    if os.path.exists(path):
+        raise user_error("--output already exists", "a new file (predictions are never "
+                         "written over a file you have)", f"output={printable(path)!r}",
+                         "Pick another name, or move that file away.")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        if kind == ".json":
+            json.dump([{"path": p, "top_k": [{"label": name, "probability": prob}
+                                             for name, prob in ranked]}
+                       for p, ranked in results], f, indent=1)
+            return
+        k = max(len(ranked) for _, ranked in results)
+        writer = csv.writer(f)
+        writer.writerow(["path", *(f"{column}_{i}" for i in range(1, k + 1)
+                                   for column in ("label", "probability"))])
+        for p, ranked in results:
+            writer.writerow([p, *(value for name, prob in ranked
+                                  for value in (name, f"{prob:.6f}"))])
 
 
 def add_predict_command(parser):
@@ -76,9 +168,13 @@ def add_predict_command(parser):
     parser.add_argument("run_dir", metavar="RUN_DIR_OR_SAVED_MODEL",
                         help="a run directory, or an export version such as "
                              "saved_models/digits/1")
-    parser.add_argument("--image", action="append", required=True, metavar="FILE",
-                        help="image file (repeatable)")
+    parser.add_argument("--image", action="extend", nargs="+", required=True,
+                        metavar="PATH", help="image files, folders (read recursively) or "
+                        "glob patterns such as 'photos/**/*.jpg' (repeatable)")
     parser.add_argument("--top-k", type=int, default=5, help="classes to show (default 5)")
+    parser.add_argument("--output", metavar="FILE.csv|FILE.json", help="write one row per "
+                        "image (path, top-k labels and probabilities) to this new file "
+                        "instead of printing each image")
     return run_predict
 
 
@@ -104,6 +200,11 @@ def run_predict(args, backends):
                              f"`render {args.run_dir} --out episode.gif`.")
         backends.start(config, args.debug)
         results = predict(get_task(config), args.run_dir, args.image, args.top_k)
+    if args.output:
+        write_predictions(args.output, results)
+        print(f"{len(results)} image{'s' * (len(results) != 1)} classified: "
+              f"{printable(args.output)}")
+        return
     for path, ranked in results:
         print(f"{printable(path)}:")
         for rank, (name, probability) in enumerate(ranked, start=1):

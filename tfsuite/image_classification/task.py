@@ -27,6 +27,10 @@ class ImageClassificationTask(Task):
     compression_methods = ("prune", "quantize", "low_rank", "distill")
     commands = {"predict": "classify image files with a run's model or an exported "
                            "SavedModel"}
+    evaluate_options = {
+        "--data": {"metavar": "FOLDER", "help": "image classification runs: score another "
+                   "class folder (its classes matched by name) into RUN_DIR/evaluation_NAME/ "
+                   "instead of the run's test split"}}
 
     # ---------------------------------------------------------------- data and model
 
@@ -147,20 +151,37 @@ class ImageClassificationTask(Task):
     # ---------------------------------------------------------------- finished runs
 
     def evaluate_run(self, run_dir, options):
-        """Test-split metrics, the per-class table (`options["quiet"]` leaves it out) and
-        the paths of evaluation/."""
+        """Test-split metrics (of another folder with `options["data"]`, written to
+        evaluation_NAME/), the per-class table (`options["quiet"]` leaves it out) and the
+        paths of what was written."""
         from tfsuite.image_classification.evaluation import evaluate
         from tfsuite.io import write_json
 
         model = self.load_model(run_dir)
-        data = self.build_inputs(augment=False)
-        out_dir = os.path.join(run_dir, EVALUATION)
-        metrics, per_class = evaluate(model, data, out_dir)
+        if options.get("data"):
+            from tfsuite.data.pipeline import build_evaluation_data
+
+            class_names = read_json(os.path.join(run_dir, SUMMARY))["data"]["class_names"]
+            data = build_evaluation_data(self.config.data, self.config.train.batch_size,
+                                         options["data"], class_names)
+            name = os.path.basename(os.path.normpath(os.path.abspath(options["data"])))
+            out_dir = os.path.join(run_dir, f"{EVALUATION}_{name}")
+        else:
+            data = self.build_inputs(augment=False)
+            out_dir = os.path.join(run_dir, EVALUATION)
+        try:
+            metrics, per_class = evaluate(model, data, out_dir)
+        finally:
+            data.close()
+        source = ""
+        if options.get("data"):
+            metrics.update(data=os.path.abspath(options["data"]), skipped_files=len(data.skipped))
+            source = f" of {options['data']} ({len(data.skipped)} files skipped)"
         write_json(os.path.join(out_dir, "metrics.json"), {"metrics": metrics,
                                                            "per_class": per_class})
+        top5 = metrics.get("test_top5_accuracy")
         lines = [f"test accuracy {metrics['test_accuracy']:.2%} on {metrics['num_evaluated']} "
-                 "images" + (f", top-5 {metrics['test_top5_accuracy']:.2%}"
-                             if "test_top5_accuracy" in metrics else "")]
+                 f"images{source}" + (f", top-5 {top5:.2%}" if top5 is not None else "")]
         if not options.get("quiet"):
             lines.append(f"{'class':<16}{'precision':>10}{'recall':>10}{'f1':>10}"
                          f"{'support':>9}")
