@@ -226,6 +226,39 @@ def test_finished_runs_are_never_overwritten(default_job, tmp_path):
     assert os.path.exists(os.path.join(work, "runs", "digits-2", "summary.json"))
 
 
+def test_a_completed_run_extends_to_more_epochs(tmp_path):
+    """3 epochs, then --set train.epochs=6 on the same run: it trains epochs 4-6 from the
+    checkpoint and scores as a 6-epoch run does; any other change is refused by name."""
+    quick = ["--set", "compress.methods=[]", "--set", "export.formats=[]", "--quiet"]
+    run_dir = str(tmp_path / "extended")
+    assert call_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=3",
+                    *quick).returncode == 0
+    extended = call_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=6",
+                        *quick)
+    assert extended.returncode == 0, extended.stderr
+    assert "(extended from epoch 3)" in extended.stdout
+    whole = call_cli("train", "digits", "--run-dir", str(tmp_path / "whole"), "--set",
+                     "train.epochs=6", *quick)
+    assert whole.returncode == 0, whole.stderr
+    summary, reference = (_read(os.path.join(d, "summary.json"))
+                          for d in (run_dir, str(tmp_path / "whole")))
+    assert summary["extended_from_epoch"] == 3 and summary["epochs_completed"] == 6
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        assert [row.split(",")[0] for row in f.read().split()[1:]] == [str(e) for e in range(6)]
+    assert abs(summary["metrics"]["test_accuracy"]
+               - reference["metrics"]["test_accuracy"]) <= 0.01
+
+    model = os.path.join(run_dir, "model.keras")
+    before = os.path.getmtime(model)
+    for changes, named in ((["train.epochs=9", "train.learning_rate=0.1"],
+                            "train.learning_rate: 0.003 -> 0.1"),
+                           (["train.epochs=4"], "train.epochs: 6 -> 4")):
+        refused = call_cli("train", "digits", "--run-dir", run_dir,
+                           *sum((["--set", c] for c in changes), []), *quick)
+        assert_user_error(refused, "completed run", named)
+    assert os.path.getmtime(model) == before
+
+
 def test_unfinished_run_with_another_config_is_refused(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -35,6 +35,9 @@ HELD_ENV = "TFSUITE_HELD_RUN_DIRS"
 # `resolve_run_dir`'s answer for a run whose training finished but whose compression or
 # export stages did not (it was interrupted): the same command finishes them.
 FINISH_STAGES = "finish stages"
+# Its answer for a completed run asked for more `train.epochs` and nothing else: training
+# continues from the last epoch's checkpoint (a truthy `resuming`).
+EXTEND = "extend"
 logger = logging.getLogger("tfsuite")
 _held = {}  # real path -> [open lock file descriptor, nesting depth, lock file]
 
@@ -107,9 +110,24 @@ def failed_stage(run_dir):
     return (read_summary(run_dir) or {}).get("failed_stage")
 
 
-def resolve_run_dir(config, run_dir=None, task_files=(), held_ok=False):
+def _extends(old, new, run_dir):
+    """Whether `new` is the completed run's config `old` with only more `train.epochs`, and
+    the run can continue: its checkpoint is there, it did not stop early, and it has no
+    fine-tuning phase (whose epochs would come before the new ones)."""
+    import dataclasses
+
+    more = new.train.epochs > old.train.epochs
+    same = dataclasses.replace(new, train=dataclasses.replace(
+        new.train, epochs=old.train.epochs)).to_dict() == old.to_dict()
+    summary = read_summary(run_dir) or {}
+    resumable = read_state(os.path.join(run_dir, CHECKPOINTS)) is not None
+    return (more and same and resumable and not summary.get("early_stopped")
+            and not old.train.fine_tune_epochs)
+
+
+def resolve_run_dir(config, run_dir=None, task_files=(), held_ok=False, extend_ok=True):
     """Chooses the run directory without writing anything; returns (run_dir, resuming):
-    resuming is False (a new run), True (resume training) or `FINISH_STAGES`.
+    resuming is False (a new run), True (resume training), `FINISH_STAGES` or `EXTEND`.
 
     Without `run_dir`, runs go to `runs/<experiment>`, or to the first of
     `runs/<experiment>-2`, `-3`, ... that is free, unfinished with the same
@@ -118,7 +136,9 @@ def resolve_run_dir(config, run_dir=None, task_files=(), held_ok=False):
     An explicit `run_dir` is used as given. An unfinished run with the same
     config and at least one completed epoch is resumed; one that stopped before
     its first epoch starts again; a finished one with the same config whose
-    compression or export did not finish gets those stages. A folder another
+    compression or export did not finish gets those stages; a finished one given
+    as `run_dir` (`extend_ok`) with a larger train.epochs and nothing else changed
+    trains on from its last epoch. A folder another
     process holds (`hold`) is refused, unless `held_ok` (a worker of a multi-worker
     job: its chief holds the folder). Nothing a user has is overwritten: a
     completed run, a run with another config, or a folder that is not a run is
@@ -129,7 +149,8 @@ def resolve_run_dir(config, run_dir=None, task_files=(), held_ok=False):
         for n in range(1, 10000):
             candidate = base if n == 1 else f"{base}-{n}"
             try:
-                chosen = resolve_run_dir(config, candidate, task_files, held_ok)
+                chosen = resolve_run_dir(config, candidate, task_files, held_ok,
+                                         extend_ok=False)
             except UserError:
                 continue  # someone's finished or different run: leave it, try the next
             # A stage that failed with an error is retried with --run-dir, not by default
@@ -149,12 +170,18 @@ def resolve_run_dir(config, run_dir=None, task_files=(), held_ok=False):
                          "a new or empty folder", f"run_dir={run_dir!r}",
                          "Choose another --run-dir; nothing was changed.")
     if is_completed(run_dir):
-        if pending_stages(config, run_dir) and not differences(
-                read_run_config(run_dir).to_dict(), config.to_dict()):
+        old = read_run_config(run_dir)
+        changed = differences(old.to_dict(), config.to_dict())
+        if pending_stages(config, run_dir) and not changed:
             return run_dir, FINISH_STAGES
-        raise user_error("The run directory holds a completed run", "a new folder",
-                         f"run_dir={run_dir!r}", "Choose another --run-dir (or leave it "
-                         "out to get a fresh one); the finished run was left as it is.")
+        if extend_ok and _extends(old, config, run_dir):
+            return run_dir, EXTEND
+        raise user_error("The run directory holds a completed run", "a new folder, or the "
+                         "run's own config with a larger train.epochs (to extend it)",
+                         f"run_dir={run_dir!r}"
+                         + (f" with {'; '.join(changed)}" if changed else ""),
+                         "Choose another --run-dir (or leave it out to get a fresh one); the "
+                         "finished run was left as it is.")
     if read_state(os.path.join(run_dir, "checkpoints")) is None:
         if not os.path.isdir(os.path.join(run_dir, "checkpoints")) or \
                 _entries(run_dir) - RUN_FILES - set(task_files):

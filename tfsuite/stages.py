@@ -17,8 +17,8 @@ from tfsuite.config import write_config
 from tfsuite.errors import UserError, disk_full_as_user_error
 from tfsuite.io import read_json, write_json
 from tfsuite.models.saving import save_model
-from tfsuite.run_dir import (CONFIG, CURVES, EVALUATION, EXPORT_REPORT, FINISH_STAGES, MODEL,
-                             SUMMARY, RunDirInUse, hold, make_run_dir, pending_stages,
+from tfsuite.run_dir import (CONFIG, CURVES, EVALUATION, EXPORT_REPORT, EXTEND, FINISH_STAGES,
+                             MODEL, SUMMARY, RunDirInUse, hold, make_run_dir, pending_stages,
                              resolve_run_dir, space_needed, start_run_dir)
 from tfsuite.task import get_task
 
@@ -122,6 +122,8 @@ def _fit_and_save(config, run_dir, resuming, task, runtime, data, started, quiet
         task.print_start(run_dir, runtime, data, resuming)
     fitted = task.fit(run_dir, runtime, data, quiet)
     model = fitted.model
+    extended_from = read_json(os.path.join(run_dir, SUMMARY))["epochs_completed"] if (
+        resuming == EXTEND) else None
     save_model(task.model_to_save(model, data), os.path.join(run_dir, MODEL))
     task.plot_training(fitted, data, os.path.join(run_dir, CURVES))
     metrics = task.evaluate_model(model, data, os.path.join(run_dir, EVALUATION))
@@ -131,6 +133,7 @@ def _fit_and_save(config, run_dir, resuming, task, runtime, data, started, quiet
         "status": "completed",
         "run_dir": os.path.abspath(run_dir),
         **fitted.info,
+        **({"extended_from_epoch": extended_from} if extended_from is not None else {}),
         # This process plus the training time of earlier, interrupted processes.
         "wall_seconds": round(fitted.earlier_seconds + time.perf_counter() - started, 2),
         "metrics": {**metrics, **fitted.metrics},

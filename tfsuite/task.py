@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 from tfsuite.config import register_schema
 from tfsuite.errors import user_error
+from tfsuite.run_dir import EXTEND
 
 _TASKS = {}
 
@@ -154,7 +155,8 @@ class Task:
 
     def print_start(self, run_dir, runtime, data, resuming):
         print(f"tfsuite: experiment '{self.config.name}' -> {run_dir}"
-              + (" (resuming)" if resuming else ""), flush=True)
+              + (" (extending the completed run)" if resuming == EXTEND
+                 else " (resuming)" if resuming else ""), flush=True)
 
     def fit(self, run_dir, runtime, data, quiet):
         """Trains (or resumes) with the shared `Trainer`; returns `Fitted`."""

@@ -125,7 +125,9 @@ class ImageClassificationTask(Task):
         resumed = summary["resumed_from_epoch"]
         epochs = summary["epochs_completed"]
         lines = [f"Done: {summary['experiment']} - {line} - {epochs} epoch{'s' * (epochs != 1)}"
-                 + (f" (resumed after epoch {resumed})" if resumed else "")
+                 + (f" (extended from epoch {summary['extended_from_epoch']})"
+                    if summary.get("extended_from_epoch")
+                    else f" (resumed after epoch {resumed})" if resumed else "")
                  + f" - {summary['wall_seconds']:.0f}s - "
                  f"{summary['images_per_second'] or 0:.0f} img/s"]
         scaling = summary.get("scaling")
