@@ -36,20 +36,47 @@ def _save(fig, path, title=None):
     return path
 
 
-def plot_history(history, path, title=None):
-    """Loss and metric curves, train against validation, one panel per metric."""
+def plot_history(history, path, title=None, best_epoch=None, model_epoch=None, phases=()):
+    """Loss and metric curves, train against validation, one panel per metric, and the
+    learning rate per epoch in a last panel (log scale).
+
+    Args:
+        best_epoch: the best epoch by the monitored metric, marked on every panel.
+        model_epoch: the epoch whose weights the saved model holds, named in the legend.
+        phases: (first epoch, name) of each training phase after the first (e.g. the
+            fine-tuning epochs), marked where it starts.
+    """
     plt = _pyplot()
     names = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.8), squeeze=False)
-    for ax, name in zip(axes[0], names):
-        epochs = np.arange(1, len(history[name]) + 1)
-        ax.plot(epochs, history[name], label="train")
-        if "val_" + name in history:
-            ax.plot(epochs, history["val_" + name], label="validation")
+    rates = [r for r in history.get("learning_rate", []) if r is not None]
+    panels = names + (["learning_rate"] if rates else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], panels):
+        # A run resumed from a version that kept no rates has them for its last epochs only.
+        epochs = np.arange(len(history[names[0]]) - len(history[name]) + 1,
+                           len(history[names[0]]) + 1)
+        if name == "learning_rate":
+            ax.plot(epochs, history[name], color="tab:green", label="learning rate")
+            if min(rates) > 0:
+                ax.set_yscale("log")
+        else:
+            ax.plot(epochs, history[name], label="train")
+            if "val_" + name in history:
+                ax.plot(epochs, history["val_" + name], label="validation")
+        for start, phase in phases:
+            ax.axvline(start - 0.5, color="grey", linewidth=1)
+            ax.annotate(phase, (start - 0.5, 1), xycoords=("data", "axes fraction"),
+                        xytext=(3, -12), textcoords="offset points", fontsize=8,
+                        color="grey")
+        if best_epoch is not None:
+            held = " (the saved model)" if model_epoch == best_epoch else ""
+            ax.axvline(best_epoch, color="tab:red", linestyle="--", linewidth=1,
+                       label=f"best: epoch {best_epoch}{held}")
         ax.set_xlabel("epoch")
-        ax.set_title(name)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_title(name.replace("_", " "))
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     return _save(fig, path, title)
 
 

@@ -174,7 +174,14 @@ class Task:
         if fitted.history:
             from tfsuite.plots import plot_history
 
-            plot_history(fitted.history, path, title=self.config.name)
+            train = self.config.train
+            model_epoch = fitted.info.get("model_epoch")
+            plot_history(fitted.history, path,
+                         title=f"{self.config.name}: the saved model holds epoch {model_epoch}"
+                         if model_epoch else self.config.name,
+                         best_epoch=fitted.info.get("best_epoch"), model_epoch=model_epoch,
+                         phases=[(train.epochs + 1, "fine-tuning")]
+                         if train.fine_tune_epochs else [])
 
     def evaluate_model(self, model, data, out_dir):
         """Scores the trained model on the test split; writes `out_dir`; returns metrics."""
@@ -303,8 +310,12 @@ def fitted_by(trainer, model):
                         "epochs_planned": trainer.total_epochs,
                         "resumed_from_epoch": info["resumed_from_epoch"],
                         "early_stopped": info["early_stopped"],
-                        "best_epoch": info["best_epoch"]},
-                  metrics={f"final_{k}": round(v[-1], 6) for k, v in history.items() if v},
+                        "best_epoch": info["best_epoch"],
+                        # Which weights model.keras holds (train.restore_best).
+                        "restore_best": trainer.restore_best,
+                        "model_epoch": trainer.model_epoch()},
+                  metrics={f"final_{k}": round(v[-1], 6) for k, v in history.items()
+                           if v and k != "learning_rate"},
                   history=history, earlier_seconds=info["earlier_wall_seconds"],
                   throughput=info["images_per_second"], trainer=trainer)
 

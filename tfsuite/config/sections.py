@@ -89,6 +89,9 @@ class TrainConfig:
     ema: bool = False  # keep an exponential moving average of the weights
     ema_momentum: float = 0.99
     early_stopping_patience: int = 0  # 0 disables early stopping
+    # model.keras holds the best epoch's weights (by `monitor`) instead of the last epoch's;
+    # null: with early stopping only. summary.json says which (model_epoch).
+    restore_best: Optional[bool] = None
     monitor: str = "val_accuracy"
     fine_tune_epochs: int = 0  # epochs after unfreezing model.fine_tune_layers
     fine_tune_learning_rate: float = 1e-5

@@ -188,6 +188,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.model.save_weights(weights)
         for key, value in logs.items():
             self.state["history"].setdefault(key, []).append(float(value))
+        # The rate each epoch ended with, for the curves' learning-rate panel.
+        self.state["history"].setdefault("learning_rate", []).append(
+            current_learning_rate(self.model.optimizer))
         value = logs.get(self.monitor)
         if value is not None and self._better(value):
             self.state["best"], self.state["best_epoch"] = float(value), epoch + 1

@@ -55,6 +55,13 @@ class Trainer:
     def total_epochs(self):
         return self.config.train.epochs + self.config.train.fine_tune_epochs
 
+    @property
+    def restore_best(self):
+        """Whether the model ends with the best epoch's weights (`train.restore_best`)."""
+        train = self.config.train
+        return train.early_stopping_patience > 0 if train.restore_best is None \
+            else train.restore_best
+
     def _phases(self):
         train = self.config.train
         phases = [("train", 0, train.epochs, train.learning_rate)]
@@ -104,7 +111,7 @@ class Trainer:
                 best_weights_file=os.path.join(self.resume_dir, "best.weights.h5"),
                 patience=self.config.train.early_stopping_patience,
                 mode="min" if "loss" in self._monitor(data) else "max",
-                restore_best_weights=True)
+                restore_best_weights=self.restore_best)
             callbacks.append(self.early_stopping)
         else:
             self.early_stopping = None
@@ -174,7 +181,25 @@ class Trainer:
             self._check_diverged()
             if self.early_stopping is not None and self.early_stopping.stopped_epoch:
                 break
+        if self.early_stopping is None:  # early stopping restores the best weights itself
+            self._restore_best(model)
         return model
+
+    def _restore_best(self, model):
+        """Loads the best epoch's checkpoint into `model` when `restore_best` asks for it."""
+        state = self.state or {}
+        best = state.get("best_epoch")
+        path = os.path.join(self.resume_dir, "best.weights.h5")
+        if self.restore_best and best not in (None, state.get("epochs_completed")) \
+                and os.path.isfile(path):
+            model.load_weights(path)
+
+    def model_epoch(self):
+        """The epoch whose weights the trained model holds."""
+        state = self.state or {}
+        best = state.get("best_epoch")
+        return best if self.restore_best and best is not None else state.get(
+            "epochs_completed", 0)
 
     def _check_diverged(self):
         if not self.nan_guard.triggered:
