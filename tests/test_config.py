@@ -12,10 +12,11 @@ pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (RE
 
 def test_shipped_experiments_all_load():
     experiments = list_experiments()
-    assert {"digits", "digits_mlp", "image_folder", "resnet50"} <= set(experiments)
+    assert {"digits", "digits_mlp", "image_folder", "image_folder_transfer",
+            "resnet50"} <= set(experiments)
     for name, description in experiments.items():
         assert description, name
-        if name in ("image_folder", "resnet50"):  # need a data path from the user
+        if name in ("image_folder", "image_folder_transfer", "resnet50"):  # need a data path
             config = load_config(name, overrides=["data.source=synthetic"])
         elif name in ("translation", "movielens"):  # a corpus / ratings file from the user
             config = load_config(name, overrides=["data.path=data.tsv"])

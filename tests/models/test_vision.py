@@ -6,7 +6,7 @@ import pytest
 
 from tfsuite.config import AugmentConfig, ModelConfig
 from tfsuite.errors import UserError
-from tfsuite.models.vision import (RESNET50_NOTOP, build_classifier, resolve_resnet50_weights,
+from tfsuite.models.vision import (APPLICATIONS, build_classifier, resolve_weights,
                                    set_trainable_layers)
 from tfsuite.models.saving import load_run_model
 
@@ -97,13 +97,29 @@ def test_resnet50_weights_from_a_local_file_and_freezing(tmp_path):
 
 
 def test_imagenet_weights_offline_say_where_to_put_the_file(tmp_path, monkeypatch):
+    """Not in the Keras cache and no network (a proxy that refuses): the error names the file
+    and where to put it; once the file is in the cache it is used, without the network."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens: refused
+    file_name = APPLICATIONS["resnet50"][1]
     with pytest.raises(UserError) as e:
-        resolve_resnet50_weights("imagenet")
-    assert RESNET50_NOTOP in str(e.value) and str(tmp_path) in str(e.value)
+        resolve_weights("resnet50", "imagenet")
+    assert file_name in str(e.value) and str(tmp_path) in str(e.value)
     os.makedirs(tmp_path / "models")
-    (tmp_path / "models" / RESNET50_NOTOP).write_bytes(b"")
-    assert resolve_resnet50_weights("imagenet").endswith(RESNET50_NOTOP)
+    (tmp_path / "models" / file_name).write_bytes(b"")
+    assert resolve_weights("resnet50", "imagenet").endswith(file_name)
+
+
+@pytest.mark.parametrize("name", ["efficientnetv2b0", "mobilenetv3small"])
+def test_transfer_backbones_take_raw_images(name):
+    """They preprocess inside the keras.applications model: raw 0..255 images in."""
+    model = build_classifier(ModelConfig(name=name), AugmentConfig(), (32, 32, 3), 3)
+    assert model.get_layer("backbone") is not None
+    out = model.predict(np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)), verbose=0)
+    assert out.shape == (2, 3) and np.allclose(out.sum(axis=1), 1, atol=1e-5)
+    set_trainable_layers(model, 4)
+    unfrozen = [l for l in model.get_layer("backbone").layers if l.trainable and l.weights]
+    assert 0 < len(unfrozen) <= 4
 
 
 def test_resnet50_needs_rgb():

@@ -24,7 +24,8 @@ from tfsuite.config.checks import require, validate_core
 from tfsuite.config.parsing import (apply_overrides, build, check_types, flatten, merge,
                                     parse_override, read_yaml, read_yaml_file, type_error,
                                     shown, valid_keys)
-from tfsuite.config.sections import (CHOICES, COMPRESS_METHODS, EXPORT_FORMATS,
+from tfsuite.config.sections import (APPLICATION_MODELS, CHOICES, COMPRESS_METHODS,
+                                     EXPORT_FORMATS,
                                      FILL_MODES, IMAGE_SOURCES, INTERPOLATIONS, MONITORS,
                                      OPTIMIZERS, PATH, QUANTIZATIONS, SCHEDULES, STRATEGIES,
                                      TENSORRT_PRECISIONS, AugmentConfig, CompressConfig,
@@ -42,7 +43,7 @@ __all__ = [
     "AugmentConfig", "DataConfig", "ModelConfig", "TrainConfig", "RuntimeConfig",
     "ExportConfig", "CompressConfig", "register_export_format",
     # accepted values
-    "CHOICES", "COMPRESS_METHODS", "EXPORT_FORMATS", "FILL_MODES", "IMAGE_SOURCES",
+    "APPLICATION_MODELS", "CHOICES", "COMPRESS_METHODS", "EXPORT_FORMATS", "FILL_MODES", "IMAGE_SOURCES",
     "INTERPOLATIONS", "MONITORS", "OPTIMIZERS", "QUANTIZATIONS", "SCHEDULES", "STRATEGIES",
     "TENSORRT_PRECISIONS"]
 
@@ -293,7 +294,7 @@ _READ_ONLY_BY = {
     "data.num_classes": ("data.source", ("synthetic",), "synthetic data's classes"),
     "data.num_examples": ("data.source", ("synthetic",), "synthetic data's size"),
     "model.width": ("model.name", ("cnn", "resnet"), "the width of tfsuite's own CNNs"),
-    "model.weights": ("model.name", ("resnet50",), "keras.applications weights"),
+    "model.weights": ("model.name", APPLICATION_MODELS, "keras.applications weights"),
 }
 
 

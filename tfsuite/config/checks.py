@@ -6,7 +6,8 @@ import os
 import re
 
 from tfsuite.config.parsing import shown
-from tfsuite.config.sections import COMPRESS_METHODS, EXPORT_FORMATS, MONITORS, NAME
+from tfsuite.config.sections import (APPLICATION_MODELS, COMPRESS_METHODS, EXPORT_FORMATS,
+                                     MONITORS, NAME)
 from tfsuite.errors import user_error
 
 
@@ -68,9 +69,9 @@ def _validate_model(model, data, check_files):
     require(model.l2 >= 0, "model.l2", "a value >= 0", model.l2)
     require(model.fine_tune_layers >= 0, "model.fine_tune_layers", "an int >= 0",
              model.fine_tune_layers)
-    if model.name == "resnet50":
+    if model.name in APPLICATION_MODELS:
         require(min(data.image_size) >= 32, "data.image_size", "[height, width], each >= 32 "
-                 "for ResNet-50", list(data.image_size))
+                 f"for {model.name}", list(data.image_size))
     if check_files and model.weights not in (None, "imagenet"):
         require(os.path.isfile(model.weights), "model.weights",
                  "null, 'imagenet' or an existing weights file", model.weights)

@@ -9,6 +9,10 @@ PATH = {"path": True}  # field metadata: a path made absolute, so config.yaml wo
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
+# The keras.applications backbones (tfsuite.models.vision.APPLICATIONS builds them).
+APPLICATION_MODELS = ("resnet50", "efficientnetv2b0", "mobilenetv3large", "mobilenetv3small")
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """ImageDataGenerator-style augmentation; keys and units as in Keras 2."""
@@ -60,8 +64,9 @@ class DataConfig:
 class ModelConfig:
     """Which network to build; preprocessing is added to match it."""
 
-    name: str = "cnn"  # mlp, cnn, resnet, resnet50
-    weights: Optional[str] = None  # None, "imagenet" or a local .h5/.weights.h5 file
+    name: str = "cnn"  # mlp, cnn, resnet; keras.applications: resnet50, efficientnetv2b0,
+    # mobilenetv3large, mobilenetv3small
+    weights: Optional[str] = None  # None, "imagenet" (Keras cache, else downloaded) or a file
     width: int = 32  # base number of filters (cnn, resnet)
     dropout: float = 0.0
     l2: float = 0.0  # L2 penalty on kernels
@@ -112,7 +117,7 @@ class RuntimeConfig:
     model_parallel_layers: List[str] = field(default_factory=list)  # names or regexes of the
     # layers whose kernels are sharded; empty: every Dense, EinsumDense and Embedding layer
     model_parallel_min_params: int = 4096  # smaller kernels stay replicated
-    precision: str = "float32"  # float32, mixed_float16, mixed_bfloat16
+    precision: str = "float32"  # float32, mixed_float16, mixed_bfloat16, auto (bf16 on a GPU)
     seed: int = 42
     deterministic: bool = False  # op determinism, at some speed cost
     gpu_memory_growth: bool = True
@@ -191,12 +196,12 @@ CHOICES = {
     "data.augment_on": ("auto", "host", "device"),
     "data.augment.fill_mode": FILL_MODES,
     "data.augment.interpolation": INTERPOLATIONS,
-    "model.name": ("mlp", "cnn", "resnet", "resnet50"),
+    "model.name": ("mlp", "cnn", "resnet", *APPLICATION_MODELS),
     "train.optimizer": OPTIMIZERS,
     "train.schedule": SCHEDULES,
     "runtime.backend": ("auto", "tensorflow", "jax", "torch"),
     "runtime.strategy": STRATEGIES,
-    "runtime.precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+    "runtime.precision": ("float32", "mixed_float16", "mixed_bfloat16", "auto"),
     "export.tensorrt_precision": TENSORRT_PRECISIONS,
     "compress.pruning_backend": ("native", "tfmot"),
     "compress.pruning_schedule": ("polynomial_decay", "constant"),

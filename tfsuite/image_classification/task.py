@@ -76,6 +76,11 @@ class ImageClassificationTask(Task):
     def prepare(self, runtime, run_dir, resuming):
         import dataclasses
 
+        from tfsuite.models.vision import resolve_weights
+
+        # Pretrained weights come first: into the Keras cache (downloaded where the network
+        # allows), or a clear error before anything is written.
+        resolve_weights(self.config.model.name, self.config.model.weights)
         data = self.build_inputs(drop_remainder=runtime.needs_full_batches, in_model=True)
         data = dataclasses.replace(data, train=runtime.shard_dataset(data.train),
                                    val=runtime.shard_dataset(data.val))

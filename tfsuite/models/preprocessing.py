@@ -47,10 +47,13 @@ def build_preprocessing(model_name, augment_config, feature_mean=None, feature_v
     Small models get `rescale` (default 1/255) then, when the augmentation
     config asks for it, feature-wise centering and std normalization with
     statistics from the training data, as `ImageDataGenerator.standardize`.
-    ResNet-50 gets its own `preprocess_input` (caffe mode).
+    ResNet-50 gets its own `preprocess_input` (caffe mode); EfficientNetV2 and MobileNetV3
+    preprocess inside their keras.applications models.
     """
     if model_name == "resnet50":
         return [ImageNetPreprocessing("caffe", name="imagenet_preprocessing")]
+    if model_name.startswith(("efficientnetv2", "mobilenetv3")):
+        return []  # their keras.applications models take 0..255 and preprocess themselves
     rescale = augment_config.rescale if augment_config.rescale is not None else 1.0 / 255.0
     layers = [keras.layers.Rescaling(rescale, name="rescale")]
     center = augment_config.featurewise_center

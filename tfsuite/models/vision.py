@@ -1,4 +1,5 @@
-"""Image classifiers: the classic MLP, a small CNN, a small ResNet, ResNet-50.
+"""Image classifiers: the classic MLP, a small CNN, a small ResNet, and keras.applications
+backbones (ResNet-50, EfficientNetV2-B0, MobileNetV3), from scratch or ImageNet weights.
 
 Every model takes raw images (float 0..255) of the configured size, applies its
 own preprocessing, and ends in a float32 softmax, so mixed precision never
@@ -15,9 +16,20 @@ from tfsuite.errors import user_error
 from tfsuite.models.batch_norm import use_one_pass_statistics, without_biases_before_batch_norm
 from tfsuite.models.preprocessing import build_preprocessing
 
-RESNET50_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-RESNET50_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
-                + RESNET50_NOTOP)
+KERAS_WEIGHTS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+# The keras.applications backbones: (constructor, its ImageNet weights without the top
+# (the file keras.applications reads from the Keras cache), the folder it downloads from).
+APPLICATIONS = {
+    "resnet50": ("ResNet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 "resnet/"),
+    "efficientnetv2b0": ("EfficientNetV2B0", "efficientnetv2-b0_notop.h5", "efficientnet_v2/"),
+    "mobilenetv3large": ("MobileNetV3Large",
+                         "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
+                         "mobilenet_v3/"),
+    "mobilenetv3small": ("MobileNetV3Small",
+                         "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
+                         "mobilenet_v3/"),
+}
 
 
 def _regularizer(l2):
@@ -77,37 +89,53 @@ def build_resnet_base(x, config):
     return layers.GlobalAveragePooling2D(name="avg_pool")(x)
 
 
-def resolve_resnet50_weights(weights):
-    """None, a local file, or "imagenet" from the Keras cache (never downloads)."""
-    if weights is None or weights != "imagenet":
+def resolve_weights(model_name, weights):
+    """None, a local file, or "imagenet": the file in the Keras cache, downloaded there by
+    Keras first where the network allows. Offline, a clear error (called before the run
+    folder is written)."""
+    if weights != "imagenet":
         return weights
+    if model_name not in APPLICATIONS:
+        raise user_error("ImageNet weights exist for the keras.applications backbones only",
+                         f"model.name one of {sorted(APPLICATIONS)}",
+                         f"model.name={model_name!r} with model.weights='imagenet'",
+                         "Leave model.weights out to train from scratch.")
+    _, file_name, folder = APPLICATIONS[model_name]
     cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models")
-    path = os.path.join(cache, RESNET50_NOTOP)
-    if not os.path.isfile(path):
-        raise user_error("ImageNet weights for ResNet-50 are not in the Keras cache",
-                         f"the file {path}", "model.weights='imagenet'",
-                         f"Download {RESNET50_URL} where there is network and put it there, "
-                         "or pass a local file with --set model.weights=/path/to/file.h5.")
-    return path
+    path = os.path.join(cache, file_name)
+    if os.path.isfile(path):
+        return path
+    try:
+        return keras.utils.get_file(file_name, KERAS_WEIGHTS + folder + file_name,
+                                    cache_subdir="models")
+    except Exception as e:  # Keras wraps every network failure in a bare Exception
+        raise user_error(f"ImageNet weights for {model_name} are not in the Keras cache and "
+                         "could not be downloaded", f"the file {path}",
+                         f"model.weights='imagenet' ({str(e)[:200]})",
+                         f"Download {KERAS_WEIGHTS + folder + file_name} where there is "
+                         "network and put it there, or pass a local file with --set "
+                         "model.weights=/path/to/file.h5.") from None
 
 
-def build_resnet50_base(x, config):
-    """keras.applications.ResNet50 without its top, as one sub-model named "backbone".
+def build_application_base(x, config):
+    """A keras.applications backbone without its top, as one sub-model named "backbone".
 
-    Trained from scratch, its convolutions have no bias (each feeds a batch norm,
-    which cancels it), as in torchvision and the reference implementations.
+    ResNet-50 trained from scratch has no bias in its convolutions (each feeds a batch
+    norm, which cancels it), as in torchvision and the reference implementations.
     """
-    weights = resolve_resnet50_weights(config.weights)
-    backbone = keras.applications.ResNet50(include_top=False, weights=weights,
-                                           input_shape=tuple(x.shape[1:]), pooling="avg")
-    if weights is None:
+    constructor = getattr(keras.applications, APPLICATIONS[config.name][0])
+    weights = resolve_weights(config.name, config.weights)
+    options = {"include_preprocessing": True} if config.name != "resnet50" else {}
+    backbone = constructor(include_top=False, weights=weights, input_shape=tuple(x.shape[1:]),
+                           pooling="avg", **options)
+    if weights is None and config.name == "resnet50":
         backbone = without_biases_before_batch_norm(backbone)
     backbone.name = "backbone"
     return backbone(x)
 
 
 BASES = {"mlp": build_mlp_base, "cnn": build_cnn_base, "resnet": build_resnet_base,
-         "resnet50": build_resnet50_base}
+         **{name: build_application_base for name in APPLICATIONS}}
 
 
 def build_classifier(model_config, augment_config, image_shape, num_classes,
@@ -131,8 +159,8 @@ def build_classifier(model_config, augment_config, image_shape, num_classes,
     Returns:
         A functional `keras.Model` ending in a float32 softmax named "predictions".
     """
-    if model_config.name == "resnet50" and image_shape[-1] != 3:
-        raise user_error("ResNet-50 needs RGB images", "data.color_mode='rgb'",
+    if model_config.name in APPLICATIONS and image_shape[-1] != 3:
+        raise user_error(f"{model_config.name} needs RGB images", "data.color_mode='rgb'",
                          f"data.color_mode with {image_shape[-1]} channel(s)")
     inputs = keras.Input(shape=tuple(image_shape), name="image")
     x = inputs

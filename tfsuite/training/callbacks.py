@@ -39,8 +39,10 @@ class ProgressLogger(keras.callbacks.Callback):
     Also records epoch times and throughput for the summary.
     """
 
-    def __init__(self, total_epochs, num_examples, stream=None, quiet=False, unit="img"):
+    def __init__(self, total_epochs, num_examples, stream=None, quiet=False, unit="img",
+                 phase=None):
         super().__init__()
+        self.phase = phase or (lambda epoch: None)  # epoch index -> its phase's name, if any
         self.unit = unit  # what an example is: img, or sentences for translation
         self.total_epochs = total_epochs
         self.num_examples = num_examples
@@ -51,8 +53,12 @@ class ProgressLogger(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
         steps = (self.params or {}).get("steps") or 1
-        self.bar = ProgressBar(steps, f"Epoch {epoch + 1}/{self.total_epochs}", self.unit,
-                               self.num_examples / steps, self.stream, enabled=not self.quiet)
+        self.bar = ProgressBar(steps, self._label(epoch), self.unit, self.num_examples / steps,
+                               self.stream, enabled=not self.quiet)
+
+    def _label(self, epoch):
+        phase = self.phase(epoch)
+        return f"Epoch {epoch + 1}/{self.total_epochs}" + (f" ({phase})" if phase else "")
 
     def on_train_batch_end(self, batch, logs=None):
         if self.bar.due():  # reading the loss waits for its step: only when drawing
@@ -68,7 +74,7 @@ class ProgressLogger(keras.callbacks.Callback):
         logs = dict(logs or {})
         logs["learning_rate"] = current_learning_rate(self.model.optimizer)
         rate = self.num_examples / seconds if seconds > 0 else float("nan")
-        print(f"Epoch {epoch + 1}/{self.total_epochs} - {seconds:.1f}s - {rate:.0f} {self.unit}/s - "
+        print(f"{self._label(epoch)} - {seconds:.1f}s - {rate:.0f} {self.unit}/s - "
               f"{_format_logs(logs)}", file=self.stream, flush=True)
 
     def images_per_second(self):

@@ -321,11 +321,14 @@ def setup_runtime(runtime_config):
     keras.utils.set_random_seed(runtime_config.seed)
     if runtime_config.deterministic and tf is not None:
         tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_dtype_policy(runtime_config.precision)
     has_gpu = _has_gpu(tf, backend)
-    if runtime_config.precision != "float32" and not has_gpu:
+    precision = runtime_config.precision
+    if precision == "auto":  # bfloat16 pays off on accelerators only
+        precision = "mixed_bfloat16" if has_gpu else "float32"
+    keras.mixed_precision.set_dtype_policy(precision)
+    if precision != "float32" and not has_gpu:
         logger.warning("runtime.precision=%s on a CPU: it runs, but slower than float32.",
-                       runtime_config.precision)
+                       precision)
     if strategy is not None:
         name = "multi_worker"
     else:
@@ -334,7 +337,7 @@ def setup_runtime(runtime_config):
                                      runtime_config.model_parallel_layers):
         logger.warning("runtime.mesh_shape and runtime.model_parallel_layers apply to "
                        "runtime.strategy=model_parallel only; this run uses %s.", name)
-    runtime = Runtime(backend, name, strategy, 1, runtime_config.precision, devices, has_gpu,
+    runtime = Runtime(backend, name, strategy, 1, precision, devices, has_gpu,
                       cluster=cluster, config=runtime_config)
     _distribute(runtime, runtime_config)
     return runtime

@@ -70,6 +70,16 @@ class Trainer:
                            train.fine_tune_learning_rate))
         return phases
 
+    def _phase_name(self, epoch):
+        """What epoch index `epoch` trains, when the run has a fine-tuning phase."""
+        train = self.config.train
+        if not train.fine_tune_epochs:
+            return None
+        if epoch >= train.epochs:
+            return "fine-tuning"
+        return "head, base frozen" if getattr(self.config.model, "freeze_base", False) \
+            else "before fine-tuning"
+
     def _compile(self, task, model, steps_per_epoch, phase_epochs, learning_rate, num_classes):
         optimizer = get_optimizer(self.config.train, steps_per_epoch, phase_epochs,
                                   learning_rate=learning_rate)
@@ -88,7 +98,8 @@ class Trainer:
         started = time.perf_counter()
         self.nan_guard = NanGuard()
         self.progress = ProgressLogger(self.total_epochs, self._images_per_epoch(data),
-                                       quiet=self.quiet, unit=getattr(data, "unit", "img"))
+                                       quiet=self.quiet, unit=getattr(data, "unit", "img"),
+                                       phase=self._phase_name)
         checkpoint = ResumableCheckpoint(
             self.checkpoint_dir, monitor=self._monitor(data), nan_guard=self.nan_guard,
             state=self.state, extra_state=lambda: {
