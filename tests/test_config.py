@@ -65,7 +65,7 @@ def test_unknown_key_lists_valid_keys_and_suggests():
     ("train.epochs=2.5", "Expected int"),
     ("train.epochs=0", "train.epochs"),
     ("data.augment.horizontal_flip=3", "Expected bool"),
-    ("model.name=vgg16", "one of ['mlp', 'cnn', 'resnet', 'resnet50']"),
+    ("model.name=vgg16", "one of ['mlp', 'cnn', 'resnet', 'resnet50', 'efficientnetv2b0'"),
     ("data.image_size=[32]", "data.image_size"),
     ("data.validation_split=0.85", "data.test_split"),
     ("data.augment.zoom_range=[1.2, 0.8]", "zoom_range"),
