@@ -57,3 +57,16 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
 def test_every_notebook_has_small_parameters():
     assert {os.path.basename(p) for p in NOTEBOOKS} == set(SMALL)
     assert any(p.endswith("01_image_classification.ipynb") for p in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_notebooks_ship_with_their_outputs(path):
+    """A reader sees the curves and tables without running anything (notebooks/execute.py
+    writes them), in files small enough to review."""
+    notebook = nbformat.read(path, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    outputs = [o for cell in code for o in cell.outputs]
+    assert all(cell.execution_count for cell in code), "every code cell ran"
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert os.path.getsize(path) < 1_500_000
