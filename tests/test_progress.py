@@ -37,6 +37,16 @@ def test_bar_draws_on_a_terminal_only():
     assert terminal.getvalue().endswith("\r\x1b[K")  # cleared for the epoch's line
 
 
+def test_quiet_silences_bars_for_that_command_only():
+    from tfsuite.cli import main
+
+    assert main(["list", "--quiet"]) == 0
+    terminal = TerminalText()
+    bar = ProgressBar(10, "x", stream=terminal, interval=0)
+    bar.update(1)
+    assert terminal.getvalue()  # a later call in this process (a notebook, a test) draws
+
+
 def test_bar_redraws_at_most_once_per_interval():
     terminal = TerminalText()
     bar = ProgressBar(1000, "x", stream=terminal, interval=60)

@@ -287,6 +287,15 @@ def run_and_exit():
 
 
 def main(argv=None):
+    from tfsuite import progress
+
+    try:
+        return _main(argv)
+    finally:
+        progress.silence(False)  # a notebook or test calling main again starts with bars
+
+
+def _main(argv):
     argv = _shorthand(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     if args.command is None:

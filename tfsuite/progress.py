@@ -78,10 +78,11 @@ class ProgressBar:
         self.updates += 1
         elapsed = now - self.started
         rate = done * self.per_count / elapsed if elapsed > 0 else 0.0
-        left = (self.total - done) * elapsed / done if done else None
+        left = max(0, self.total - done) * elapsed / done if done else None
         width = shutil.get_terminal_size((100, 20)).columns
         count = f"{done:>{len(str(self.total))}}/{self.total}"
-        tail = (f" {rate:,.0f} {self.unit}/s - ETA {format_seconds(left) if left is not None else '?'}"
+        eta = format_seconds(left) if left is not None else "?"
+        tail = (f" {rate:,.0f} {self.unit}/s - ETA {eta}"
                 + (f" - {text}" if text else ""))
         bar_width = max(10, min(30, width - len(self.label) - len(count) - len(tail) - 6))
         filled = min(bar_width, int(bar_width * done / self.total))

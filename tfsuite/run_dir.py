@@ -96,6 +96,10 @@ def is_completed(run_dir):
     return (read_summary(run_dir) or {}).get("status") == "completed"
 
 
+EXTENDING = "extending"  # summary.json's status while a completed run trains more epochs:
+# interrupted there, the run is an unfinished one (the same command resumes it).
+
+
 def pending_stages(config, run_dir):
     """The stages chained after training (`compress.methods`, then `export`) that a finished
     run has not done: summary.json records each compression, export.json the export."""
@@ -110,19 +114,23 @@ def failed_stage(run_dir):
     return (read_summary(run_dir) or {}).get("failed_stage")
 
 
-def _extends(old, new, run_dir):
-    """Whether `new` is the completed run's config `old` with only more `train.epochs`, and
-    the run can continue: its checkpoint is there, it did not stop early, and it has no
-    fine-tuning phase (whose epochs would come before the new ones)."""
+def _extension_refused(old, new, run_dir):
+    """Why the completed run (config `old`) cannot be extended to `new`: None when it can
+    (`new` is `old` with only a larger `train.epochs`, and the run can continue), "" when
+    `new` asks for more than an extension, else the reason."""
     import dataclasses
 
-    more = new.train.epochs > old.train.epochs
     same = dataclasses.replace(new, train=dataclasses.replace(
         new.train, epochs=old.train.epochs)).to_dict() == old.to_dict()
-    summary = read_summary(run_dir) or {}
-    resumable = read_state(os.path.join(run_dir, CHECKPOINTS)) is not None
-    return (more and same and resumable and not summary.get("early_stopped")
-            and not old.train.fine_tune_epochs)
+    if not same or new.train.epochs <= old.train.epochs:
+        return ""
+    if read_state(os.path.join(run_dir, CHECKPOINTS)) is None:
+        return "it keeps no checkpoint to continue from (a DQN run trains again)"
+    if (read_summary(run_dir) or {}).get("early_stopped"):
+        return "it stopped early: more epochs would not train"
+    if old.train.fine_tune_epochs:
+        return "its fine-tuning phase would come before the new epochs"
+    return None
 
 
 def resolve_run_dir(config, run_dir=None, task_files=(), held_ok=False, extend_ok=True):
@@ -174,12 +182,14 @@ def resolve_run_dir(config, run_dir=None, task_files=(), held_ok=False, extend_o
         changed = differences(old.to_dict(), config.to_dict())
         if pending_stages(config, run_dir) and not changed:
             return run_dir, FINISH_STAGES
-        if extend_ok and _extends(old, config, run_dir):
+        refused = _extension_refused(old, config, run_dir) if extend_ok else ""
+        if refused is None:
             return run_dir, EXTEND
         raise user_error("The run directory holds a completed run", "a new folder, or the "
                          "run's own config with a larger train.epochs (to extend it)",
                          f"run_dir={run_dir!r}"
-                         + (f" with {'; '.join(changed)}" if changed else ""),
+                         + (f" with {'; '.join(changed)}" if changed else "")
+                         + (f", which cannot be extended: {refused}" if refused else ""),
                          "Choose another --run-dir (or leave it out to get a fresh one); the "
                          "finished run was left as it is.")
     if read_state(os.path.join(run_dir, "checkpoints")) is None:

@@ -17,9 +17,9 @@ from tfsuite.config import write_config
 from tfsuite.errors import UserError, disk_full_as_user_error
 from tfsuite.io import read_json, write_json
 from tfsuite.models.saving import save_model
-from tfsuite.run_dir import (CONFIG, CURVES, EVALUATION, EXPORT_REPORT, EXTEND, FINISH_STAGES,
-                             MODEL, SUMMARY, RunDirInUse, hold, make_run_dir, pending_stages,
-                             resolve_run_dir, space_needed, start_run_dir)
+from tfsuite.run_dir import (CONFIG, CURVES, EVALUATION, EXPORT_REPORT, EXTEND, EXTENDING,
+                             FINISH_STAGES, MODEL, SUMMARY, RunDirInUse, hold, make_run_dir,
+                             pending_stages, resolve_run_dir, space_needed, start_run_dir)
 from tfsuite.task import get_task
 
 logger = logging.getLogger("tfsuite")
@@ -116,14 +116,21 @@ def _claim(lock, config, requested, run_dir, resuming, task, runtime, data):
 def _fit_and_save(config, run_dir, resuming, task, runtime, data, started, quiet):
     """The training part of `train`: fit, save, plot, evaluate; writes summary.json."""
     start_run_dir(run_dir, resuming)
+    earlier = read_json(os.path.join(run_dir, SUMMARY)) if resuming and os.path.isfile(
+        os.path.join(run_dir, SUMMARY)) else {}
+    extended_from = earlier.get("extended_from_epoch")
+    if resuming == EXTEND:
+        # Until the longer run completes it is an unfinished one: interrupted, or stopped by
+        # an error, the same command resumes it.
+        extended_from = earlier["epochs_completed"]
+        write_json(os.path.join(run_dir, SUMMARY), {**earlier, "status": EXTENDING,
+                                                    "extended_from_epoch": extended_from})
     write_config(config, os.path.join(run_dir, CONFIG))
     task.write_run_files(run_dir, data, resuming)
     if not quiet:
         task.print_start(run_dir, runtime, data, resuming)
     fitted = task.fit(run_dir, runtime, data, quiet)
     model = fitted.model
-    extended_from = read_json(os.path.join(run_dir, SUMMARY))["epochs_completed"] if (
-        resuming == EXTEND) else None
     save_model(task.model_to_save(model, data), os.path.join(run_dir, MODEL))
     task.plot_training(fitted, data, os.path.join(run_dir, CURVES))
     metrics = task.evaluate_model(model, data, os.path.join(run_dir, EVALUATION))

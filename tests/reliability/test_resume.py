@@ -20,12 +20,12 @@ ARGS = ("train", "digits_mlp", "--set", f"train.epochs={EPOCHS}",
         "--set", f"train.early_stopping_patience={EPOCHS}", "--quiet")
 
 
-def start_and_kill(run_dir, cwd, epochs=2, timeout=240, while_running=None):
+def start_and_kill(run_dir, cwd, epochs=2, timeout=240, while_running=None, args=ARGS):
     """Starts `train` in a process and kills it (SIGKILL) once `epochs` epochs are saved
     (after calling `while_running(process)` with the process paused); returns the saved
     state."""
     env = {**os.environ, "PYTHONPATH": REPO}
-    process = subprocess.Popen([sys.executable, "-m", "tfsuite.run", *ARGS, "--run-dir",
+    process = subprocess.Popen([sys.executable, "-m", "tfsuite.run", *args, "--run-dir",
                                 str(run_dir)], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     state_file = run_dir / "checkpoints" / "state.json"
@@ -104,3 +104,24 @@ def test_early_stopping_keeps_the_best_epoch_across_a_kill_and_the_history_once(
     rows = list(csv.DictReader(history.open()))
     assert [int(r["epoch"]) for r in rows] == list(range(EPOCHS))
     assert all(np.isfinite(float(r["loss"])) for r in rows)
+
+
+def test_an_extension_killed_midway_resumes_with_the_same_command(tmp_path):
+    """A finished 2-epoch run extended to 12 and killed at epoch 4 or later: the same command
+    finishes the extension, which the summary records once."""
+    run_dir = tmp_path / "run"
+    short = [a if a != f"train.epochs={EPOCHS}" else "train.epochs=2" for a in ARGS]
+    assert call_cli(*short, "--run-dir", str(run_dir), cwd=str(tmp_path)).returncode == 0
+    with open(run_dir / "summary.json") as f:
+        assert json.load(f)["epochs_completed"] == 2
+    start_and_kill(run_dir, tmp_path, epochs=4)
+    with open(run_dir / "summary.json") as f:
+        assert json.load(f)["status"] == "extending"  # unfinished until the longer run ends
+    again = call_cli(*ARGS, "--run-dir", str(run_dir), cwd=str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    with open(run_dir / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["status"] == "completed" and summary["epochs_completed"] == EPOCHS
+    assert summary["extended_from_epoch"] == 2
+    with open(run_dir / "history.csv") as f:
+        assert len(list(csv.DictReader(f))) == EPOCHS

@@ -43,7 +43,8 @@ __all__ = [
     "AugmentConfig", "DataConfig", "ModelConfig", "TrainConfig", "RuntimeConfig",
     "ExportConfig", "CompressConfig", "register_export_format",
     # accepted values
-    "APPLICATION_MODELS", "CHOICES", "COMPRESS_METHODS", "EXPORT_FORMATS", "FILL_MODES", "IMAGE_SOURCES",
+    "APPLICATION_MODELS", "CHOICES", "COMPRESS_METHODS", "EXPORT_FORMATS", "FILL_MODES",
+    "IMAGE_SOURCES",
     "INTERPOLATIONS", "MONITORS", "OPTIMIZERS", "QUANTIZATIONS", "SCHEDULES", "STRATEGIES",
     "TENSORRT_PRECISIONS"]
 

@@ -117,7 +117,7 @@ class RuntimeConfig:
     model_parallel_layers: List[str] = field(default_factory=list)  # names or regexes of the
     # layers whose kernels are sharded; empty: every Dense, EinsumDense and Embedding layer
     model_parallel_min_params: int = 4096  # smaller kernels stay replicated
-    precision: str = "float32"  # float32, mixed_float16, mixed_bfloat16, auto (bf16 on a GPU)
+    precision: str = "float32"  # float32, mixed_float16, mixed_bfloat16, auto (half on a GPU)
     seed: int = 42
     deterministic: bool = False  # op determinism, at some speed cost
     gpu_memory_growth: bool = True

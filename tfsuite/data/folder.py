@@ -93,13 +93,15 @@ def scan_image_folder(root, num_threads=8, class_names=None, name="data.path"):
                              + (f"unknown class folders {unknown}" if unknown
                                 else "no class folders"),
                              "Rename or leave out those folders: the model has no output "
-                             "for them.")
+                             "for them." if unknown else "Put each class's images in a "
+                             "sub-folder named after the class.")
         folders = [c for c in class_names if c in folders]
     elif len(folders) < 2:
         raise user_error("An image folder needs at least two class sub-folders",
                          "root/<class_name>/<images>", f"{name}={root!r} with class "
                          f"folders {folders}", "Put each class's images in its own folder.")
-    class_names = list(class_names) if class_names is not None else folders
+    given = class_names is not None
+    class_names = list(class_names) if given else folders
     scan = FolderScan(class_names=class_names)
     candidates = []
     # Symbolic links are followed, but every folder and file is visited once: a link loop
@@ -142,8 +144,8 @@ def scan_image_folder(root, num_threads=8, class_names=None, name="data.path"):
         logger.warning("Skipped %s (%s)", printable(path), printable(reason))
     for class_name in folders:
         if class_names.index(class_name) not in scan.labels:
-            logger.warning("Class folder %r has no readable images; the model will still "
-                           "have an output for it.", class_name)
+            logger.warning("Class folder %r has no readable images%s.", class_name,
+                           "" if given else "; the model will still have an output for it")
     if not scan.paths:
         raise user_error("No readable images in the image folder",
                          f"files ending in {', '.join(IMAGE_EXTENSIONS)} (any case)",

@@ -74,10 +74,15 @@ def expand_image_paths(specs):
     for spec in specs:
         spec = os.fspath(spec)
         if os.path.isdir(spec):
-            found = [os.path.join(folder, name)
-                     for folder, dirs, names in os.walk(spec, followlinks=True)
-                     for name in names
-                     if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")]
+            found, seen = [], set()
+            for folder, dirs, names in os.walk(spec, followlinks=True):
+                if os.path.realpath(folder) in seen:  # a link loop, or a second link
+                    dirs[:] = []
+                    continue
+                seen.add(os.path.realpath(folder))
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                found += [os.path.join(folder, name) for name in names
+                          if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")]
             if not found:
                 raise user_error("No image files in the folder", "a folder holding files "
                                  f"ending in {', '.join(IMAGE_EXTENSIONS)} (any depth)",
@@ -123,11 +128,25 @@ def _rank_in_batches(paths, data_config, classify, class_names, top_k):
         bar.update(start + len(paths[start:start + BATCH]))
     bar.close()
     if not results:
-        raise user_error("Cannot read image", "a png/jpg/jpeg/bmp/gif file",
-                         f"{len(skipped)} unreadable: {skipped[0][1]}")
+        if len(skipped) == 1:
+            raise UserError(skipped[0][1])  # the reader's own message
+        raise user_error("Cannot read image", "png/jpg/jpeg/bmp/gif files",
+                         f"{len(skipped)} files, none readable (the first: "
+                         f"{printable(skipped[0][0])!r})")
     for path, reason in skipped:
         logger.warning("Skipped %s (%s)", printable(path), reason)
     return results
+
+
+def check_output(path):
+    """Refuses an --output that is not a new .csv or .json file (before any work)."""
+    if os.path.splitext(path)[1].lower() not in (".csv", ".json"):
+        raise user_error("--output must be a .csv or .json file", "a path ending in .csv or "
+                         ".json", f"output={printable(path)!r}")
+    if os.path.exists(path):
+        raise user_error("--output already exists", "a new file (predictions are never "
+                         "written over a file you have)", f"output={printable(path)!r}",
+                         "Pick another name, or move that file away.")
 
 
 def write_predictions(path, results):
@@ -138,17 +157,12 @@ def write_predictions(path, results):
 
     from tfsuite.io import replacing
 
+    check_output(path)
     kind = os.path.splitext(path)[1].lower()
-    if kind not in (".csv", ".json"):
-        raise user_error("--output must be a .csv or .json file", "a path ending in .csv or "
-                         ".json", f"output={printable(path)!r}")
-    if os.path.exists(path):
-        raise user_error("--output already exists", "a new file (predictions are never "
-                         "written over a file you have)", f"output={printable(path)!r}",
-                         "Pick another name, or move that file away.")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    # surrogateescape: a file name that is not UTF-8 is written back as its own bytes.
+    with replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8",
+                                      errors="surrogateescape") as f:
         if kind == ".json":
             json.dump([{"path": p, "top_k": [{"label": name, "probability": prob}
                                              for name, prob in ranked]}
@@ -183,6 +197,8 @@ def run_predict(args, backends):
 
     if args.top_k < 1:
         raise user_error("--top-k must be positive", "an int >= 1", f"top_k={args.top_k}")
+    if args.output:
+        check_output(args.output)
     if os.path.isfile(os.path.join(args.run_dir, "saved_model.pb")):
         backends.start_tensorflow(args.debug)
         results = predict_saved_model(args.run_dir, args.image, args.top_k)

@@ -52,9 +52,10 @@ class ProgressLogger(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
-        steps = (self.params or {}).get("steps") or 1
-        self.bar = ProgressBar(steps, self._label(epoch), self.unit, self.num_examples / steps,
-                               self.stream, enabled=not self.quiet)
+        steps = (self.params or {}).get("steps")  # None: unknown, and no bar to draw
+        self.bar = ProgressBar(steps or 1, self._label(epoch), self.unit,
+                               self.num_examples / (steps or 1), self.stream,
+                               enabled=bool(steps) and not self.quiet)
 
     def _label(self, epoch):
         phase = self.phase(epoch)

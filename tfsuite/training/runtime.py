@@ -323,8 +323,8 @@ def setup_runtime(runtime_config):
         tf.config.experimental.enable_op_determinism()
     has_gpu = _has_gpu(tf, backend)
     precision = runtime_config.precision
-    if precision == "auto":  # bfloat16 pays off on accelerators only
-        precision = "mixed_bfloat16" if has_gpu else "float32"
+    if precision == "auto":  # half precision pays off on accelerators only
+        precision = _auto_precision(tf, backend) if has_gpu else "float32"
     keras.mixed_precision.set_dtype_policy(precision)
     if precision != "float32" and not has_gpu:
         logger.warning("runtime.precision=%s on a CPU: it runs, but slower than float32.",
@@ -377,6 +377,30 @@ def _backend_devices(backend):
 
         return jax.devices()
     return []
+
+
+def _auto_precision(tf, backend):
+    """mixed_bfloat16 on GPUs with bfloat16 units (compute capability 8.0 on: A100, H100,
+    RTX 30xx on), mixed_float16 on older ones (V100, T4), where bfloat16 is emulated."""
+    capability = None
+    try:
+        if backend == "tensorflow":
+            details = tf.config.experimental.get_device_details(
+                tf.config.list_physical_devices("GPU")[0])
+            capability = details.get("compute_capability")
+        elif backend == "jax":
+            import jax
+
+            capability = tuple(int(v) for v in str(
+                jax.devices()[0].compute_capability).split("."))
+        else:
+            import torch
+
+            capability = torch.cuda.get_device_capability(0)
+    except Exception:  # no capability to read (a TPU, an unusual device): bfloat16 is native
+        return "mixed_bfloat16"
+    return "mixed_bfloat16" if capability is None or tuple(capability) >= (8, 0) \
+        else "mixed_float16"
 
 
 def _has_gpu(tf, backend):

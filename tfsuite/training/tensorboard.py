@@ -1,6 +1,23 @@
-"""The run's hyperparameters for TensorBoard's HParams dashboard (its run comparison table)."""
+"""TensorBoard: per-step scalars on one step axis for the whole run, and the run's
+hyperparameters for the HParams dashboard (its run comparison table)."""
 
 import dataclasses
+
+import keras
+
+
+class RunTensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback counting steps over the whole run: Keras starts each `fit`
+    at step 0, so a resumed or extended run, or a fine-tuning phase (a second `fit`), would
+    draw its per-step curves over the earlier ones. Set `first_step` before each `fit`."""
+
+    first_step = 0
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._global_train_batch = self.first_step
+        self._pop_writer()
+        self._push_writer(self._train_writer, self._global_train_batch)
 
 
 def hparams_of(config):

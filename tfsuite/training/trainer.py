@@ -20,7 +20,7 @@ from tfsuite.training.callbacks import (DataEpoch, NanGuard, OneStepLateBatchEnd
                                         ResumableCheckpoint, ResumableEarlyStopping,
                                         trim_history)
 from tfsuite.training.optimizers import get_optimizer
-from tfsuite.training.tensorboard import write_hparams
+from tfsuite.training.tensorboard import RunTensorBoard, write_hparams
 
 
 class TrainingDiverged(UserError):
@@ -49,6 +49,7 @@ class Trainer:
         self.resume_dir = os.path.join(resume_from or run_dir, CHECKPOINTS)
         self.state = None
         self.progress = None
+        self.tensorboard = None
         self.stopped_before = False
 
     @property
@@ -112,7 +113,8 @@ class Trainer:
         if has_tensorflow():  # it writes with tf.summary, on any backend
             every = self.config.train.log_every_steps
             log_dir = os.path.join(self.run_dir, "logs")
-            callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq=every or "epoch"))
+            self.tensorboard = RunTensorBoard(log_dir, update_freq=every or "epoch")
+            callbacks.append(self.tensorboard)
             write_hparams(log_dir, self.config)
         if hasattr(data.train, "set_epoch"):
             callbacks.append(DataEpoch(data.train))
@@ -183,6 +185,8 @@ class Trainer:
                 if self.early_stopping is not None:
                     self.early_stopping.restore_saved_best(model)
                 break
+            if self.tensorboard is not None:
+                self.tensorboard.first_step = max(start, begin) * steps_per_epoch
             # shuffle=False: tf.data shuffles (Keras warns that it ignores the flag).
             late = OneStepLateBatchEnd(callbacks, add_history=True, model=model, epochs=end,
                                        steps=steps_per_epoch, verbose=0)
