@@ -37,9 +37,7 @@ def installed_editable():
     package."""
     import os
 
-    import tfsuite
-
-    source = os.path.dirname(os.path.dirname(os.path.abspath(tfsuite.__file__)))
+    source = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # above tfsuite/
     return os.path.exists(os.path.join(source, "setup.cfg"))
 
 

@@ -40,6 +40,15 @@ KNOWN_NOISY_WARNINGS = (
     # A tf.data pipeline shuffles itself (with its own seeded buffer).
     r"`shuffle=True` was passed, but will be ignored since the data `x` was provided as a "
     r"tf\.data\.Dataset",
+    # KerasHub's T5Seq2SeqLM has its own compile(); tfsuite compiles a loaded model itself.
+    r"`compile\(\)` was not called as part of model loading because the model's `compile\(\)` "
+    r"method is custom",
+    # KerasHub's T5 attention layers take their padding masks as arguments, not as Keras masks.
+    r"Layer '(self|cross)_attention' \(of type T5MultiHeadAttention\) was passed an input "
+    r"with a mask attached to it",
+    # The two-tower recommender's towers are built by their first call, which loading makes.
+    r"`build\(\)` was called on layer 'two_tower_model', however the layer does not have a "
+    r"`build\(\)` method implemented",
 )
 
 
