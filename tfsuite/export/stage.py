@@ -20,6 +20,7 @@ from tfsuite.export.formats import FORMATS, QUANTIZED_LITERT, ExportContext, com
 from tfsuite.export.saved_model import input_name
 from tfsuite.io import display_path, read_json, write_json
 from tfsuite.packages import has_tensorflow, is_installed
+from tfsuite.progress import ProgressBar
 from tfsuite.run_dir import CONFIG, EXPORT_REPORT, MODEL, holding, space_needed
 
 def parse_formats(text):
@@ -266,12 +267,15 @@ def _reference(model, model32, was_mixed, images, export_config, run_dir, source
 def _export_formats(context, formats, reference, quiet):
     """Writes and checks each format; returns ({format: result}, {format: why skipped})."""
     results, skipped = {}, {}
-    for name in formats:
+    bar = ProgressBar(len(formats), "Exporting", "formats", enabled=not quiet, interval=0)
+    for done, name in enumerate(formats):
         started = time.perf_counter()
+        bar.update(done, f"writing and checking {name}")
         fmt = QUANTIZED_LITERT if name == QUANTIZED_LITERT.name else FORMATS[name]
         outcome = fmt.write(context)
         if "skipped" in outcome:  # the final report prints why, and the trtexec command
             skipped[name] = outcome["skipped"]
+            bar.close()  # for the format's line
             _say(quiet, f"  {name:<16} skipped (see below)")
             continue
         runner = outcome.pop("runner")
@@ -282,6 +286,7 @@ def _export_formats(context, formats, reference, quiet):
         check["verified"] = verify.passes(check, context.export.atol,
                                           outcome.get("precision", "fp32"))
         path = outcome.pop("path")
+        bar.close()
         results[name] = {"path": path.replace(context.staging, context.final),
                          "size_bytes": outcome.pop("size_bytes", None)
                          or layout.folder_size(path), **check, **outcome,
