@@ -60,6 +60,39 @@ def check_image(path):
         return False, False, f"{type(e).__name__}: {e}"
 
 
+def image_files(folder, skipped, seen_folders=None, seen_files=None):
+    """Yields the image files under `folder` (by extension, any case), folders and files
+    sorted, hidden ones left out; what else is left out goes to `skipped` as (path, reason).
+
+    Symbolic links are followed, but every folder and file is visited once (across calls
+    that share `seen_folders` and `seen_files`): a link loop, or a second link to a folder,
+    would repeat images, across splits, or never end.
+    """
+    seen_folders = set() if seen_folders is None else seen_folders
+    seen_files = {} if seen_files is None else seen_files
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen_folders:
+            dirnames[:] = []
+            skipped.append((dirpath, f"a link to a folder already read ({real})"))
+            continue
+        seen_folders.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for filename in sorted(filenames):
+            path = os.path.join(dirpath, filename)
+            if filename.startswith("."):
+                continue
+            if not filename.lower().endswith(IMAGE_EXTENSIONS):
+                skipped.append((path, "not an image file extension"))
+                continue
+            real = os.path.realpath(path)
+            if real in seen_files:
+                skipped.append((path, f"the same file as {seen_files[real]}"))
+                continue
+            seen_files[real] = path
+            yield path
+
+
 def scan_image_folder(root, num_threads=8, class_names=None, name="data.path"):
     """Lists the images of an image folder, checking each one.
 
@@ -104,33 +137,11 @@ def scan_image_folder(root, num_threads=8, class_names=None, name="data.path"):
     class_names = list(class_names) if given else folders
     scan = FolderScan(class_names=class_names)
     candidates = []
-    # Symbolic links are followed, but every folder and file is visited once: a link loop
-    # (or a second link to a folder) would repeat images, across splits, or never end.
-    seen_folders, seen_files = set(), {}
+    seen_folders, seen_files = set(), {}  # shared by the classes: each file in one class
     for class_name in folders:
         label = class_names.index(class_name)
-        for dirpath, dirnames, filenames in os.walk(os.path.join(root, class_name),
-                                                    followlinks=True):
-            real = os.path.realpath(dirpath)
-            if real in seen_folders:
-                dirnames[:] = []
-                scan.skipped.append((dirpath, f"a link to a folder already read ({real})"))
-                continue
-            seen_folders.add(real)
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for filename in sorted(filenames):
-                path = os.path.join(dirpath, filename)
-                if filename.startswith("."):
-                    continue
-                if not filename.lower().endswith(IMAGE_EXTENSIONS):
-                    scan.skipped.append((path, "not an image file extension"))
-                    continue
-                real = os.path.realpath(path)
-                if real in seen_files:
-                    scan.skipped.append((path, f"the same file as {seen_files[real]}"))
-                    continue
-                seen_files[real] = path
-                candidates.append((path, label))
+        candidates += [(path, label) for path in image_files(
+            os.path.join(root, class_name), scan.skipped, seen_folders, seen_files)]
     with ThreadPoolExecutor(num_threads) as pool:
         checks = list(pool.map(lambda c: check_image(c[0]), candidates))
     for (path, label), (ok, needs_pil, reason) in zip(candidates, checks):
@@ -142,8 +153,9 @@ def scan_image_folder(root, num_threads=8, class_names=None, name="data.path"):
             scan.skipped.append((path, reason))
     for path, reason in scan.skipped:
         logger.warning("Skipped %s (%s)", printable(path), printable(reason))
+    present = set(scan.labels)
     for class_name in folders:
-        if class_names.index(class_name) not in scan.labels:
+        if class_names.index(class_name) not in present:
             logger.warning("Class folder %r has no readable images%s.", class_name,
                            "" if given else "; the model will still have an output for it")
     if not scan.paths:

@@ -68,26 +68,18 @@ def expand_image_paths(specs):
     glob patterns (`**` included), in the order given, each once."""
     import glob
 
-    from tfsuite.data.folder import IMAGE_EXTENSIONS
+    from tfsuite.data.folder import IMAGE_EXTENSIONS, image_files
 
     paths = []
     for spec in specs:
         spec = os.fspath(spec)
         if os.path.isdir(spec):
-            found, seen = [], set()
-            for folder, dirs, names in os.walk(spec, followlinks=True):
-                if os.path.realpath(folder) in seen:  # a link loop, or a second link
-                    dirs[:] = []
-                    continue
-                seen.add(os.path.realpath(folder))
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                found += [os.path.join(folder, name) for name in names
-                          if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")]
+            found = list(image_files(spec, skipped=[]))  # other files in it are not asked for
             if not found:
                 raise user_error("No image files in the folder", "a folder holding files "
                                  f"ending in {', '.join(IMAGE_EXTENSIONS)} (any depth)",
                                  f"image={printable(spec)!r}")
-            paths += sorted(found)
+            paths += found
         elif os.path.isfile(spec):
             paths.append(spec)
         elif glob.has_magic(spec):
@@ -114,8 +106,9 @@ def _rank_in_batches(paths, data_config, classify, class_names, top_k):
     results, skipped = [], []
     bar = ProgressBar(len(paths), "Predicting", "img")
     for start in range(0, len(paths), BATCH):
+        batch = paths[start:start + BATCH]
         chunk, images = [], []
-        for path in paths[start:start + BATCH]:
+        for path in batch:
             try:
                 images.append(load_image_file(path, data_config))
                 chunk.append(path)
@@ -125,7 +118,7 @@ def _rank_in_batches(paths, data_config, classify, class_names, top_k):
             probabilities = np.asarray(classify(np.stack(images).astype(np.float32)))
             names = class_names or [str(i) for i in range(probabilities.shape[1])]
             results += rank_top_k(chunk, probabilities, names, max(1, min(top_k, len(names))))
-        bar.update(start + len(paths[start:start + BATCH]))
+        bar.update(start + len(batch))
     bar.close()
     if not results:
         if len(skipped) == 1:
