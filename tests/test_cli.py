@@ -298,3 +298,16 @@ def test_only_known_noisy_warnings_are_silenced():
         warnings.warn("A real problem, e.g. a layer that will not be saved.", UserWarning)
     assert [str(w.message) for w in caught] == [
         "A real problem, e.g. a layer that will not be saved."]
+
+
+def test_diagnose_calls_the_default_job_healthy(digits_run, tmp_path):
+    """The README's default job: `diagnose` finds nothing wrong (no false problem)."""
+    run_dir = copy_run(digits_run[1], tmp_path / "run")
+    result = call_cli("diagnose", run_dir)
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(run_dir, "diagnosis", "diagnose.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    names = {v["name"]: v["severity"] for v in report["verdicts"]}
+    assert names.get("healthy") == "info" and report["worst"] == "info", names
+    assert "problem" not in names.values() and "warning" not in names.values()
+    assert result.stdout.splitlines()[0].endswith(": healthy")

@@ -104,6 +104,36 @@ def build_parser():
     launch.add_argument("worker_command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
                         help="the tfsuite command every worker runs, e.g. -- train digits")
 
+    diagnose = commands.add_parser(
+        "diagnose", parents=[common], help="say what is wrong with a run (overfitting, "
+        "divergence, underfitting, an input-bound pipeline, its data) and which --set fixes "
+        "it; writes RUN_DIR/diagnosis/")
+    diagnose.add_argument("run_dir")
+    diagnose.add_argument("--probe", action="store_true", help="also time a few steps of "
+                          "the real pipeline: the input alone, the training step on one "
+                          "cached batch, the real loop (and replay a NaN to its first layer)")
+
+    find = commands.add_parser(
+        "lr-find", parents=[common], help="the learning-rate range test: about 100 steps "
+        "at exponentially rising rates on the experiment's real data; suggests a rate")
+    find.add_argument("experiment", nargs="?", default=DEFAULT_EXPERIMENT)
+    find.add_argument("--config")
+    find.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE")
+    find.add_argument("--steps", type=int, default=100, help="steps, one rate each "
+                      "(default 100)")
+    find.add_argument("--start", type=float, default=1e-7, help="first rate (default 1e-7)")
+    find.add_argument("--end", type=float, default=10.0, help="last rate (default 10)")
+    find.add_argument("--out", help="folder for lr_find.json and lr_find.png (default: "
+                      "runs/EXPERIMENT-lr-find)")
+    find.add_argument("--apply", metavar="FILE", help="write train.learning_rate into this "
+                      "YAML file (other keys kept) for `train EXPERIMENT --config FILE`")
+
+    doctor = commands.add_parser(
+        "doctor", parents=[common], help="check the environment: packages and their "
+        "versions, devices, half precision, XLA, ONNX Runtime, LiteRT, TensorRT, Gymnasium")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+
     digits = commands.add_parser("write-digits", parents=[common],
                                  help="write the bundled digits as an image folder")
     digits.add_argument("out", nargs="?", default=os.path.join("data", "digits"))
@@ -238,6 +268,56 @@ def cmd_launch(args):
                   port=args.port)
 
 
+def cmd_diagnose(args):
+    from tfsuite.config import read_run_config
+
+    start_backend(read_run_config(args.run_dir), args.debug)  # a probe trains on it
+    from tfsuite.diagnosis.report import format_report
+    from tfsuite.diagnosis.run import diagnose
+
+    print(format_report(diagnose(args.run_dir, probe=args.probe)))
+
+
+def cmd_lr_find(args):
+    from tfsuite.config import load_config
+    from tfsuite.errors import user_error
+
+    config = load_config(args.experiment, args.config, args.overrides)
+    if not 0 < args.start < args.end:
+        raise user_error("The lr-find range is empty", "0 < --start < --end",
+                         f"--start {args.start:g} --end {args.end:g}")
+    start_backend(config, args.debug)  # before anything imports Keras
+    from tfsuite.diagnosis.lr_find import (apply_suggestion, format_result, lr_find,
+                                           read_apply_target)
+
+    target = read_apply_target(args.apply) if args.apply else None
+    result = lr_find(config, steps=args.steps, start=args.start, end=args.end,
+                     out_dir=args.out, quiet=args.quiet)
+    applied = None
+    if args.apply and result["suggestion"] is not None:
+        applied = apply_suggestion(args.apply, target, result["suggestion"])
+    print(format_result(result, applied))
+    return 0 if result["suggestion"] is not None else 1
+
+
+def cmd_doctor(args):
+    import dataclasses
+    import json
+
+    from tfsuite.backends import import_tensorflow_quietly
+    from tfsuite.doctor import exit_code, format_checks, run_checks
+
+    if not args.debug:
+        try:
+            import_tensorflow_quietly()  # its start-up lines are not findings
+        except Exception:  # noqa: BLE001 - a broken TensorFlow is reported by the checks
+            pass
+    checks = run_checks()
+    print(json.dumps([dataclasses.asdict(c) for c in checks], indent=1) if args.json
+          else format_checks(checks))
+    return exit_code(checks)
+
+
 def cmd_write_digits(args):
     from tfsuite.data.sources import write_digits_folder
 
@@ -257,7 +337,10 @@ def cmd_config(args):
 
 COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate,
             "export": cmd_export, "compress": cmd_compress,
-            "launch": cmd_launch, "write-digits": cmd_write_digits, "config": cmd_config}
+            "launch": cmd_launch, "diagnose": cmd_diagnose, "lr-find": cmd_lr_find,
+            "doctor": cmd_doctor,
+            "write-digits": cmd_write_digits,
+            "config": cmd_config}
 
 
 def _shorthand(argv):

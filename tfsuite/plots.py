@@ -80,6 +80,81 @@ def plot_history(history, path, title=None, best_epoch=None, model_epoch=None, p
     return _save(fig, path, title)
 
 
+def plot_diagnosis(history, verdicts, path, title=None, timings=None, marks=()):
+    """What `diagnose` found, drawn: the loss curves (log scale when they span decades)
+    with the epochs its verdicts point at, the accuracy curves, and with a probe the
+    batches per second of the input pipeline, the cached-batch step and the real loop.
+
+    Args:
+        verdicts: the `Verdict`s, listed in the loss panel's title.
+        timings: `tfsuite.diagnosis.probe.step_timings`'s dict, or None.
+        marks: (epoch, label) pairs drawn as vertical lines (the best epoch, a NaN).
+    """
+    plt = _pyplot()
+    accuracy = [k for k in ("accuracy", "val_accuracy") if history.get(k)]
+    panels = ["loss"] + (["accuracy"] if accuracy else []) + (["timings"] if timings else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.9), squeeze=False)
+    axes = dict(zip(panels, axes[0]))
+    for name, keys in (("loss", ("loss", "val_loss")), ("accuracy", accuracy)):
+        if name not in axes:
+            continue
+        ax = axes[name]
+        for key in keys:
+            values = np.asarray(history.get(key) or [], np.float64)
+            if len(values):
+                ax.plot(np.arange(1, len(values) + 1), values, marker="." if len(values) < 30
+                        else None, label="validation" if key.startswith("val_") else "train")
+        finite = np.asarray([v for k in keys for v in history.get(k) or []], np.float64)
+        finite = finite[np.isfinite(finite) & (finite > 0)]
+        if name == "loss" and len(finite) and finite.max() / finite.min() > 100:
+            ax.set_yscale("log")
+        for epoch, label in marks:
+            ax.axvline(epoch, color="tab:red", linestyle="--", linewidth=1, label=label)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    found = ", ".join(f"{v.name} ({v.severity})" for v in verdicts)
+    axes["loss"].set_title(f"loss\n{found}", fontsize=9)
+    if timings:
+        ax = axes["timings"]
+        names = ["input pipeline alone", "step on a cached batch", "real training loop"]
+        rates = [timings["input_batches_per_second"], timings["compute_batches_per_second"],
+                 timings["loop_batches_per_second"]]
+        ax.barh(names[::-1], rates[::-1], color=["tab:green", "tab:orange", "tab:blue"])
+        for y, rate in enumerate(rates[::-1]):
+            ax.annotate(f" {rate:.3g}", (rate, y), va="center", fontsize=8)
+        ax.set_xlabel("batches per second")
+        ax.set_title(f"where the step goes: {timings['data_share']:.0%} waiting for data",
+                     fontsize=9)
+    return _save(fig, path, title)
+
+
+def plot_lr_find(rates, losses, smoothed, suggestion, path, title=None, configured=None):
+    """The learning-rate range test: loss against rate (log scale), raw and smoothed, with
+    the suggested rate and the configured one marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(rates, losses, color="tab:blue", alpha=0.3, label="loss per step")
+    ax.plot(rates, smoothed, color="tab:blue", label="smoothed")
+    if suggestion is not None:
+        ax.axvline(suggestion, color="tab:red", linestyle="--",
+                   label=f"suggested: {suggestion:.3g} (steepest descent)")
+    if configured is not None:
+        ax.axvline(configured, color="grey", linestyle=":", label=f"configured: {configured:.3g}")
+    finite = np.asarray(smoothed, np.float64)
+    if len(finite):  # the divergence at the end would squash the interesting part
+        low, high = finite.min(), finite[: max(1, int(np.argmin(finite)) + 1)].max()
+        ax.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.3 * (high - low + 1e-9))
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path, title)
+
+
 MOST_CONFUSED = 30  # classes a confusion matrix shows, with their counts
 
 

@@ -18,6 +18,8 @@ SUMMARY = "summary.json"  # written last: status "completed", metrics, paths
 MODEL = "model.keras"
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.json"  # in RUN_DIR/checkpoints, written after every epoch
+DIVERGED = "diverged.json"  # in RUN_DIR/checkpoints: where the loss became NaN, if it did
+DIAGNOSIS = "diagnosis"  # RUN_DIR/diagnosis/: what `diagnose` wrote
 HISTORY = "history.csv"
 CURVES = "training_curves.png"
 EVALUATION = "evaluation"
@@ -27,7 +29,7 @@ EXPORT_REPORT = "export.json"  # the latest export (also in each exported versio
 # What every run writes before its first epoch ends; a folder holding only these (and its
 # task's `Task.run_files`) is an abandoned start that may begin again. Anything else in it
 # is the user's.
-RUN_FILES = {CONFIG, CHECKPOINTS, "logs", HISTORY}
+RUN_FILES = {CONFIG, CHECKPOINTS, "logs", HISTORY, DIAGNOSIS}  # (a diverged start diagnosed)
 LOCK = ".tfsuite.lock"  # held (fcntl) by the process writing the run; names that process
 # Run directories a parent process holds for the child it waits on (a TensorFlow-backend
 # compression or export): the child writes them under its parent's lock.

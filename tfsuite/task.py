@@ -230,6 +230,30 @@ class Task:
     def start_fine_tuning(self, model):
         """Called before the fine-tuning epochs; by default every weight keeps training."""
 
+    # ---------------------------------------------------------------- diagnosis
+
+    def diagnose(self, run, probe=False):
+        """`diagnose RUN_DIR`: ([`Verdict`], names of the checks that ran) for `run`, a
+        `tfsuite.diagnosis.record.RunRecord`. By default the checks of a Trainer-fitted run
+        (curves; with `probe`, timed steps) and the task's `task_verdicts`."""
+        from tfsuite.diagnosis.checks import trainer_checks
+
+        verdicts, checked = trainer_checks(self, run, probe)
+        own, own_checked = self.task_verdicts(run)
+        return verdicts + own, checked + own_checked
+
+    def task_verdicts(self, run):
+        """The task's own checks of a run: ([`Verdict`], names of the checks)."""
+        return [], []
+
+    def chance_loss(self, run):
+        """The loss of a model that knows nothing (ln C for C classes), or None."""
+        return None
+
+    def diagnosis_fixes(self, name, run):
+        """The task's own `--set` lines for verdict `name` (after the generic ones)."""
+        return []
+
     # ---------------------------------------------------------------- finished runs
 
     def load_model(self, run_dir):

@@ -71,6 +71,23 @@ class ImageClassificationTask(Task):
             metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"))
         return metrics
 
+    # ---------------------------------------------------------------- diagnosis
+
+    def task_verdicts(self, run):
+        from tfsuite.image_classification.diagnosis import data_verdict
+
+        return [data_verdict(self.config)], ["data"]
+
+    def chance_loss(self, run):
+        from tfsuite.image_classification.diagnosis import chance_loss
+
+        return chance_loss(run)
+
+    def diagnosis_fixes(self, name, run):
+        from tfsuite.image_classification.diagnosis import fixes
+
+        return fixes(name, self.config)
+
     # ---------------------------------------------------------------- the run
 
     def prepare(self, runtime, run_dir, resuming):

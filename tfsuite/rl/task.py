@@ -147,6 +147,17 @@ class ReinforcementLearningTask(Task):
         return {"training_evaluations": fitted.history["evaluations"], "env": env,
                 "runtime": runtime.report()}
 
+    def diagnose(self, run, probe=False):
+        from tfsuite.errors import user_error
+        from tfsuite.rl.diagnosis import returns_verdict
+
+        if probe:
+            raise user_error("--probe times batches of a dataset; a DQN run has none",
+                             "diagnose RUN_DIR without --probe", "--probe", "Its speed is "
+                             "in summary.json (env_steps_per_second).")
+        verdict = returns_verdict(run)
+        return ([verdict] if verdict else []), ["returns"]
+
     def model_name(self):
         return "q_network"
 

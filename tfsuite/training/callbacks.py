@@ -149,6 +149,10 @@ class NanGuard(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.triggered = None  # (epoch, batch, loss)
+        # The largest finite running loss of the fit and where it was, and the first: what
+        # `diagnose` tells an explosion that did not reach NaN by (saved in state.json).
+        self.peak = None  # {"epoch", "batch", "loss", "learning_rate"}
+        self.first_loss = None
         self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -156,9 +160,22 @@ class NanGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if self.triggered is None and loss is not None and not math.isfinite(float(loss)):
-            self.triggered = (self._epoch + 1, batch + 1, float(loss))
+        if loss is None:
+            return
+        loss = float(loss)
+        if self.triggered is None and not math.isfinite(loss):
+            self.triggered = (self._epoch + 1, batch + 1, loss)
             self.model.stop_training = True
+        elif math.isfinite(loss):
+            if self.first_loss is None:
+                self.first_loss = loss
+            if self.peak is None or loss > self.peak["loss"]:
+                self.peak = {"epoch": self._epoch + 1, "batch": batch + 1, "loss": loss,
+                             "learning_rate": current_learning_rate(self.model.optimizer)}
+
+    def record(self):
+        """What state.json keeps of the losses seen step by step."""
+        return {"loss_peak": self.peak, "first_step_loss": self.first_loss}
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):

@@ -15,10 +15,11 @@ import numpy as np
 
 from tfsuite.errors import UserError, require_free_space
 from tfsuite.packages import has_tensorflow
-from tfsuite.run_dir import CHECKPOINTS, HISTORY, read_state
+from tfsuite.io import write_json
+from tfsuite.run_dir import CHECKPOINTS, DIVERGED, HISTORY, read_state
 from tfsuite.training.callbacks import (DataEpoch, NanGuard, OneStepLateBatchEnd, ProgressLogger,
                                         ResumableCheckpoint, ResumableEarlyStopping,
-                                        trim_history)
+                                        current_learning_rate, trim_history)
 from tfsuite.training.optimizers import get_optimizer
 from tfsuite.training.tensorboard import RunTensorBoard, write_hparams
 
@@ -95,6 +96,14 @@ class Trainer:
                       steps_per_execution=self.config.train.steps_per_execution,
                       jit_compile=jit_compile)
 
+    def compile(self, task, model, data):
+        """Compiles `model` as the run's first phase does: for a model trained outside `fit`
+        (`diagnose --probe`, `lr-find`)."""
+        _, begin, end, learning_rate = self._phases()[0]
+        steps = max(1, math.ceil(self._images_per_epoch(data) / self.config.train.batch_size))
+        with self.runtime.scope():
+            self._compile(task, model, steps, end - begin, learning_rate, data.num_classes)
+
     def _callbacks(self, data, wall_offset):
         started = time.perf_counter()
         self.nan_guard = NanGuard()
@@ -104,7 +113,8 @@ class Trainer:
         checkpoint = ResumableCheckpoint(
             self.checkpoint_dir, monitor=self._monitor(data), nan_guard=self.nan_guard,
             state=self.state, extra_state=lambda: {
-                "wall_seconds": wall_offset + time.perf_counter() - started})
+                "wall_seconds": wall_offset + time.perf_counter() - started,
+                **self._loss_record()})
         self.state = checkpoint.state
         # The progress logger times the epoch before the checkpoint is written.
         callbacks = [self.nan_guard, self.progress, checkpoint,
@@ -190,6 +200,7 @@ class Trainer:
             # shuffle=False: tf.data shuffles (Keras warns that it ignores the flag).
             late = OneStepLateBatchEnd(callbacks, add_history=True, model=model, epochs=end,
                                        steps=steps_per_epoch, verbose=0)
+            self._optimizer = model.optimizer
             with self.runtime.scope():
                 model.fit(data.train, validation_data=data.val, epochs=end, shuffle=False,
                           initial_epoch=max(start, begin), callbacks=late, verbose=0)
@@ -216,11 +227,28 @@ class Trainer:
         return best if self.restore_best and best is not None else state.get(
             "epochs_completed", 0)
 
+    def _loss_record(self):
+        """The step losses' peak and first value, over every process of the run."""
+        earlier, now = self.state or {}, self.nan_guard.record()
+        peaks = [p for p in (earlier.get("loss_peak"), now["loss_peak"]) if p]
+        first = earlier.get("first_step_loss")
+        return {"loss_peak": max(peaks, key=lambda p: p["loss"]) if peaks else None,
+                "first_step_loss": now["first_step_loss"] if first is None else first}
+
     def _check_diverged(self):
         if not self.nan_guard.triggered:
             return
         epoch, batch, loss = self.nan_guard.triggered
         kept = self.state.get("epochs_completed", 0)
+        # What `diagnose` reads of a run that stopped here (no summary.json is written).
+        optimizer = self._optimizer
+        scale = getattr(optimizer, "dynamic_scale", None)  # mixed_float16's loss scale
+        write_json(os.path.join(self.checkpoint_dir, DIVERGED), {
+            "epoch": epoch, "batch": batch, "loss": str(loss),
+            "learning_rate": current_learning_rate(optimizer),
+            "precision": self.runtime.precision,
+            "loss_scale": None if scale is None else float(keras.ops.convert_to_numpy(scale)),
+            "last_good_epoch": kept, **self._loss_record()})
         raise TrainingDiverged(
             f"Training stopped: the loss became {loss} at epoch {epoch}, batch {batch}. "
             f"Expected a finite loss. Received: loss={loss} with "
