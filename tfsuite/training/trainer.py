@@ -116,10 +116,12 @@ class Trainer:
                 "wall_seconds": wall_offset + time.perf_counter() - started,
                 **self._loss_record()})
         self.state = checkpoint.state
-        # The progress logger times the epoch before the checkpoint is written.
-        callbacks = [self.nan_guard, self.progress, checkpoint,
+        # The progress logger times the epoch before the checkpoint is written. The CSV row
+        # comes before the checkpoint too: a kill between them leaves a row the resumed run
+        # trims (`trim_history`), never a saved epoch without its row.
+        callbacks = [self.nan_guard, self.progress,
                      keras.callbacks.CSVLogger(os.path.join(self.run_dir, HISTORY),
-                                               append=True)]
+                                               append=True), checkpoint]
         if has_tensorflow():  # it writes with tf.summary, on any backend
             every = self.config.train.log_every_steps
             log_dir = os.path.join(self.run_dir, "logs")
