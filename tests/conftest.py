@@ -189,7 +189,7 @@ def _shared_folder(tmp_path_factory):
     return folder
 
 
-def trained_run(tmp_path_factory, name, *args):
+def trained_run(tmp_path_factory, name, *args, prepare=None):
     """Runs `python -m tfsuite.run ARGS` in `<shared>/NAME/` once per test session.
 
     Every later call with the same NAME (from any worker) waits for that one and gets its
@@ -199,6 +199,10 @@ def trained_run(tmp_path_factory, name, *args):
     Args:
         name: the run's folder name; one NAME must always mean the same ARGS.
         args: the CLI arguments (run in the work folder, so `runs/...` lands there).
+        prepare: called with the work folder before the run (to write its data there).
+
+    A module fixture alone is not enough: xdist runs other files' tests in between a
+    group's, and pytest then tears the module fixture down and trains it again.
     """
     shared = _shared_folder(tmp_path_factory)
     work, record = shared / name, shared / f"{name}.json"
@@ -207,6 +211,8 @@ def trained_run(tmp_path_factory, name, *args):
             if work.exists():
                 shutil.rmtree(work)
             work.mkdir()
+            if prepare is not None:
+                prepare(str(work))
             result = run_cli(*args, cwd=str(work))
             record.write_text(json.dumps({"args": list(args), "returncode": result.returncode,
                                           "stdout": result.stdout, "stderr": result.stderr}))
@@ -262,6 +268,7 @@ def _path(item):
     return os.path.relpath(str(item.path), REPO).replace(os.sep, "/")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
     group_of = {path: group for group, paths in GROUPS.items() for path in paths}
     for item in items:
