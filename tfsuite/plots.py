@@ -80,45 +80,47 @@ def plot_history(history, path, title=None, best_epoch=None, model_epoch=None, p
     return _save(fig, path, title)
 
 
-def plot_diagnosis(history, verdicts, path, title=None, timings=None, marks=()):
-    """What `diagnose` found, drawn: the loss curves (log scale when they span decades)
-    with the epochs its verdicts point at, the accuracy curves, and with a probe the
-    batches per second of the input pipeline, the cached-batch step and the real loop.
+def plot_diagnosis(panels, verdicts, path, title=None, timings=None, marks=(), unit="epoch"):
+    """What `diagnose` found, drawn: the task's curves (a loss panel on a log scale when it
+    spans decades) with the points its verdicts mark, and with a probe the batches per
+    second of the input pipeline, the cached-batch step and the real loop.
 
     Args:
-        verdicts: the `Verdict`s, listed in the loss panel's title.
+        panels: [(title, {label: [one value per epoch or episode]})], the first one titled
+            with the verdicts (`Task.diagnosis_curves`).
+        verdicts: the `Verdict`s.
         timings: `tfsuite.diagnosis.probe.step_timings`'s dict, or None.
         marks: (epoch, label) pairs drawn as vertical lines (the best epoch, a NaN).
+        unit: what the x axis counts.
     """
     plt = _pyplot()
-    accuracy = [k for k in ("accuracy", "val_accuracy") if history.get(k)]
-    panels = ["loss"] + (["accuracy"] if accuracy else []) + (["timings"] if timings else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.9), squeeze=False)
-    axes = dict(zip(panels, axes[0]))
-    for name, keys in (("loss", ("loss", "val_loss")), ("accuracy", accuracy)):
-        if name not in axes:
-            continue
-        ax = axes[name]
-        for key in keys:
-            values = np.asarray(history.get(key) or [], np.float64)
-            if len(values):
-                ax.plot(np.arange(1, len(values) + 1), values, marker="." if len(values) < 30
-                        else None, label="validation" if key.startswith("val_") else "train")
-        finite = np.asarray([v for k in keys for v in history.get(k) or []], np.float64)
+    panels = [(name, curves) for name, curves in panels if any(len(v) for v in curves.values())]
+    panels = panels or [("loss", {})]
+    count = len(panels) + bool(timings)
+    fig, axes = plt.subplots(1, count, figsize=(5.2 * count, 3.9), squeeze=False)
+    axes = axes[0]
+    for ax, (name, curves) in zip(axes, panels):
+        for label, values in curves.items():
+            values = np.asarray(values, np.float64)
+            shown = np.isfinite(values)  # gaps (a DQN episode without updates) joined
+            if shown.any():
+                ax.plot(np.arange(1, len(values) + 1)[shown], values[shown], label=label,
+                        marker="." if shown.sum() < 30 else None)
+        finite = np.concatenate([np.asarray(v, np.float64) for v in curves.values()] or [[]])
         finite = finite[np.isfinite(finite) & (finite > 0)]
         if name == "loss" and len(finite) and finite.max() / finite.min() > 100:
             ax.set_yscale("log")
         for epoch, label in marks:
             ax.axvline(epoch, color="tab:red", linestyle="--", linewidth=1, label=label)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(unit)
         ax.set_title(name)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     found = ", ".join(f"{v.name} ({v.severity})" for v in verdicts)
-    axes["loss"].set_title(f"loss\n{found}", fontsize=9)
+    axes[0].set_title(f"{panels[0][0]}\n{found}", fontsize=9)
     if timings:
-        ax = axes["timings"]
+        ax = axes[-1]
         names = ["input pipeline alone", "step on a cached batch", "real training loop"]
         rates = [timings["input_batches_per_second"], timings["compute_batches_per_second"],
                  timings["loop_batches_per_second"]]
@@ -265,9 +267,11 @@ def _moving_average(values, window):
 
 def plot_rl_history(history, path, title=None, reward_threshold=None):
     """Reinforcement-learning curves over environment steps: episode returns (with a
-    20-episode moving average and the env's "solved" line), the TD loss and epsilon."""
+    20-episode moving average and the env's "solved" line), the TD loss, the mean
+    Q(s, a) of the updates (against the largest return: past it is overestimation) and
+    epsilon."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 3.8))
     steps, returns = history["episode_steps"], history["episode_returns"]
     axes[0].plot(steps, returns, alpha=0.3, label="episode")
     axes[0].plot(steps, _moving_average(returns, 20), label="mean of 20")
@@ -285,13 +289,21 @@ def plot_rl_history(history, path, title=None, reward_threshold=None):
     axes[0].legend(fontsize=8)
     if history["losses"]:  # updates come in rounds at one env step: one mean per round
         loss_steps, rounds = np.unique(history["loss_steps"], return_inverse=True)
-        means = np.bincount(rounds, weights=history["losses"]) / np.bincount(rounds)
-        axes[1].plot(loss_steps, means)
+        counts = np.bincount(rounds)
+        axes[1].plot(loss_steps, np.bincount(rounds, weights=history["losses"]) / counts)
         axes[1].set_yscale("log")
+        if history.get("q_values"):
+            axes[2].plot(loss_steps, np.bincount(rounds, weights=history["q_values"]) / counts,
+                         label="mean Q(s, a)")
+        if returns:
+            axes[2].axhline(max(returns), color="gray", linestyle="--",
+                            label=f"largest return ({max(returns):g})")
+            axes[2].legend(fontsize=8)
     axes[1].set_title("TD loss (Huber), mean per round of updates")
-    axes[2].plot(steps, history["epsilons"])
-    axes[2].set_ylim(0, 1.02)
-    axes[2].set_title("epsilon (exploration)")
+    axes[2].set_title("Q-values, mean per round of updates")
+    axes[3].plot(steps, history["epsilons"])
+    axes[3].set_ylim(0, 1.02)
+    axes[3].set_title("epsilon (exploration)")
     for ax in axes:
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)

@@ -121,6 +121,7 @@ class Task:
     run_files = ()  # files `write_run_files` writes before the first epoch ends
     label = None  # how messages name the task, e.g. "translation" (default: its name)
     noun = None  # its models, in messages: e.g. "translation models"
+    can_probe = True  # `diagnose --probe` times batches of its dataset through `fit`
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -241,6 +242,15 @@ class Task:
         verdicts, checked = trainer_checks(self, run, probe)
         own, own_checked = self.task_verdicts(run)
         return verdicts + own, checked + own_checked
+
+    def diagnosis_curves(self, run):
+        """What diagnosis.png draws: (the x axis' unit, [(panel title, {label: values})]).
+        By default the loss and accuracy of a Trainer-fitted run, per epoch."""
+        h = run.history
+        return "epoch", [("loss", {"train": h.get("loss", []),
+                                   "validation": h.get("val_loss", [])}),
+                         ("accuracy", {"train": h.get("accuracy", []),
+                                       "validation": h.get("val_accuracy", [])})]
 
     def task_verdicts(self, run):
         """The task's own checks of a run: ([`Verdict`], names of the checks)."""

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import assert_user_error, call_cli, run_cli, tree_hashes
+from tests.conftest import assert_user_error, call_cli, run_cli, trained_run, tree_hashes
 from tfsuite.recommend.generate import generate_ratings, write_movielens
 
 pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
@@ -21,14 +21,19 @@ SMALL = ["--set", "train.epochs=4", "--set", "train.batch_size=128",
 @pytest.fixture(scope="module")
 def movielens_run(tmp_path_factory):
     """500 generated users in MovieLens' files, with one unparsable row added."""
-    cwd = tmp_path_factory.mktemp("movielens")
-    ratings_csv, _ = write_movielens(os.path.join(cwd, "ml"), *generate_ratings(500, 200))
-    with open(ratings_csv, "a", encoding="utf-8") as f:
-        f.write("7,12,not-a-rating,978300760\n")
-    result = run_cli("train", "movielens", "--set", f"data.path={ratings_csv}", *SMALL,
-                     cwd=str(cwd))
+    import keras
+
+    def write(work):
+        ratings_csv, _ = write_movielens(os.path.join(work, "ml"), *generate_ratings(500, 200))
+        with open(ratings_csv, "a", encoding="utf-8") as f:
+            f.write("7,12,not-a-rating,978300760\n")
+
+    cwd, result = trained_run(tmp_path_factory, f"movielens_{keras.backend.backend()}",
+                              "train", "movielens", "--set", "data.path=ml/ratings.csv",
+                              *SMALL, prepare=write)
     assert result.returncode == 0, result.stdout + result.stderr
-    return cwd, os.path.join(cwd, "runs", "movielens"), ratings_csv, result.stdout
+    return (cwd, os.path.join(cwd, "runs", "movielens"), os.path.join(cwd, "ml", "ratings.csv"),
+            result.stdout)
 
 
 def rated_by(ratings_csv, user):
@@ -54,6 +59,22 @@ def test_movielens_file_trains_and_beats_popularity(movielens_run):
     with open(os.path.join(run_dir, "evaluation", "recommendations.csv")) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 200 and all(r["title"] for r in rows)  # 20 users x 10, with titles
+
+
+def test_diagnose_weighs_recall_against_popularity(movielens_run):
+    cwd, run_dir, _, _ = movielens_run
+    result = call_cli("diagnose", run_dir, cwd=str(cwd))
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(run_dir, "diagnosis", "diagnose.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        m = json.load(f)["metrics"]
+    verdicts = {v["name"]: v for v in report["verdicts"]}
+    found = verdicts["recall_vs_popularity"]
+    assert found["severity"] == "info" and report["worst"] == "info" and "healthy" in verdicts
+    assert found["evidence"]["recall_vs_popularity"] == m["recall_vs_popularity"] >= 1.5
+    assert found["evidence"]["popularity_recall_at_10"] == m["popularity_recall_at_10"]
+    assert "recall@10" in result.stdout and report["epochs"] == 4
 
 
 def test_recommend_known_and_unknown_users(movielens_run):

@@ -8,7 +8,7 @@ import os
 import pytest
 from PIL import Image
 
-from tests.conftest import assert_user_error, call_cli, run_cli
+from tests.conftest import assert_user_error, call_cli, run_cli, trained_run
 
 # Tests marked backend_agnostic run again with KERAS_BACKEND=jax (README): those that train
 # or play the agent. Refusals and Ctrl-C handling do not depend on the backend.
@@ -17,9 +17,11 @@ from tests.conftest import assert_user_error, call_cli, run_cli
 @pytest.fixture(scope="module")
 def dqn_run(tmp_path_factory):
     """A short cartpole_dqn run with its export: the run directory and what it printed."""
-    cwd = tmp_path_factory.mktemp("dqn")
-    result = run_cli("train", "cartpole_dqn", "--set", "rl.total_steps=3000",
-                     "--set", "export.formats=[saved_model,keras]", cwd=str(cwd))
+    import keras
+
+    cwd, result = trained_run(tmp_path_factory, f"dqn_{keras.backend.backend()}", "train",
+                              "cartpole_dqn", "--set", "rl.total_steps=3000",
+                              "--set", "export.formats=[saved_model,keras]")
     assert result.returncode == 0, result.stdout + result.stderr
     return cwd, os.path.join(cwd, "runs", "cartpole_dqn"), result.stdout
 
@@ -130,3 +132,49 @@ def test_ctrl_c_keeps_the_q_network_and_the_same_command_starts_again(tmp_path):
     again = call_cli("train", "cartpole_dqn", "--run-dir", run_dir, "--set",
                      "rl.total_steps=600", "--set", "export.formats=[]", "--quiet")
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def _verdicts(run_dir):
+    with open(os.path.join(run_dir, "diagnosis", "diagnose.json"), encoding="utf-8") as f:
+        return {v["name"]: v for v in json.load(f)["verdicts"]}
+
+
+def test_diagnose_reads_returns_and_q_values(dqn_run):
+    """The short run learns: returns rose as epsilon fell, and the mean Q(s, a) of its
+    updates (history.csv's q_mean) stayed within the returns CartPole paid."""
+    cwd, run_dir, _ = dqn_run
+    result = call_cli("diagnose", run_dir, cwd=str(cwd))
+    assert result.returncode == 0, result.stderr
+    assert "episode(s)): healthy" in result.stdout and "--probe" not in result.stdout
+    verdicts = _verdicts(run_dir)
+    assert verdicts["q_value_growth"]["severity"] == "info"
+    evidence = verdicts["q_value_growth"]["evidence"]
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    q = [float(r["q_mean"]) for r in rows if r["q_mean"]]
+    assert q and evidence["q_mean_first"] == pytest.approx(q[0], abs=1e-3)
+    assert 0 < evidence["q_mean_last"] < evidence["largest_return"]
+    assert evidence["largest_return"] == max(float(r["return"]) for r in rows)
+    assert os.path.getsize(os.path.join(run_dir, "diagnosis", "diagnosis.png")) > 5000
+    assert_user_error(call_cli("diagnose", run_dir, "--probe"), "--probe", "DQN")
+
+
+def test_diagnose_names_q_values_running_away(tmp_path):
+    """No double DQN, a high rate, a discount near 1 and the target copied every 4 steps:
+    the targets bootstrap from overestimates and the mean Q(s, a) runs past any return."""
+    run_dir = str(tmp_path / "runaway")
+    overrides = ["rl.total_steps=1500", "rl.learning_starts=200", "rl.learning_rate=0.05",
+                 "rl.double_dqn=false", "rl.gamma=0.999", "rl.max_grad_norm=1000",
+                 "rl.n_step=1", "rl.train_frequency=4", "rl.gradient_steps=4",
+                 "rl.target_update_interval=4", "rl.eval_episodes=2", "export.formats=[]"]
+    result = call_cli("train", "cartpole_dqn", "--quiet", "--run-dir", run_dir,
+                      *[a for o in overrides for a in ("--set", o)], cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    result = call_cli("diagnose", run_dir, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    grown = _verdicts(run_dir)["q_value_growth"]
+    assert grown["severity"] == "problem" and "PROBLEM  q_value_growth" in result.stdout
+    evidence = grown["evidence"]
+    assert not evidence["q_mean_last"] < 1.5 * evidence["largest_return"]  # NaN counts too
+    assert "--set rl.double_dqn=true" in grown["fixes"]
+    assert "--set rl.target_update_interval=16" in grown["fixes"]

@@ -11,19 +11,27 @@ JSON = "diagnose.json"
 PNG = "diagnosis.png"
 
 
-def write_report(run, verdicts, out_dir, probed):
-    """Writes the JSON and the PNG; returns the report dict (as in the JSON)."""
+def write_report(run, verdicts, out_dir, probed, curves, can_probe=True):
+    """Writes the JSON and the PNG; returns the report dict (as in the JSON).
+
+    Args:
+        curves: (unit, panels) from the task's `diagnosis_curves`.
+        can_probe: whether `--probe` applies to this run (the report says when it was not
+            used).
+    """
+    unit, panels = curves
+    length = max((len(v) for _, panel in panels for v in panel.values()), default=0)
     os.makedirs(out_dir, exist_ok=True)
     report = {"run_dir": run.run_dir, "experiment": run.config.name, "task": run.config.task,
-              "status": run.status, "epochs": run.epochs, "probe": probed,
-              "worst": worst(verdicts),
+              "status": run.status, "unit": unit, f"{unit}s": length, "probe": probed,
+              "can_probe": can_probe, "worst": worst(verdicts),
               "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
               "verdicts": [v.to_dict() for v in verdicts],
               "json": os.path.join(out_dir, JSON), "plot": os.path.join(out_dir, PNG)}
     timings = next((v.evidence for v in verdicts if v.name == "input_bound"), None)
-    plot_diagnosis(run.history, verdicts, report["plot"], timings=timings,
-                   marks=_marks(run, verdicts),
-                   title=f"diagnose {run.config.name}: {run.status}, {run.epochs} epoch(s)")
+    plot_diagnosis(panels, verdicts, report["plot"], timings=timings,
+                   marks=_marks(run, verdicts), unit=unit,
+                   title=f"diagnose {run.config.name}: {run.status}, {length} {unit}(s)")
     write_json(report["json"], report)
     return report
 
@@ -49,7 +57,7 @@ def format_report(report):
     counts = [f"{sum(v['severity'] == s for v in verdicts)} {s}" for s in ("problem", "warning")
               if any(v["severity"] == s for v in verdicts)]
     lines = [f"diagnose {display_path(report['run_dir'])} ({report['experiment']}, "
-             f"{report['status']}, {report['epochs']} epoch(s)"
+             f"{report['status']}, {report[report['unit'] + 's']} {report['unit']}(s)"
              + (", probed" if report["probe"] else "") + "): "
              + (", ".join(counts) if counts else "healthy")]
     for verdict in verdicts:
@@ -57,7 +65,7 @@ def format_report(report):
                      f"{verdict['summary']}")
         lines += [f"           fix: {fix}" for fix in verdict["fixes"]]
         lines += [f"           also: {text}" for text in verdict["advice"]]
-    if not report["probe"]:
+    if not report["probe"] and report["can_probe"]:
         lines.append("  (speed not checked: add --probe to time the input pipeline against "
                      "the training step)")
     lines.append(f"  report: {display_path(report['json'])}")

@@ -29,7 +29,8 @@ def diagnose(run_dir, probe=False):
     for verdict in verdicts:
         verdict.fixes = usable_fixes(config, verdict.fixes)
     verdicts = with_healthy(verdicts, checked)
-    return write_report(run, verdicts, os.path.join(run_dir, DIAGNOSIS), probe)
+    return write_report(run, verdicts, os.path.join(run_dir, DIAGNOSIS), probe,
+                        task.diagnosis_curves(run), task.can_probe)
 
 
 def usable_fixes(config, fixes):

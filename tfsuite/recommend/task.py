@@ -77,6 +77,14 @@ class RecommendationTask(Task):
 
         return [keras_rs.metrics.NDCG(name="list_ndcg")]
 
+    # ---------------------------------------------------------------- diagnosis
+
+    def task_verdicts(self, run):
+        from tfsuite.recommend.diagnosis import popularity_verdict
+
+        verdict = popularity_verdict(run)
+        return ([verdict] if verdict else []), ["recall_vs_popularity"]
+
     # ---------------------------------------------------------------- the run
 
     def prepare(self, runtime, run_dir, resuming):

@@ -60,6 +60,12 @@ class QLearningLoss(keras.losses.Loss):
         return keras.losses.huber(y_pred[:, 1:], y_pred[:, :1])
 
 
+def q_taken(y_true, y_pred):
+    """The batch's mean Q(s, a): Q-values that grow past any return the agent has seen
+    are DQN's overestimation (`diagnose` reads them from history.csv)."""
+    return ops.mean(y_pred[:, 0])
+
+
 def build_update_model(q_network, target_network, double_dqn):
     """One Keras model whose `train_on_batch` is a whole DQN update, compiled as one
     step: Q-values, targets from the (frozen) target network, Huber loss, clipped Adam."""
@@ -100,7 +106,7 @@ class DQNAgent:
         self.update_model.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate,
                                             global_clipnorm=config.max_grad_norm),
-            loss=QLearningLoss())
+            loss=QLearningLoss(), metrics=[q_taken])
         self.rng = np.random.default_rng(seed)
 
     def act(self, observations, epsilon):
@@ -116,13 +122,13 @@ class DQNAgent:
         return greedy_actions(self.q_network, observations)
 
     def update(self, batch):
-        """One gradient step on a replay batch; returns the loss."""
+        """One gradient step on a replay batch; returns (loss, mean Q(s, a))."""
         inputs = {name: batch[name] for name in ("observations", "next_observations",
                                                  "actions", "rewards", "terminated",
                                                  "discounts")}
-        loss = self.update_model.train_on_batch(inputs, np.zeros(len(batch["actions"]),
-                                                                 np.float32))
-        return float(loss)
+        logs = self.update_model.train_on_batch(
+            inputs, np.zeros(len(batch["actions"]), np.float32), return_dict=True)
+        return float(logs["loss"]), float(logs["q_taken"])
 
     def policy_network(self):
         """A copy of the online Q-network without loss or optimizer: what is saved and
@@ -149,7 +155,8 @@ def train_dqn(config, seed=42, log=None, buffer=None):
     """Trains a DQN agent; returns (agent, history).
 
     `history` holds `episode_returns` with their `episode_steps` and
-    `epsilons`, the `losses` with their `loss_steps`, the greedy `evaluations`
+    `epsilons`, the `losses` and mean `q_values` of the updates with their
+    `loss_steps`, the greedy `evaluations`
     during training and the `best_env_step` whose weights the agent ends with
     (see `BestCheckpoint`), and `env_steps`, `wall_seconds`, `interrupted`. `log(step, history)` is called after every
     finished episode when given. Ctrl-C stops training early and still returns
@@ -166,7 +173,8 @@ def train_dqn(config, seed=42, log=None, buffer=None):
     if buffer is None:
         buffer = ReplayBuffer(config.buffer_size, (observation_size,), config.num_envs,
                               config.n_step, config.gamma, seed=buffer_seed)
-    history = {"episode_returns": [], "episode_steps": [], "losses": [], "loss_steps": [],
+    history = {"episode_returns": [], "episode_steps": [], "losses": [], "q_values": [],
+               "loss_steps": [],
                "epsilons": [], "env_steps": 0, "interrupted": False}
     started = time.perf_counter()
     best = BestCheckpoint(config.env_id, config.eval_interval, config.eval_episodes)
@@ -251,5 +259,7 @@ def _run_steps(config, seed, envs, agent, buffer, history, log, stop, best):
                 for _ in range(config.gradient_steps * rounds):
                     if stop.requested:
                         break
-                    history["losses"].append(agent.update(buffer.sample(config.batch_size)))
+                    loss, q_value = agent.update(buffer.sample(config.batch_size))
+                    history["losses"].append(loss)
+                    history["q_values"].append(q_value)
                     history["loss_steps"].append(step)

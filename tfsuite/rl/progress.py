@@ -27,19 +27,24 @@ class Progress:
         self.evaluations_seen = 0
         self.file = open(os.path.join(run_dir, HISTORY), "w", newline="", encoding="utf-8")
         self.csv = csv.writer(self.file)
-        self.csv.writerow(["episode", "env_step", "return", "epsilon", "wall_seconds"])
+        self.csv.writerow(["episode", "env_step", "return", "epsilon", "q_mean",
+                           "wall_seconds"])
         self.writer = _tensorboard_writer(os.path.join(run_dir, "logs"))
         self.bar = ProgressBar(total_steps, "DQN", "steps", enabled=not quiet)
 
     def __call__(self, step, history):
         episode = len(history["episode_returns"])
         wall = time.perf_counter() - self.started
-        self.csv.writerow([episode, step, history["episode_returns"][-1],
-                           round(history["epsilons"][-1], 4), round(wall, 2)])
         new_losses = history["losses"][self.losses_seen:]
+        new_q = history["q_values"][self.losses_seen:]
         self.losses_seen = len(history["losses"])
+        # The mean Q(s, a) of the updates since the last episode ended (none before
+        # learning starts: left empty).
+        q_mean = round(float(np.mean(new_q)), 4) if new_q else ""
+        self.csv.writerow([episode, step, history["episode_returns"][-1],
+                           round(history["epsilons"][-1], 4), q_mean, round(wall, 2)])
         if self.writer is not None:
-            self._scalars(step, history, new_losses)
+            self._scalars(step, history, new_losses, new_q)
         self._evaluations(history)
         if step >= self.next_line:
             self.next_line += self.interval
@@ -87,7 +92,7 @@ class Progress:
             print(f"  policy: the weights of step {history['best_env_step']:,} (the best "
                   "greedy evaluation)", flush=True)
 
-    def _scalars(self, step, history, new_losses):
+    def _scalars(self, step, history, new_losses, new_q):
         import tensorflow as tf
 
         with self.writer.as_default(step=step):
@@ -95,6 +100,7 @@ class Progress:
             tf.summary.scalar("epsilon", history["epsilons"][-1])
             if new_losses:
                 tf.summary.scalar("td_loss", float(np.mean(new_losses)))
+                tf.summary.scalar("q_mean", float(np.mean(new_q)))
 
     def close(self):
         self.bar.close()

@@ -40,6 +40,7 @@ class ReinforcementLearningTask(Task):
                         unused={key: "DQN reads `rl.*` instead" for key in
                                 ("data", "model", "train")})
     commands = {"render": "DQN runs: a GIF of one greedy episode"}
+    can_probe = False  # no dataset to time: its speed is env_steps_per_second
     evaluate_options = {
         "--episodes": {"type": int, "help": "DQN runs: episodes to play (default 20)"},
         "--seed": {"type": int, "help": "DQN runs: seed of the first episode (default "
@@ -149,14 +150,18 @@ class ReinforcementLearningTask(Task):
 
     def diagnose(self, run, probe=False):
         from tfsuite.errors import user_error
-        from tfsuite.rl.diagnosis import returns_verdict
+        from tfsuite.rl.diagnosis import dqn_verdicts
 
         if probe:
             raise user_error("--probe times batches of a dataset; a DQN run has none",
                              "diagnose RUN_DIR without --probe", "--probe", "Its speed is "
                              "in summary.json (env_steps_per_second).")
-        verdict = returns_verdict(run)
-        return ([verdict] if verdict else []), ["returns"]
+        return dqn_verdicts(run)
+
+    def diagnosis_curves(self, run):
+        from tfsuite.rl.diagnosis import curves
+
+        return curves(run)
 
     def model_name(self):
         return "q_network"

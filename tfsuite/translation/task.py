@@ -72,6 +72,19 @@ class TranslationTask(Task):
 
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
+    # ---------------------------------------------------------------- diagnosis
+
+    def task_verdicts(self, run):
+        from tfsuite.translation.diagnosis import token_accuracy_verdict
+
+        verdict = token_accuracy_verdict(run)
+        return ([verdict] if verdict else []), ["token_accuracy_vs_bleu"]
+
+    def chance_loss(self, run):
+        from tfsuite.translation.diagnosis import chance_loss
+
+        return chance_loss(self.config)
+
     # ---------------------------------------------------------------- the run
 
     def prepare(self, runtime, run_dir, resuming):
