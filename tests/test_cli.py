@@ -228,16 +228,17 @@ def test_finished_runs_are_never_overwritten(default_job, tmp_path):
 
 def test_a_completed_run_extends_to_more_epochs(tmp_path):
     """3 epochs, then --set train.epochs=6 on the same run: it trains epochs 4-6 from the
-    checkpoint and scores as a 6-epoch run does; any other change is refused by name."""
+    checkpoint and scores as a 6-epoch run does; any other change is refused by name (the
+    MLP: what is tested is the run folder, not the model)."""
     quick = ["--set", "compress.methods=[]", "--set", "export.formats=[]", "--quiet"]
     run_dir = str(tmp_path / "extended")
-    assert call_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=3",
+    assert call_cli("train", "digits_mlp", "--run-dir", run_dir, "--set", "train.epochs=3",
                     *quick).returncode == 0
-    extended = call_cli("train", "digits", "--run-dir", run_dir, "--set", "train.epochs=6",
+    extended = call_cli("train", "digits_mlp", "--run-dir", run_dir, "--set", "train.epochs=6",
                         *quick)
     assert extended.returncode == 0, extended.stderr
     assert "(extended from epoch 3)" in extended.stdout
-    whole = call_cli("train", "digits", "--run-dir", str(tmp_path / "whole"), "--set",
+    whole = call_cli("train", "digits_mlp", "--run-dir", str(tmp_path / "whole"), "--set",
                      "train.epochs=6", *quick)
     assert whole.returncode == 0, whole.stderr
     summary, reference = (_read(os.path.join(d, "summary.json"))
@@ -251,9 +252,9 @@ def test_a_completed_run_extends_to_more_epochs(tmp_path):
     model = os.path.join(run_dir, "model.keras")
     before = os.path.getmtime(model)
     for changes, named in ((["train.epochs=9", "train.learning_rate=0.1"],
-                            "train.learning_rate: 0.003 -> 0.1"),
+                            "train.learning_rate: 0.05 -> 0.1"),
                            (["train.epochs=4"], "train.epochs: 6 -> 4")):
-        refused = call_cli("train", "digits", "--run-dir", run_dir,
+        refused = call_cli("train", "digits_mlp", "--run-dir", run_dir,
                            *sum((["--set", c] for c in changes), []), *quick)
         assert_user_error(refused, "completed run", named)
     assert os.path.getmtime(model) == before

@@ -28,6 +28,8 @@ SMALL = {
                              '"translation.num_layers=1", "data.test_split=0.02"]'),
     "06_dqn_cartpole.ipynb": "TOTAL_STEPS = 2_000\nEVAL_INTERVAL = 1_000",
     "07_recommender.ipynb": "NUM_USERS = 400\nEPOCHS = 2",
+    "08_when_training_goes_wrong.ipynb": ("HEALTHY_EPOCHS = 1\nOVERFIT_EPOCHS = 4\n"
+                                          "DIVERGE_EPOCHS = 1\nLR_FIND_STEPS = 20"),
 }
 
 

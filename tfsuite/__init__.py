@@ -16,7 +16,8 @@ import tfsuite.tasks  # noqa: E402,F401  (registers the tasks: configs need thei
 def __getattr__(name):
     # The Python API loads on first use: `import tfsuite` stays light (no Keras yet, so
     # the backend can still be chosen).
-    if name in ("train", "load_run", "Run", "load_config", "UserError", "load_model"):
+    if name in ("train", "load_run", "Run", "load_config", "UserError", "load_model",
+                "lr_find"):
         from tfsuite import api
 
         return getattr(api, name)

@@ -8,6 +8,8 @@
     run.predict(["data/digits/3/0.png"])
     run.compress("prune")
     run.export(["saved_model", "onnx"])
+    run.diagnose()  # what is wrong, with the --set lines that fix it
+    tfsuite.lr_find("digits")["suggestion"]
     run = tfsuite.load_run("runs/digits")
 
 Bad input raises `tfsuite.UserError` (a `ValueError`) with the same what /
@@ -27,7 +29,7 @@ from tfsuite.errors import UserError
 from tfsuite.run_dir import HISTORY, SUMMARY
 from tfsuite.task import get_task
 
-__all__ = ["Run", "UserError", "load_config", "load_model", "load_run", "train"]
+__all__ = ["Run", "UserError", "load_config", "load_model", "load_run", "lr_find", "train"]
 
 _SET = re.compile(r"--set ([\w.]+)=(\S+?)(?=[.,;]?(?:\s|$))")
 
@@ -109,6 +111,29 @@ def train(experiment="digits", overrides=None, run_dir=None, config_file=None, q
     return run
 
 
+def lr_find(experiment="digits", overrides=None, steps=100, start=1e-7, end=10.0,
+            out_dir=None, config_file=None, quiet=False):
+    """The learning-rate range test, as `python -m tfsuite.run lr-find` runs it: `steps`
+    steps of the real pipeline at rates rising from `start` to `end`; writes lr_find.json
+    and lr_find.png to `out_dir` (default: runs/EXPERIMENT-lr-find[-K]).
+
+    Returns:
+        The result dict: `suggestion` (None when the loss never fell), `rates`, `losses`,
+        `smoothed`, `out_dir`, ...
+    """
+    from tfsuite.diagnosis.lr_find import lr_find as range_test
+
+    with _python_errors():
+        if not 0 < start < end:
+            raise UserError("The lr-find range is empty. Expected 0 < start < end. "
+                            f"Received: start={start!r}, end={end!r}.")
+        config = (resolve(experiment, overrides) if isinstance(experiment, ExperimentConfig)
+                  else load_config(experiment, config_file, overrides or ()))
+        start_backend(config)
+        return range_test(config, steps=steps, start=start, end=end, out_dir=out_dir,
+                          quiet=quiet)
+
+
 def load_run(run_dir):
     """The `Run` in a run directory (finished or not)."""
     with _python_errors():
@@ -131,7 +156,7 @@ def load_model(path):
 
 class Run:
     """A run directory: its config, model, history and summary, and the stages that work on
-    it (`evaluate`, `predict`, `compress`, `export`).
+    it (`evaluate`, `predict`, `compress`, `export`, `diagnose`).
 
     Attributes:
         run_dir: the folder.
@@ -216,6 +241,18 @@ class Run:
             start_backend(self.config)
             metrics, _ = self.task.evaluate_run(self.run_dir, checked)
         return metrics
+
+    def diagnose(self, probe=False):
+        """What is wrong with this run (overfitting, divergence, underfitting, an input
+        pipeline that starves the model, its data, the task's own checks), as `diagnose
+        RUN_DIR` says it; writes RUN_DIR/diagnosis/ and returns diagnose.json's dict (its
+        `verdicts`: name, severity, summary, evidence, fixes). `probe` times a few steps of
+        the real pipeline too."""
+        from tfsuite.diagnosis.run import diagnose
+
+        with _python_errors():
+            start_backend(self.config)
+            return diagnose(self.run_dir, probe=probe)
 
     def predict(self, inputs, **options):
         """The task's predictions for `inputs` (image files: top-k classes; texts:
