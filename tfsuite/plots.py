@@ -256,13 +256,14 @@ def plot_compression(entries, path, title=None, layer_sparsity=None):
     return _save(fig, path, title)
 
 
-def _moving_average(values, window):
+def moving_average(values, window):
+    """The mean of each value and up to `window - 1` before it (as many as there are)."""
     values = np.asarray(values, np.float64)
+    count = min(window - 1, len(values))
+    head = np.cumsum(values[:count]) / np.arange(1, count + 1)
     if len(values) < window:
-        return values
-    kernel = np.ones(window) / window
-    head = np.cumsum(values[: window - 1]) / np.arange(1, window)
-    return np.concatenate([head, np.convolve(values, kernel, mode="valid")])
+        return head
+    return np.concatenate([head, np.convolve(values, np.ones(window) / window, mode="valid")])
 
 
 def plot_rl_history(history, path, title=None, reward_threshold=None):
@@ -274,7 +275,7 @@ def plot_rl_history(history, path, title=None, reward_threshold=None):
     fig, axes = plt.subplots(1, 4, figsize=(19, 3.8))
     steps, returns = history["episode_steps"], history["episode_returns"]
     axes[0].plot(steps, returns, alpha=0.3, label="episode")
-    axes[0].plot(steps, _moving_average(returns, 20), label="mean of 20")
+    axes[0].plot(steps, moving_average(returns, 20), label="mean of 20")
     if reward_threshold is not None:
         axes[0].axhline(reward_threshold, color="gray", linestyle="--",
                         label=f"solved ({reward_threshold:g})")

@@ -4,6 +4,7 @@ whether the Q-values stayed within the returns the agent has seen."""
 import numpy as np
 
 from tfsuite.diagnosis.verdict import Verdict
+from tfsuite.plots import moving_average
 
 
 OVERESTIMATION = 1.5  # Q-values this many times past the largest return seen
@@ -21,14 +22,10 @@ def curves(run):
     returns = run.history.get("return", [])
     q = run.history.get("q_mean", [])
     largest = np.maximum.accumulate(np.abs(returns)) if len(returns) else []
-    return "episode", [("return", {"episode": returns, "mean of 20": _mean_of(returns, 20)}),
+    return "episode", [("return", {"episode": returns,
+                                   "mean of 20": list(moving_average(returns, 20))}),
                        ("Q-values", {"mean Q(s, a) of the updates": q,
                                      "largest return so far": list(largest)})]
-
-
-def _mean_of(values, window):
-    values = np.asarray(values, np.float64)
-    return [float(values[max(0, i + 1 - window):i + 1].mean()) for i in range(len(values))]
 
 
 def returns_verdict(run, history):
