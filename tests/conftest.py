@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -29,6 +30,17 @@ from filelock import FileLock
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# One JAX compilation cache for the test session: every xdist worker and every process the
+# tests start inherit it (set before any of them imports JAX). Many tests compile the same
+# programs (the MLP's train step, the tiny T5, the DQN update), and XLA compilation is a
+# large part of what a JAX test costs on 2 cores. The pytest process that starts the
+# workers makes it and removes it at the end.
+_OWN_JAX_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ and not os.environ.get("PYTEST_XDIST_WORKER"):
+    _OWN_JAX_CACHE = tempfile.mkdtemp(prefix="tfsuite-tests-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_JAX_CACHE
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -243,10 +255,10 @@ def default_job(tmp_path_factory):
     return work, os.path.join(work, "runs", "digits"), result
 
 
-# How `pytest -n 2 --dist loadgroup` (the README's command) shares the tests out. xdist
+# How `pytest -n 3 --dist loadgroup` (the README's command) shares the tests out. xdist
 # hands out groups with the most tests first and single tests last. A file whose tests share
 # a trained run (a module fixture) is one group, so the run is built once; every reader of
-# the default job is in one group, so the two workers never both wait for it. All other
+# the default job is in one group, so no two workers both wait for it. All other
 # tests go out one by one, and fill in around the long groups to the end: the slowest of
 # them first, so that the run does not end on one worker's long notebook.
 GROUPS = {"default_job": ("tests/test_default_job.py", "tests/test_cli.py",
@@ -276,3 +288,8 @@ def pytest_collection_modifyitems(config, items):
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: _path(item) not in SLOW_FIRST)  # stable: files keep order
+
+
+def pytest_unconfigure(config):
+    if _OWN_JAX_CACHE:
+        shutil.rmtree(_OWN_JAX_CACHE, ignore_errors=True)

@@ -19,11 +19,12 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "notebooks", "*.ipynb")))
 SMALL = {
     "01_image_classification.ipynb": "EPOCHS = 4",
     "02_distributed_and_mixed_precision.ipynb": ('EPOCHS = 1\nWARMUP_EPOCHS = 0\n'
-                                                 'PRECISIONS = ["float32"]'),
+                                                 'PRECISIONS = ["float32"]\n'
+                                                 'EXPERIMENT = "digits_mlp"'),
     "03_compression.ipynb": ('EPOCHS = 2\nFINE_TUNE_EPOCHS = {"prune": 1, "low_rank": 1, '
                              '"distill": 1}\nSWEEP_SPARSITIES = [0.9]\n'
                              'SWEEP_FINE_TUNE_EPOCHS = 1'),
-    "04_export_and_serving.ipynb": "EPOCHS = 1",
+    "04_export_and_serving.ipynb": "EPOCHS = 1\nFINE_TUNE_EPOCHS = 1",
     "05_translation.ipynb": ('NUM_PAIRS = 1_500\nOVERRIDES = ["train.epochs=1", '
                              '"translation.num_layers=1", "data.test_split=0.02"]'),
     "06_dqn_cartpole.ipynb": "TOTAL_STEPS = 2_000\nEVAL_INTERVAL = 1_000",

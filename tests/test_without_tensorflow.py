@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import REPO, assert_user_error, write_messy_folder
+from tests.conftest import REPO, assert_user_error, tree_hashes, write_messy_folder
 
 # TensorFlow, and the packages that import it when they are imported.
 TENSORFLOW_PACKAGES = ("tensorflow", "tf_keras", "tensorboard", "tf2onnx", "keras_hub",
@@ -42,36 +42,6 @@ def python_without_tensorflow(tmp_path_factory):
 
     assert run(["-c", "import tensorflow"], REPO).returncode == 1  # the premise
     return run
-
-
-def test_cli_trains_and_evaluates_synthetic_data_without_tensorflow(python_without_tensorflow,
-                                                                  tmp_path):
-    run = python_without_tensorflow
-    result = run(["-m", "tfsuite.run", "train", "digits_mlp", "--run-dir", "run",
-                  "--set", "data.source=synthetic", "--set", "data.num_examples=400",
-                  "--set", "data.num_classes=2",
-                  "--set", "train.epochs=4"], str(tmp_path), keras_backend="")
-    assert result.returncode == 0, result.stderr
-    assert "backend jax" in result.stdout  # the default backend when TensorFlow is missing
-    with open(tmp_path / "run" / "summary.json") as f:
-        summary = json.load(f)
-    assert summary["status"] == "completed" and summary["data"]["source"] == "synthetic"
-    # The class decides the brightness: an MLP learns it in four epochs.
-    assert summary["metrics"]["test_accuracy"] > 0.9, summary["metrics"]
-    assert (tmp_path / "run" / "model.keras").is_file()
-    assert not (tmp_path / "run" / "logs").exists()  # TensorBoard needs tf.summary
-
-    result = run(["-m", "tfsuite.run", "evaluate", "run"], str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "run" / "evaluation" / "metrics.json").is_file()
-
-    before = sorted(os.listdir(tmp_path / "run"))
-    assert_user_error(run(["-m", "tfsuite.run", "export", "run"], str(tmp_path)),
-                      "Export needs tensorflow", "pip install tensorflow")
-    assert_user_error(run(["-m", "tfsuite.run", "train", "image_folder", "--set",
-                           "data.source=tfds", "--set", "data.tfds_name=mnist"], str(tmp_path)),
-                      "data.source='tfds' needs TensorFlow", "data.source=npz")
-    assert sorted(os.listdir(tmp_path / "run")) == before
 
 
 def test_an_image_folder_trains_and_predicts_without_tensorflow(python_without_tensorflow,
@@ -154,23 +124,46 @@ def test_trainer_fits_a_user_pydataset_and_npz_arrays_without_tensorflow(
 
 def test_the_default_job_trains_and_leaves_what_needs_tensorflow(python_without_tensorflow,
                                                                   tmp_path):
-    """`python -m tfsuite.run`'s job (shortened): it trains and prunes on JAX; the int8 LiteRT
-    quantization and the export need TensorFlow, so they are skipped with one warning that
-    says how to finish them, and the job succeeds."""
-    result = python_without_tensorflow(
-        ["-m", "tfsuite.run", "train", "digits", "--set", "train.epochs=2",
-         "--set", "compress.fine_tune_epochs=1"], str(tmp_path), keras_backend="")
+    """`python -m tfsuite.run`'s job (shortened, on synthetic images): it trains on JAX (the
+    default backend when TensorFlow is missing) and prunes; the int8 LiteRT quantization
+    and the export need TensorFlow, so they are skipped with one warning that says how to
+    finish them, and the job succeeds. `evaluate` works; what needs TensorFlow is refused."""
+    run = python_without_tensorflow
+    result = run(["-m", "tfsuite.run", "train", "digits", "--set", "data.source=synthetic",
+                  "--set", "data.num_examples=400", "--set", "data.num_classes=2",
+                  "--set", "train.epochs=3", "--set", "compress.fine_tune_epochs=1"],
+                 str(tmp_path), keras_backend="")
     assert result.returncode == 0, result.stderr
+    assert "backend jax" in result.stdout
     assert "compression (quantize), export need TensorFlow, which is not installed here: " \
            "skipped" in result.stderr
-    with open(tmp_path / "runs" / "digits" / "summary.json") as f:
+    run_dir = tmp_path / "runs" / "digits"
+    with open(run_dir / "summary.json") as f:
         summary = json.load(f)
+    assert summary["status"] == "completed" and summary["data"]["source"] == "synthetic"
+    # The class decides the brightness: the CNN learns it in three epochs (its training
+    # accuracy; 30 steps are too few for batch norm's moving statistics to settle, so the
+    # test split is not the measure here).
+    assert summary["metrics"]["final_accuracy"] > 0.9, summary["metrics"]
+    assert 0 <= summary["metrics"]["test_accuracy"] <= 1
     assert list(summary["skipped_stages"]) == ["quantize", "export"]
     assert summary["skipped_stages"]["export"].startswith("needs TensorFlow")
     assert list(summary["compress"]) == ["prune"] and "failed_stage" not in summary
-    assert (tmp_path / "runs" / "digits" / "compress" / "prune" / "model.keras").is_file()
+    assert (run_dir / "compress" / "prune" / "model.keras").is_file()
     assert not (tmp_path / "saved_models").exists()
-    # Asked for explicitly, the same stage is an error.
-    assert_user_error(python_without_tensorflow(
-        ["-m", "tfsuite.run", "compress", "runs/digits", "--method", "quantize"],
-        str(tmp_path)), "needs tensorflow")
+    assert not (run_dir / "logs").exists()  # TensorBoard needs tf.summary
+
+    result = run(["-m", "tfsuite.run", "evaluate", "runs/digits"], str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (run_dir / "evaluation" / "metrics.json").is_file()
+
+    # Asked for explicitly, what needs TensorFlow is one clear error, and nothing changes.
+    before = tree_hashes(str(run_dir))
+    assert_user_error(run(["-m", "tfsuite.run", "compress", "runs/digits", "--method",
+                           "quantize"], str(tmp_path)), "needs tensorflow")
+    assert_user_error(run(["-m", "tfsuite.run", "export", "runs/digits"], str(tmp_path)),
+                      "Export needs tensorflow", "pip install tensorflow")
+    assert_user_error(run(["-m", "tfsuite.run", "train", "image_folder", "--set",
+                           "data.source=tfds", "--set", "data.tfds_name=mnist"], str(tmp_path)),
+                      "data.source='tfds' needs TensorFlow", "data.source=npz")
+    assert tree_hashes(str(run_dir)) == before
