@@ -8,6 +8,7 @@ same variables by hand on each (README: Scaling out).
 """
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,19 +23,43 @@ STOP_GRACE_SECONDS = 10
 
 
 def free_ports(count, first=None):
-    """`count` loopback ports: `first`, `first + 1`, ... or ones the system picks."""
+    """`count` loopback ports: `first`, `first + 1`, ... or free ones below the ephemeral
+    range.
+
+    The workers bind their ports seconds after this returns (once TensorFlow is imported).
+    A port the system picks (bind to 0) comes from the ephemeral range, where any process's
+    outgoing connection may take it in between: another job's gRPC clients did, and the
+    worker then failed with "Could not start gRPC server". Below that range only a server
+    that binds the very port can take it.
+    """
     if first is not None:
         return list(range(first, first + count))
-    sockets = []
+    low = _ephemeral_low()
+    rng = random.Random()
+    ports = []
+    while len(ports) < count:
+        port = rng.randrange(max(1024, low - 20000), low)
+        if port not in ports and _bindable(port):
+            ports.append(port)
+    return ports
+
+
+def _ephemeral_low():
+    """The first port of the system's ephemeral range (Linux's default where unreadable)."""
     try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def check_ports(ports):

@@ -255,6 +255,21 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace_period(monkeypa
     assert time.time() - started < 10
 
 
+def test_free_ports_are_below_the_ephemeral_range():
+    """The workers bind their ports seconds later: in the ephemeral range another process's
+    outgoing connection could take one first (a worker then fails with "Could not start
+    gRPC server", seen with three test workers launching jobs at once)."""
+    import socket
+
+    from tfsuite.launch import _ephemeral_low, free_ports
+
+    ports = free_ports(4)
+    assert len(set(ports)) == 4 and all(1024 <= p < _ephemeral_low() for p in ports)
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+
 def test_cluster_variables_are_read_and_written_consistently(monkeypatch):
     from tfsuite.training.cluster import current_cluster, worker_environment, without_cluster
 
