@@ -35,11 +35,10 @@ def free_ports(count, first=None):
     if first is not None:
         return list(range(first, first + count))
     low = _ephemeral_low()
-    rng = random.Random()
     ports = []
     while len(ports) < count:
-        port = rng.randrange(max(1024, low - 20000), low)
-        if port not in ports and _bindable(port):
+        port = random.randrange(max(1024, low - 20000), low)
+        if port not in ports and _bind_error(port) is None:
             ports.append(port)
     return ports
 
@@ -53,13 +52,14 @@ def _ephemeral_low():
         return 32768
 
 
-def _bindable(port):
+def _bind_error(port):
+    """The OSError of binding a loopback `port` now, or None when it is free."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+        except OSError as e:
+            return e
+    return None
 
 
 def check_ports(ports):
@@ -69,13 +69,11 @@ def check_ports(ports):
             raise user_error("--port is out of range", "ports in 1024-65535 (one per worker "
                              "from --port on)", f"port={port}", "Choose another --port, or "
                              "leave it out to take free ports.")
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError as e:
-                raise user_error("A worker port is taken", "free loopback ports",
-                                 f"port={port} ({e.strerror})", "Choose another --port, or "
-                                 "leave it out to take free ports.") from None
+        error = _bind_error(port)
+        if error is not None:
+            raise user_error("A worker port is taken", "free loopback ports",
+                             f"port={port} ({error.strerror})", "Choose another --port, or "
+                             "leave it out to take free ports.")
 
 
 def prepare(command, backend, parser):
