@@ -7,28 +7,19 @@ import os
 import pytest
 from PIL import Image
 
-from tests.conftest import assert_user_error, call_cli, copy_run, run_cli, trained_run
+from tests.conftest import assert_user_error, call_cli, copy_run, run_cli
 
-# Tests marked backend_agnostic run again with KERAS_BACKEND=jax (README): those that train,
-# evaluate or predict. Parsing, validation and run-folder policy do not depend on the backend.
+# These run on TensorFlow only: an image run's commands on JAX (train, evaluate, predict on
+# an image folder and on the digits, the refusals) are tested by test_without_tensorflow.py,
+# whose Python has no TensorFlow at all, and a JAX run's compression and export by
+# export/test_backends.py. Parsing, validation and run-folder policy do not depend on the
+# backend.
 
 
 @pytest.fixture(scope="module")
-def digits_run(request, tmp_path_factory):
-    """(work, run dir, CompletedProcess) of a trained digits CNN run.
-
-    On TensorFlow: the default job (shared with the other files, tests/conftest.py). On
-    JAX: six epochs without compression or export (the TensorFlow pass has the full job;
-    a JAX run's compression and export are tested in test_backends.py and tests/export/).
-    """
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        return request.getfixturevalue("default_job")
-    work, result = trained_run(tmp_path_factory, f"digits_{keras.backend.backend()}",
-                               "train", "digits", "--set", "train.epochs=6",
-                               "--set", "compress.methods=[]", "--set", "export.formats=[]")
-    return work, os.path.join(work, "runs", "digits"), result
+def digits_run(default_job):
+    """(work, run dir, CompletedProcess): the default job (shared, tests/conftest.py)."""
+    return default_job
 
 
 def test_list_and_config():
@@ -78,7 +69,6 @@ def test_argparse_errors_exit_2():
     assert run_cli("predict").returncode == 2  # a real process: argparse exits 2 itself
 
 
-@pytest.mark.backend_agnostic
 def test_train_writes_a_complete_run_directory(digits_run):
     work, run_dir, result = digits_run
     assert result.returncode == 0, result.stderr
@@ -107,7 +97,6 @@ def test_train_writes_a_complete_run_directory(digits_run):
     assert summary["runtime"]["backend"] == os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
-@pytest.mark.backend_agnostic
 def test_evaluate_and_predict(digits_run, tmp_path):
     run_dir = copy_run(digits_run[1], tmp_path / "run")  # evaluate rewrites evaluation/
     evaluated = call_cli("evaluate", run_dir)
@@ -144,7 +133,6 @@ def test_evaluate_and_predict(digits_run, tmp_path):
     assert_user_error(call_cli("predict", run_dir, "--image", str(junk)), "Cannot read image")
 
 
-@pytest.mark.backend_agnostic
 def test_predict_a_folder_agrees_with_evaluate_on_it(digits_run, tmp_path):
     """`predict --image FOLDER --output p.csv` and `evaluate --data FOLDER` on the digits
     written as PNGs: one row per image, the same top-1 accuracy; the run's own evaluation/
@@ -268,7 +256,6 @@ def test_unfinished_run_with_another_config_is_refused(tmp_path):
     assert (run_dir / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.backend_agnostic
 def test_write_digits_then_train_image_folder(tmp_path):
     out = str(tmp_path / "digits_folder")
     written = call_cli("write-digits", out)

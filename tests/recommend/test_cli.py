@@ -160,6 +160,9 @@ def test_bad_inputs_exit_2_and_change_nothing(movielens_run, tmp_path):
     assert tree_hashes(run_dir) == before
 
 
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+                    reason="the suite's time budget: on JAX the retrieval run above trains, "
+                    "recommends and scores; the ranking model trains in the TensorFlow pass")
 def test_ranking_run_beats_item_means(tmp_path):
     result = run_cli("train", "ratings_ranking", "--set", "recommend.num_users=500",
                      "--set", "recommend.num_items=200", *SMALL, cwd=str(tmp_path))
