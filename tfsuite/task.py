@@ -336,6 +336,15 @@ class Task:
         raise NotImplementedError
 
 
+def model_line(model, runtime):
+    """The start line that names the model and how it runs: "  model: ...; runtime: backend
+    B, strategy S (N replica(s)), PRECISION"."""
+    report = runtime.report()
+    return (f"  model: {model}; runtime: backend {report['backend']}, strategy "
+            f"{report['strategy']} ({report['num_replicas']} replica(s)), "
+            f"{report['precision']}")
+
+
 def fitted_by(trainer, model):
     """`Fitted` of a model trained by the shared `Trainer`."""
     info, history = trainer.info(), trainer.history()

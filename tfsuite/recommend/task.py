@@ -15,7 +15,7 @@ from tfsuite.errors import user_error
 from tfsuite.io import display_path
 from tfsuite.recommend import config as recommend_config
 from tfsuite.run_dir import EVALUATION, SUMMARY
-from tfsuite.task import Task, check_full_batches, register_task
+from tfsuite.task import Task, check_full_batches, model_line, register_task
 
 
 @register_task
@@ -114,7 +114,7 @@ class RecommendationTask(Task):
 
     def print_start(self, run_dir, runtime, data, resuming):
         super().print_start(run_dir, runtime, data, resuming)
-        r, rep, runtime_report = self.config.recommend, data.report, runtime.report()
+        r, rep = self.config.recommend, data.report
         print(f"  data: {rep['path']}: {rep['num_ratings']:,} ratings of {rep['num_users']:,} "
               f"users and {rep['num_items']:,} items"
               + (f" ({rep['skipped_lines']} unparsable rows skipped)" if rep["skipped_lines"]
@@ -123,9 +123,7 @@ class RecommendationTask(Task):
         what = (f"two-tower retrieval (embeddings {r.embedding_dim}, in-batch softmax"
                 f"{', logQ-corrected' * r.logq_correction})" if r.model == "two_tower" else
                 f"ranking ({r.ranking_loss}{', DCN cross layers' * r.feature_cross})")
-        print(f"  model: {what}; runtime: backend {runtime_report['backend']}, strategy "
-              f"{runtime_report['strategy']} ({runtime_report['num_replicas']} replica(s)), "
-              f"{runtime_report['precision']}", flush=True)
+        print(model_line(what, runtime), flush=True)
 
     def evaluate_model(self, model, data, out_dir):
         from tfsuite.recommend.evaluation import evaluate_model

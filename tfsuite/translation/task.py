@@ -15,7 +15,7 @@ from tfsuite.config import TaskSchema, unused_image_keys
 from tfsuite.errors import user_error
 from tfsuite.io import display_path
 from tfsuite.run_dir import EVALUATION, SUMMARY
-from tfsuite.task import Task, check_full_batches, register_task
+from tfsuite.task import Task, check_full_batches, model_line, register_task
 from tfsuite.translation import config as translation_config
 from tfsuite.translation.tokenizer import TOKENIZER_FILE
 
@@ -117,7 +117,7 @@ class TranslationTask(Task):
         from tfsuite.translation.model import model_sizes
 
         super().print_start(run_dir, runtime, data, resuming)
-        report, t, r = runtime.report(), self.config.translation, data.report
+        t, r = self.config.translation, data.report
         print(f"  data: {r['path']}: {r['num_pairs']:,} pairs"
               + (f" ({r['skipped_lines']} malformed lines skipped)" if r["skipped_lines"]
                  else "")
@@ -131,9 +131,7 @@ class TranslationTask(Task):
             layers, heads, hidden, intermediate, _ = model_sizes(t)
             model = (f"T5 {t.size} ({layers} layers, {heads} heads, hidden {hidden}, "
                      f"feed-forward {intermediate})")
-        print(f"  model: {model}; runtime: backend {report['backend']}, strategy "
-              f"{report['strategy']} ({report['num_replicas']} replica(s)), "
-              f"{report['precision']}", flush=True)
+        print(model_line(model, runtime), flush=True)
 
     def model_to_save(self, model, data):
         from tfsuite.translation.model import with_preprocessor
