@@ -24,7 +24,7 @@ LAYERS = [
     ("task seam", ["tfsuite.task"]),
     ("run skeleton", ["tfsuite.stages", "tfsuite.diagnosis.run", "tfsuite.diagnosis.lr_find"]),
     ("tasks", ["tfsuite.image_classification", "tfsuite.translation", "tfsuite.recommend",
-               "tfsuite.rl"]),
+               "tfsuite.rl", "tfsuite.language_model"]),
     ("composition root", ["tfsuite.tasks"]),
     ("Python API", ["tfsuite.api"]),
     ("command line", ["tfsuite.cli", "tfsuite.launch", "tfsuite.run", "tfsuite.__main__",

@@ -8,6 +8,7 @@ generic layers names it. Export formats register in `tfsuite.export.formats`.
 
 import tfsuite.export.formats  # noqa: F401
 import tfsuite.image_classification.task  # noqa: F401
+import tfsuite.language_model.task  # noqa: F401
 import tfsuite.recommend.task  # noqa: F401
 import tfsuite.rl.task  # noqa: F401
 import tfsuite.translation.task  # noqa: F401

@@ -289,7 +289,7 @@ def load_config(experiment="digits", config_file=None, overrides=()):
 
 # Keys only some data sources and models read: {key: (the values that read it, why)}.
 _READ_ONLY_BY = {
-    "data.path": ("data.source", ("folder", "npz", "parallel", "ratings"), "the files"),
+    "data.path": ("data.source", ("folder", "npz", "parallel", "ratings", "text"), "the files"),
     "data.tfds_name": ("data.source", ("tfds",), "the TFDS dataset"),
     "data.data_dir": ("data.source", ("tfds",), "the TFDS folder"),
     "data.num_classes": ("data.source", ("synthetic",), "synthetic data's classes"),

@@ -72,6 +72,8 @@ class ModelConfig:
     l2: float = 0.0  # L2 penalty on kernels
     freeze_base: bool = False  # train only the head first (transfer learning)
     fine_tune_layers: int = 0  # after train.epochs, unfreeze the top N base layers
+    lora_rank: Optional[int] = None  # language_model with a preset: train only LoRA weights
+    # of this rank (KerasHub enable_lora)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from tfsuite.config import IMAGE_SOURCES, TaskSchema
 from tfsuite.errors import UserError
 from tfsuite.io import read_json
 from tfsuite.run_dir import EVALUATION, SUMMARY
-from tfsuite.task import ExportSpec, Task, check_full_batches, register_task
+from tfsuite.task import ExportSpec, Task, check_full_batches, model_line, register_task
 
 logger = logging.getLogger("tfsuite")
 
@@ -21,7 +21,9 @@ class ImageClassificationTask(Task):
     name = "image_classification"
     label = "image classification"
     noun = "image classifiers"
-    schema = TaskSchema(task=name, data_sources=IMAGE_SOURCES)
+    schema = TaskSchema(task=name, data_sources=IMAGE_SOURCES,
+                        unused={"model.lora_rank": "LoRA fine-tunes decoder language models "
+                                "(task language_model)"})
     unit = "images"
     multi_worker = True
     compression_methods = ("prune", "quantize", "low_rank", "distill")
@@ -108,16 +110,14 @@ class ImageClassificationTask(Task):
 
     def print_start(self, run_dir, runtime, data, resuming):
         super().print_start(run_dir, runtime, data, resuming)
-        report, config = runtime.report(), self.config
+        config = self.config
         where = _augmented_on(config, data)
         print(f"  data: {config.data.source}, {data.num_classes} classes, "
               f"{data.num_train} train / {data.num_val} val / {data.num_test} test images "
               f"{tuple(data.image_shape)}" + (f", {len(data.skipped)} files skipped"
                                               if data.skipped else "")
               + (f", augmented on the {where}" if where else ""))
-        print(f"  model: {config.model.name}; runtime: backend {report['backend']}, strategy "
-              f"{report['strategy']} ({report['num_replicas']} replica(s)), "
-              f"{report['precision']}", flush=True)
+        print(model_line(config.model.name, runtime), flush=True)
 
     def model_to_save(self, model, data):
         from tfsuite.data.augment.in_model import without_training_augmentation

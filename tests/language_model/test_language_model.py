@@ -1,0 +1,193 @@
+"""`train language_model` on text as a user runs it, `generate`, `write-corpus`, the
+chunked loss, the bigram baseline, and the bad inputs they refuse."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_user_error, call_cli, trained_run
+
+pytestmark = pytest.mark.backend_agnostic  # also run with KERAS_BACKEND=jax (README)
+
+# A 2-layer decoder of width 32 on 60 chapters: what the assertions need, in seconds.
+TINY = ["--set", "language_model.vocab_size=300", "--set", "language_model.sequence_length=32",
+        "--set", "language_model.num_layers=2", "--set", "language_model.hidden_dim=32",
+        "--set", "language_model.intermediate_dim=64", "--set", "language_model.loss_chunk=16",
+        "--set", "language_model.samples=1", "--set", "language_model.max_new_tokens=8",
+        "--set", "train.batch_size=16", "--set", "train.epochs=2"]
+
+
+def write_small_corpus(folder, chapters=60):
+    """The bundled corpus as `write-corpus` writes it, and its first chapters as small.txt."""
+    result = call_cli("write-corpus", folder)
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(folder, "kjv.txt"), encoding="utf-8") as f:
+        documents = f.read().split("\n\n")
+    with open(os.path.join(folder, "small.txt"), "w", encoding="utf-8") as f:
+        f.write("\n\n".join(documents[:chapters]) + "\n")
+    return len(documents)
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory):
+    import keras
+
+    work, result = trained_run(
+        tmp_path_factory, f"language_model_{keras.backend.backend()}", "train",
+        "language_model", "--set", "data.source=text", "--set", "data.path=corpus/small.txt",
+        *TINY, prepare=lambda work: write_small_corpus(os.path.join(work, "corpus")))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return work, os.path.join(work, "runs", "language_model"), result.stdout
+
+
+def test_a_run_trains_scores_and_writes_its_folder(lm_run):
+    work, run_dir, printed = lm_run
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    m, data = summary["metrics"], summary["data"]
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 2
+    assert data["documents"] == 60 and sum(data["split_documents"]) == 60
+    assert m["test_tokens"] == data["windows"][2] * 32
+    # Better than knowing nothing (the vocabulary's size), and the bigram is scored too.
+    assert 1 < m["perplexity"] < data["vocabulary_size"] and m["bigram_perplexity"] > 1
+    assert 0 <= m["token_accuracy"] <= 1 and len(m["samples"]) == 1
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        rows = f.read().splitlines()
+    header = rows[0].split(",")
+    losses = [float(r.split(",")[header.index("loss")]) for r in rows[1:]]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert "val_perplexity" in header
+    for name in ("model.keras", "tokenizer.model", "training_curves.png", "config.yaml",
+                 "evaluation/metrics.json", "evaluation/samples.txt"):
+        assert os.path.isfile(os.path.join(run_dir, name)), name
+    assert "perplexity" in printed and "(bigram" in printed and "try it: " in printed
+
+
+def test_generate_continues_the_prompt(lm_run):
+    work, run_dir, _ = lm_run
+    result = call_cli("generate", run_dir, "In the beginning", "--max-new-tokens", "6",
+                      "--sampler", "greedy", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("In the beginning") and len(result.stdout.strip()) > 16
+    again = call_cli("generate", run_dir, "In the beginning", "--max-new-tokens", "6",
+                     "--sampler", "greedy", cwd=work)
+    assert again.stdout == result.stdout  # greedy is deterministic
+    assert_user_error(call_cli("generate", run_dir, "x", "--max-new-tokens", "0", cwd=work),
+                      "language_model.max_new_tokens")
+
+
+def test_model_keras_generates_with_keras_hub_alone(lm_run):
+    """model.keras is KerasHub's LlamaCausalLM with its preprocessor: text in, text out."""
+    import keras
+    import keras_hub  # noqa: F401  (registers its classes)
+
+    _, run_dir, _ = lm_run
+    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
+    assert type(model).__name__ == "LlamaCausalLM"
+    model.compile(sampler="greedy")
+    assert model.generate("And God said", max_length=12).startswith("And God said")
+
+
+def test_chunked_loss_equals_the_full_cross_entropy():
+    import keras
+
+    from tfsuite.language_model.config import LanguageModelConfig
+    from tfsuite.language_model.model import CausalLMTraining, build_backbone
+
+    lm = LanguageModelConfig(num_layers=1, hidden_dim=16, intermediate_dim=32,
+                             num_query_heads=2)
+    backbone = build_backbone(lm, 50)
+    ids = np.random.default_rng(0).integers(0, 50, (3, 21)).astype("int32")
+    out = keras.ops.convert_to_numpy(CausalLMTraining(backbone, loss_chunk=8)(
+        {"token_ids": ids[:, :-1], "labels": ids[:, 1:]}))
+    hidden = backbone({"token_ids": ids[:, :-1], "padding_mask": np.ones_like(ids[:, :-1])})
+    logits = keras.ops.convert_to_numpy(
+        backbone.token_embedding(hidden, reverse=True)).astype(np.float64)
+    top = logits.max(-1, keepdims=True)
+    expected = (np.log(np.exp(logits - top).sum(-1)) + top[..., 0]
+                - np.take_along_axis(logits, ids[:, 1:, None], -1)[..., 0])
+    np.testing.assert_allclose(out[..., 0], expected, atol=1e-5)
+    np.testing.assert_array_equal(out[..., 1], logits.argmax(-1) == ids[:, 1:])
+
+
+def test_bigram_baseline_counts():
+    from tfsuite.language_model.evaluation import Bigram
+
+    stream = np.array([0, 1, 0, 1, 0, 2])
+    model = Bigram(stream, 3, mix=1.0)
+    # After 0: 1 twice, 2 once.
+    np.testing.assert_allclose(np.exp(model.log_probs(np.array([0, 0]), np.array([1, 2]))),
+                               [2 / 3, 1 / 3])
+    model.mix = 0.5
+    unigram = (np.bincount(stream, minlength=3) + 1) / (len(stream) + 3)
+    np.testing.assert_allclose(np.exp(model.log_probs(np.array([2]), np.array([1]))),
+                               unigram[1])  # 2 is never followed: the unigram alone
+
+
+def test_windows_overlap_by_one_and_documents_are_delimited():
+    from tfsuite.language_model.data import windows
+
+    stream = np.arange(10)
+    cut = windows(stream, 3)
+    assert cut.tolist() == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
+
+
+@pytest.mark.parametrize("layout", ["folder", "jsonl"])
+def test_folders_and_jsonl_are_read_by_document(tmp_path, layout):
+    from tfsuite.language_model.corpus import read_corpus, split_documents
+
+    if layout == "folder":
+        (tmp_path / "a.txt").write_text("one\ntwo\n\nthree\n", encoding="utf-8")
+        (tmp_path / "sub").mkdir()
+        (tmp_path / "sub" / "b.md").write_text("four", encoding="utf-8")
+        (tmp_path / "notes.csv").write_text("not text", encoding="utf-8")
+        corpus = read_corpus(str(tmp_path))
+        assert corpus.documents == ["one\ntwo", "three", "four"] and corpus.files == 2
+    else:
+        path = tmp_path / "docs.jsonl"
+        path.write_text('{"text": "one"}\n{"text": ""}\n\n{"id": 3}\n{"text": "two"}\n',
+                        encoding="utf-8")
+        corpus = read_corpus(str(path))
+        assert corpus.documents == ["one", "two"] and corpus.skipped_records == 2
+    train, val, test = split_documents([f"d{i}" for i in range(20)], 0.1, 0.2, seed=0)
+    assert (len(train), len(val), len(test)) == (14, 2, 4)
+    assert not set(train) & set(test) and sorted(train + val + test) == sorted(
+        f"d{i}" for i in range(20))
+
+
+def test_write_corpus_writes_the_bible_and_never_overwrites(tmp_path):
+    chapters = write_small_corpus(str(tmp_path))
+    assert chapters == 1189
+    text = (tmp_path / "kjv.txt").read_text(encoding="utf-8")
+    assert text.startswith("In the beginning God created the heaven and the earth.\n")
+    assert "<i>" not in text and "@" not in text and "$$$" not in text
+    before = (tmp_path / "kjv.txt").stat().st_mtime_ns
+    assert_user_error(call_cli("write-corpus", str(tmp_path)), "already exists")
+    assert (tmp_path / "kjv.txt").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("setup, overrides, fragments", [
+    ("empty", [], ["The corpus has no text", "an empty file"]),
+    ("latin1", [], ["not UTF-8", "line 3"]),
+    ("good", ["language_model.preset=/no/such/preset"], ["not on this machine",
+                                                         "/no/such/preset"]),
+    ("good", ["language_model.sequence_length=4096"], ["beyond the model's", "1024"]),
+    ("good", ["model.lora_rank=4"], ["model.lora_rank", "language_model.preset"]),
+])
+def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, setup, overrides,
+                                                         fragments):
+    path = tmp_path / "corpus.txt"
+    if setup == "empty":
+        path.write_bytes(b"")
+    elif setup == "latin1":
+        path.write_bytes("first\nsecond\ncaf\u00e9\n".encode("latin-1"))
+    else:
+        path.write_text("In the beginning.\n\nAnd the earth.\n", encoding="utf-8")
+    args = ["train", "language_model", "--set", "data.source=text", "--set",
+            f"data.path={path}"]
+    for override in overrides:
+        args += ["--set", override]
+    assert_user_error(call_cli(*args, cwd=str(tmp_path)), *fragments)
+    assert not os.path.exists(tmp_path / "runs")

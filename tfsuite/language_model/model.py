@@ -1,0 +1,233 @@
+"""Llama-style decoders from KerasHub: built from a size, or a preset found on this machine;
+the training model with its chunked loss inside; LoRA; the text-in model that is saved.
+
+Training never makes the float32 logits of a whole batch: `CausalLMTraining` runs the
+backbone, then the output projection and the cross-entropy one chunk of positions at a
+time, each chunk under `keras.remat` (its logits are made again in the backward pass
+instead of being kept). It returns, per position, the loss and whether the argmax was
+right; the Keras loss and metrics average those.
+"""
+
+import functools
+import json
+import os
+
+import keras
+from keras import ops
+
+from tfsuite.errors import require_module, user_error
+from tfsuite.language_model.config import MODEL_SIZES, model_shape
+from tfsuite.language_model.tokenizer import INSTALL
+
+# The longest window a model built from a size is trained on (Llama 2's context for the
+# large ones); a preset's is in its preprocessor.json.
+CONTEXT_LENGTHS = {"tiny": 1024, "small": 2048, "1b": 4096, "7b": 4096}
+
+
+def keras_hub():
+    return require_module("keras_hub", "The language model", INSTALL)
+
+
+def build_backbone(lm, vocabulary_size, dtype=None):
+    """A randomly initialised `LlamaBackbone` of the config's shape."""
+    layers, heads, kv_heads, hidden, intermediate = model_shape(lm)
+    return keras_hub().models.LlamaBackbone(
+        vocabulary_size=vocabulary_size, num_layers=layers, num_query_heads=heads,
+        num_key_value_heads=kv_heads, hidden_dim=hidden, intermediate_dim=intermediate,
+        dropout=lm.dropout, dtype=dtype)
+
+
+def context_length(lm):
+    """The longest sequence the model takes: the size's, or the preset's."""
+    if lm.preset:
+        path = resolve_preset(lm.preset)
+        try:
+            with open(os.path.join(path, "preprocessor.json")) as f:
+                return int(json.load(f)["config"]["sequence_length"])
+        except (OSError, KeyError, ValueError, TypeError):
+            return None  # no preprocessor: nothing to check against
+    return CONTEXT_LENGTHS.get(lm.size)
+
+
+# ---------------------------------------------------------------- the training model
+
+
+def output_kernel(embedding, dtype):
+    """The [hidden, vocabulary] matrix of a KerasHub `ReversibleEmbedding`'s reverse call,
+    in `dtype`."""
+    kernel = (ops.transpose(embedding.embeddings) if embedding.tie_weights
+              else embedding.reverse_embeddings)
+    return ops.cast(kernel, dtype)
+
+
+def chunk_loss(hidden, labels, kernel, soft_cap=None):
+    """[batch, chunk, 2]: the cross-entropy of each position and whether its argmax is the
+    label (the logits are float32 for this chunk only)."""
+    logits = ops.cast(ops.matmul(hidden, kernel), "float32")
+    if soft_cap:  # Gemma 2's final logit soft-capping, as the embedding's reverse call does
+        logits = ops.tanh(logits / soft_cap) * soft_cap
+    picked = ops.take_along_axis(logits, ops.expand_dims(labels, -1), axis=-1)[..., 0]
+    loss = ops.logsumexp(logits, axis=-1) - picked
+    correct = ops.cast(ops.equal(ops.argmax(logits, axis=-1), labels), "float32")
+    return ops.stack([loss, ops.stop_gradient(correct)], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="tfsuite")
+class CausalLMTraining(keras.Model):
+    """A decoder backbone and its loss: `{"token_ids", "labels"}` in, [batch, length, 2]
+    out (the loss of each position, and 1.0 where the argmax is the label).
+
+    Args:
+        backbone: a KerasHub decoder backbone with a reversible `token_embedding`.
+        loss_chunk: positions whose logits are made at once.
+    """
+
+    def __init__(self, backbone, loss_chunk, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.loss_chunk = loss_chunk
+
+    def call(self, inputs):
+        ids, labels = inputs["token_ids"], inputs["labels"]
+        hidden = self.backbone({"token_ids": ids, "padding_mask": ops.ones_like(ids)})
+        embedding = self.backbone.token_embedding
+        kernel = output_kernel(embedding, hidden.dtype)
+        # The weights go in as an argument: a function that closes over a variable would
+        # keep the value it was first traced with (JAX).
+        chunk = keras.remat(functools.partial(
+            chunk_loss, soft_cap=getattr(embedding, "logit_soft_cap", None)))
+        pieces = [chunk(hidden[:, start:start + self.loss_chunk],
+                        labels[:, start:start + self.loss_chunk], kernel)
+                  for start in range(0, ids.shape[1], self.loss_chunk)]
+        return pieces[0] if len(pieces) == 1 else ops.concatenate(pieces, axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), "loss_chunk": self.loss_chunk,
+                "backbone": keras.saving.serialize_keras_object(self.backbone)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        backbone = keras.saving.deserialize_keras_object(config.pop("backbone"))
+        return cls(backbone, **config)
+
+
+class TokenLoss(keras.losses.Loss):
+    """The mean of the per-position cross-entropy the model returns."""
+
+    def __init__(self, name="token_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        return y_pred[..., 0]
+
+
+def token_accuracy(y_true, y_pred):
+    return y_pred[..., 1]
+
+
+class Perplexity(keras.metrics.Metric):
+    """exp(mean cross-entropy per token) over everything seen since the last reset."""
+
+    def __init__(self, name="perplexity", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable((), initializer="zeros", name="total")
+        self.count = self.add_variable((), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        losses = ops.cast(y_pred[..., 0], "float32")
+        self.total.assign_add(ops.sum(losses))
+        self.count.assign_add(ops.cast(ops.size(losses), "float32"))
+
+    def result(self):
+        return ops.exp(self.total / ops.maximum(self.count, 1.0))
+
+
+def metrics():
+    return [keras.metrics.MeanMetricWrapper(token_accuracy, name="accuracy"), Perplexity()]
+
+
+# ---------------------------------------------------------------- saved models
+
+
+def with_preprocessor(backbone, tokenizer_proto, sequence_length):
+    """A text-in `LlamaCausalLM` over `backbone` (what `model.keras` holds)."""
+    hub = keras_hub()
+    tokenizer = hub.models.LlamaTokenizer(proto=tokenizer_proto)
+    preprocessor = hub.models.LlamaCausalLMPreprocessor(tokenizer=tokenizer,
+                                                        sequence_length=sequence_length)
+    return hub.models.LlamaCausalLM(backbone=backbone, preprocessor=preprocessor)
+
+
+# ---------------------------------------------------------------- presets
+
+
+def resolve_preset(preset):
+    """A local preset folder (never downloaded), or a clear error."""
+    keras_hub()
+    path = os.path.abspath(os.path.expanduser(preset))
+    if not os.path.isdir(path):
+        raise user_error("The preset is not on this machine (tfsuite does not download)",
+                         "a local KerasHub preset folder (config.json, model.weights.h5, "
+                         "tokenizer.json and assets/)", f"language_model.preset={preset!r}",
+                         "Save one with `model.save_to_preset(FOLDER)` (tfsuite's export "
+                         "writes one), or download it on a connected machine with "
+                         "keras_hub and copy the folder here.")
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise user_error("Not a KerasHub preset folder", "a folder holding config.json "
+                         "(written by `save_to_preset` or a KerasHub download)",
+                         f"language_model.preset={preset!r}")
+    return path
+
+
+def _load(kind, preset):
+    hub = keras_hub()
+    path = resolve_preset(preset)
+    try:
+        return getattr(hub.models, kind).from_preset(path)
+    except (ValueError, OSError, KeyError) as e:
+        raise user_error("The preset cannot be loaded", "a complete KerasHub decoder preset "
+                         "(config.json, model.weights.h5, tokenizer.json and its assets)",
+                         f"{path} ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def load_backbone(preset):
+    """The backbone of a local decoder preset."""
+    backbone = _load("Backbone", preset)
+    if not hasattr(backbone, "token_embedding"):
+        raise user_error("The preset is not a decoder language model", "a KerasHub decoder "
+                         "backbone (Llama, Mistral, Gemma...)",
+                         f"{preset} ({type(backbone).__name__})")
+    return backbone
+
+
+def preset_tokenizer(preset):
+    """The SentencePiece proto (bytes) of a local preset's tokenizer."""
+    proto = getattr(_load("Tokenizer", preset), "proto", None)
+    if isinstance(proto, str):
+        with open(proto, "rb") as f:
+            proto = f.read()
+    if not proto:
+        raise user_error("The preset's tokenizer is not SentencePiece", "a preset with a "
+                         "SentencePiece tokenizer (Llama, Mistral, Gemma)", f"{preset}")
+    return proto
+
+
+def sampler(lm):
+    """The KerasHub sampler of `language_model.sampler` and its settings."""
+    samplers = keras_hub().samplers
+    if lm.sampler == "greedy":
+        return samplers.GreedySampler()
+    if lm.sampler == "top_k":
+        return samplers.TopKSampler(k=lm.top_k, temperature=lm.temperature)
+    return samplers.TopPSampler(p=lm.top_p, temperature=lm.temperature)
+
+
+def weight_counts(backbone):
+    """(trainable, total) weights of `backbone`."""
+    trainable = sum(int(ops.size(v)) for v in backbone.trainable_weights)
+    total = sum(int(ops.size(v)) for v in backbone.weights)
+    return trainable, total
+
+
+assert set(CONTEXT_LENGTHS) == set(MODEL_SIZES)

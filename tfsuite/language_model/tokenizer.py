@@ -1,0 +1,41 @@
+"""The language model's SentencePiece tokenizer, with Llama's ids: `<unk>` 0, `<s>` 1,
+`</s>` 2 (KerasHub's `LlamaTokenizer` reads the same file; it pads with id 0).
+
+Trained on the training documents (seeded) before the run folder is written, or a
+preset's own. Encoding and decoding run in NumPy through `sentencepiece`, so every Keras
+backend sees the same ids.
+"""
+
+from tfsuite.data.sentencepiece import (TOKENIZER_FILE,  # noqa: F401 (the run's file)
+                                        SentencePieceModel, train_sentencepiece)
+from tfsuite.packages import install_hint
+
+INSTALL = install_hint("language_model")
+UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
+
+
+def train_tokenizer(documents, vocab_size, seed):
+    """A Llama-layout SentencePiece model trained on the documents' lines (bytes)."""
+    lines = [line for document in documents for line in document.split("\n")]
+    return train_sentencepiece(lines, vocab_size, "llama", "language_model.vocab_size",
+                               INSTALL, seed=seed)
+
+
+class Tokenizer(SentencePieceModel):
+    """Text <-> ids with Llama's special ids.
+
+    Args:
+        proto: serialized SentencePiece model (bytes), or the path of a `.model` file.
+    """
+
+    layout, purpose, install = "llama", "The language model", INSTALL
+
+    def encode_many(self, texts):
+        return self.processor.encode(list(texts))
+
+    def decode(self, ids):
+        return self.processor.decode([int(i) for i in ids if int(i) not in (BOS_ID, EOS_ID)])
+
+
+def load_tokenizer(run_dir):
+    return Tokenizer.of_run(run_dir)
