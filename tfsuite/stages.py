@@ -132,6 +132,7 @@ def _fit_and_save(config, run_dir, resuming, task, runtime, data, started, quiet
     fitted = task.fit(run_dir, runtime, data, quiet)
     model = fitted.model
     save_model(task.model_to_save(model, data), os.path.join(run_dir, MODEL))
+    task.write_model_files(model, run_dir)
     task.plot_training(fitted, data, os.path.join(run_dir, CURVES))
     metrics = task.evaluate_model(model, data, os.path.join(run_dir, EVALUATION))
     summary = {

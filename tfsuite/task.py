@@ -10,7 +10,7 @@ task object. Modelled on TF Model Garden's `base_task.Task` and `task_factory`.
 
 The hooks a run calls, in order (`tfsuite.stages.train`): `setup_runtime`,
 `prepare` (data; nothing written yet), `write_run_files`, `print_start`, `fit`,
-`model_to_save`, `plot_training`, `evaluate_model`, `summary`. The default
+`model_to_save`, `write_model_files`, `plot_training`, `evaluate_model`, `summary`. The default
 `fit` is the shared `Trainer`, which asks the task for `build_model`, `loss`,
 `metrics` and `start_fine_tuning`. A finished run's commands call
 `evaluate_run`, `export_spec` or `serving_export`, and `compress`.
@@ -170,6 +170,9 @@ class Task:
     def model_to_save(self, model, data):
         """The model written to RUN_DIR/model.keras."""
         return model
+
+    def write_model_files(self, model, run_dir):
+        """Files of the task's own written next to model.keras (e.g. LoRA weights alone)."""
 
     def plot_training(self, fitted, data, path):
         if fitted.history:

@@ -19,6 +19,13 @@ TINY = ["--set", "language_model.vocab_size=300", "--set", "language_model.seque
         "--set", "train.batch_size=16", "--set", "train.epochs=2"]
 
 
+# The preset's own shapes and tokenizer; LoRA's factors learn at a higher rate.
+LORA_RUN = ["--set", "language_model.sequence_length=32", "--set", "language_model.loss_chunk=16",
+            "--set", "language_model.samples=1", "--set", "language_model.max_new_tokens=8",
+            "--set", "train.batch_size=16", "--set", "train.epochs=2",
+            "--set", "train.learning_rate=0.01"]
+
+
 def write_small_corpus(folder, chapters=60):
     """The bundled corpus as `write-corpus` writes it, and its first chapters as small.txt."""
     result = call_cli("write-corpus", folder)
@@ -191,3 +198,43 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, setup, overri
         args += ["--set", override]
     assert_user_error(call_cli(*args, cwd=str(tmp_path)), *fragments)
     assert not os.path.exists(tmp_path / "runs")
+
+
+def test_lora_fine_tunes_a_local_preset_and_merges(lm_run, tmp_path):
+    """The run's model saved as a KerasHub preset, then fine-tuned with LoRA: only the LoRA
+    factors train (the count is recorded), the loss falls, the factors are saved alone, and
+    model.keras (merged) gives the logits of the preset with those factors."""
+    import keras
+    import keras_hub
+
+    work, run_dir, _ = lm_run
+    preset = str(tmp_path / "preset")
+    keras.saving.load_model(os.path.join(run_dir, "model.keras")).save_to_preset(preset)
+    result = call_cli("train", "language_model", "--set", "data.source=text", "--set",
+                      f"data.path={work}/corpus/small.txt", "--set",
+                      f"language_model.preset={preset}", "--set", "model.lora_rank=4",
+                      *LORA_RUN,
+                      "--run-dir", str(tmp_path / "lora"), cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "lora" / "summary.json") as f:
+        summary = json.load(f)
+    model = summary["model"]
+    assert model["lora_rank"] == 4 and 0 < model["trainable_params"] < 0.05 * \
+        model["total_params"]
+    assert "LoRA rank 4" in result.stdout
+    with open(tmp_path / "lora" / "history.csv") as f:
+        rows = f.read().splitlines()
+    losses = [float(r.split(",")[rows[0].split(",").index("loss")]) for r in rows[1:]]
+    assert losses[-1] < losses[0]
+
+    lora = keras_hub.models.Backbone.from_preset(preset)
+    lora.enable_lora(4)
+    lora.load_lora_weights(model["lora_weights"])
+    merged = keras.saving.load_model(str(tmp_path / "lora" / "model.keras")).backbone
+    ids = np.random.default_rng(1).integers(3, 100, (2, 16)).astype("int32")
+    inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(merged(inputs)),
+                               keras.ops.convert_to_numpy(lora(inputs)), atol=1e-5)
+    plain = keras_hub.models.Backbone.from_preset(preset)  # the factors did change it
+    assert np.abs(keras.ops.convert_to_numpy(plain(inputs))
+                  - keras.ops.convert_to_numpy(lora(inputs))).max() > 1e-4

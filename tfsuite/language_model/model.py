@@ -223,6 +223,35 @@ def sampler(lm):
     return samplers.TopPSampler(p=lm.top_p, temperature=lm.temperature)
 
 
+LORA_FILE = "lora.lora.h5"  # KerasHub's save_lora_weights wants the ".lora.h5" suffix
+
+
+def lora_enabled(backbone):
+    return bool(getattr(backbone, "_lora_enabled_layers", None))
+
+
+def merged(backbone):
+    """The same network without LoRA: each LoRA kernel becomes W + (alpha / rank) A B (what
+    the LoRA layer computes), every other weight is copied. A backbone without LoRA is
+    returned as it is."""
+    if not lora_enabled(backbone):
+        return backbone
+    lora_kernels = {}
+    for layer in backbone._flatten_layers(include_self=False):
+        if getattr(layer, "lora_enabled", False):
+            lora_kernels[id(layer._kernel)] = layer.kernel  # the merged value
+    fresh = type(backbone).from_config(backbone.get_config())
+    kept = [v for v in backbone.weights if v.name not in ("lora_kernel_a", "lora_kernel_b")]
+    if len(kept) != len(fresh.weights):
+        raise RuntimeError(f"merging LoRA: {len(kept)} weights against {len(fresh.weights)}")
+    for old, new in zip(kept, fresh.weights):
+        value = lora_kernels.get(id(old), old.value)
+        if tuple(value.shape) != tuple(new.shape):
+            raise RuntimeError(f"merging LoRA: {old.path} {value.shape} -> {new.shape}")
+        new.assign(ops.copy(value))  # its own buffer: JAX's generate donates the state's
+    return fresh
+
+
 def weight_counts(backbone):
     """(trainable, total) weights of `backbone`."""
     trainable = sum(int(ops.size(v)) for v in backbone.trainable_weights)

@@ -123,10 +123,20 @@ class LanguageModelTask(Task):
         print(model_line(model, runtime), flush=True)
 
     def model_to_save(self, model, data):
-        from tfsuite.language_model.model import with_preprocessor
+        """A text-in LlamaCausalLM; after LoRA, with the LoRA factors merged into the
+        kernels (a plain model any KerasHub user loads)."""
+        from tfsuite.language_model.model import merged, with_preprocessor
 
-        return with_preprocessor(model.backbone, data.tokenizer.proto,
+        return with_preprocessor(merged(model.backbone), data.tokenizer.proto,
                                  self.config.language_model.sequence_length)
+
+    def write_model_files(self, model, run_dir):
+        """After LoRA, its weights alone (RUN_DIR/lora.lora.h5: `backbone.load_lora_weights`
+        puts them on the preset again)."""
+        from tfsuite.language_model.model import LORA_FILE, lora_enabled
+
+        if lora_enabled(model.backbone):
+            model.backbone.save_lora_weights(os.path.join(run_dir, LORA_FILE))
 
     def evaluate_model(self, model, data, out_dir):
         from tfsuite.language_model.evaluation import evaluate
@@ -147,10 +157,13 @@ class LanguageModelTask(Task):
     def model_summary(self, model, data, run_dir):
         from tfsuite.language_model.model import weight_counts
 
+        from tfsuite.language_model.model import LORA_FILE
+
         trainable, total = weight_counts(model.backbone)
+        lora = self.config.model.lora_rank
         return {"preset": self.config.language_model.preset,
-                "trainable_params": trainable, "total_params": total,
-                "lora_rank": self.config.model.lora_rank,
+                "trainable_params": trainable, "total_params": total, "lora_rank": lora,
+                "lora_weights": os.path.join(run_dir, LORA_FILE) if lora else None,
                 "tokenizer": os.path.join(run_dir, TOKENIZER_FILE)}
 
     def format_summary(self, summary):
@@ -162,6 +175,13 @@ class LanguageModelTask(Task):
                  f"tokens - {summary['epochs_completed']} epochs - "
                  f"{summary['wall_seconds']:.0f}s - {summary['tokens_per_second']:,.0f} "
                  "tokens/s"]
+        model = summary["model"]
+        if model.get("lora_rank"):
+            lines.append(f"  LoRA rank {model['lora_rank']}: {model['trainable_params']:,} of "
+                         f"{model['total_params']:,} weights trained "
+                         f"({model['trainable_params'] / model['total_params']:.2%}); "
+                         f"weights alone: {model['lora_weights']}; model.keras has them "
+                         "merged")
         for sample in m.get("samples", []):
             lines.append(f"  sample: {sample['text'][:160]!r}")
         lines += [f"  model: {summary['model']['path']} (tokenizer: "
