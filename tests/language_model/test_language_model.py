@@ -3,6 +3,8 @@ chunked loss, the bigram baseline, and the bad inputs they refuse."""
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -58,7 +60,9 @@ def test_a_run_trains_scores_and_writes_its_folder(lm_run):
     assert data["documents"] == 60 and sum(data["split_documents"]) == 60
     assert m["test_tokens"] == data["windows"][2] * 32
     # Better than knowing nothing (the vocabulary's size), and the bigram is scored too.
-    assert 1 < m["perplexity"] < data["vocabulary_size"] and m["bigram_perplexity"] > 1
+    assert 1 < m["perplexity"] < data["vocabulary_size"]
+    assert 1 < m["bigram_perplexity"] < data["vocabulary_size"]
+    assert m["perplexity_vs_bigram"] == pytest.approx(m["perplexity"] / m["bigram_perplexity"])
     assert 0 <= m["token_accuracy"] <= 1 and len(m["samples"]) == 1
     with open(os.path.join(run_dir, "history.csv")) as f:
         rows = f.read().splitlines()
@@ -85,16 +89,21 @@ def test_generate_continues_the_prompt(lm_run):
                       "language_model.max_new_tokens")
 
 
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+                    reason="one process is enough: the file is the same on every backend")
 def test_model_keras_generates_with_keras_hub_alone(lm_run):
-    """model.keras is KerasHub's LlamaCausalLM with its preprocessor: text in, text out."""
-    import keras
-    import keras_hub  # noqa: F401  (registers its classes)
-
+    """model.keras is KerasHub's LlamaCausalLM with its preprocessor: text in, text out, in
+    a Python where tfsuite cannot be imported."""
     _, run_dir, _ = lm_run
-    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
-    assert type(model).__name__ == "LlamaCausalLM"
-    model.compile(sampler="greedy")
-    assert model.generate("And God said", max_length=12).startswith("And God said")
+    code = ("import sys; sys.modules['tfsuite'] = None\n"
+            "import keras, keras_hub\n"
+            f"m = keras.saving.load_model({os.path.join(run_dir, 'model.keras')!r})\n"
+            "m.compile(sampler='greedy')\n"
+            "print(type(m).__name__, m.generate('And God said', max_length=12))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("LlamaCausalLM And God said")
 
 
 def test_chunked_loss_equals_the_full_cross_entropy():
@@ -133,7 +142,7 @@ def test_bigram_baseline_counts():
                                unigram[1])  # 2 is never followed: the unigram alone
 
 
-def test_windows_overlap_by_one_and_documents_are_delimited():
+def test_windows_overlap_by_one():
     from tfsuite.language_model.data import windows
 
     stream = np.arange(10)
@@ -238,3 +247,35 @@ def test_lora_fine_tunes_a_local_preset_and_merges(lm_run, tmp_path):
     plain = keras_hub.models.Backbone.from_preset(preset)  # the factors did change it
     assert np.abs(keras.ops.convert_to_numpy(plain(inputs))
                   - keras.ops.convert_to_numpy(lora(inputs))).max() > 1e-4
+
+
+def test_documents_are_framed_and_the_bigram_mixes_what_it_counted():
+    from tfsuite.language_model.data import token_stream
+    from tfsuite.language_model.evaluation import Bigram, bigram_baseline
+    from tfsuite.language_model.tokenizer import BOS_ID, EOS_ID
+
+    class Pieces:  # a tokenizer of fixed ids (what the stream does with them is the test)
+        def encode_many(self, texts):
+            return [[10 + len(t)] * 2 for t in texts]
+
+    stream = token_stream(Pieces(), ["a", "bcd"])
+    assert stream.tolist() == [BOS_ID, 11, 11, EOS_ID, BOS_ID, 13, 13, EOS_ID]
+    counted = np.array([3, 4, 3, 5, 3, 4])
+    model = Bigram(counted, 6, mix=0.25)
+    unigram = (np.bincount(counted, minlength=6) + 1) / (len(counted) + 6)
+    np.testing.assert_allclose(np.exp(model.log_probs(np.array([3]), np.array([4]))),
+                               0.25 * 2 / 3 + 0.75 * unigram[4])
+    # The mix is chosen on validation windows: where 3 is always followed by 4, the bigram
+    # weighs most.
+    tuned = bigram_baseline(counted, np.array([[3, 4, 3, 4], [3, 4, 3, 4]]), 6)
+    assert tuned.mix == 0.95
+
+
+def test_export_is_refused_before_training(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("In the beginning.\n\nAnd the earth.\n", encoding="utf-8")
+    assert_user_error(call_cli("train", "language_model", "--set", "data.source=text",
+                               "--set", f"data.path={path}", "--set",
+                               "export.formats=[saved_model]", cwd=str(tmp_path)),
+                      "export.formats", "[] for language_model")
+    assert not os.path.exists(tmp_path / "runs")

@@ -60,6 +60,8 @@ def train_sentencepiece(texts, vocab_size, layout, key, install, model_type="uni
                                   for s in user_symbols if s.strip()],
             # A large corpus: a seeded sample of a million sentences trains the model.
             input_sentence_size=1_000_000, shuffle_input_sentence=True,
+            # Longer lines (a paragraph of prose) would be left out silently (default 4192).
+            max_sentence_length=1 << 16,
             num_threads=os.cpu_count() or 1, minloglevel=2)
     except RuntimeError as e:  # e.g. fewer pieces than the corpus has characters
         raise user_error("SentencePiece could not be trained on this corpus",

@@ -3,8 +3,8 @@
 No Keras or KerasHub import here, so reading a config stays cheap. The corpus
 is `data.path` (a text file, a folder of them, or JSONL with a `text` field) and
 its held-out splits `data.validation_split` / `data.test_split`, by document;
-optimizer, schedule, epochs, batch size, remat are `train.*`; precision and
-sharding are `runtime.*`; LoRA is `model.lora_rank`.
+optimizer, schedule, epochs and batch size are `train.*`; precision is `runtime.*`;
+LoRA is `model.lora_rank`.
 """
 
 from dataclasses import dataclass
@@ -45,8 +45,8 @@ class LanguageModelConfig:
     sequence_length: int = 256
     """Tokens per training window; documents are packed end to end, each ending in </s>."""
     loss_chunk: int = 128
-    """Positions per chunk of the cross-entropy: logits are made (and, with train.remat,
-    remade in the backward pass) one chunk at a time, never for the whole batch."""
+    """Positions per chunk of the cross-entropy: logits are made one chunk at a time (and
+    made again in the backward pass), never for the whole batch."""
     dropout: float = 0.0
     max_new_tokens: int = 64
     """`generate`: tokens generated after the prompt."""
@@ -107,6 +107,9 @@ def validate(config, check_files):
             "perplexity is measured on held-out documents", config.data.test_split)
     require(not config.compress.methods, "compress.methods", "[] for language_model",
             config.compress.methods)
+    require(not config.export.formats, "export.formats", "[] for language_model (the run "
+            "writes model.keras, a text-in LlamaCausalLM; the export of language models is "
+            "not built yet)", config.export.formats)
     lora = config.model.lora_rank
     require(lora is None or lora >= 1, "model.lora_rank", "null or an int >= 1", lora)
     require(lora is None or lm.preset, "model.lora_rank", "null unless "

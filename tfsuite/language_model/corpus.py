@@ -57,7 +57,8 @@ def _paragraphs(text):
 
 def _jsonl(path, text, corpus):
     documents = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # "\n" only: str.splitlines would also cut at U+2028 inside a JSON string.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

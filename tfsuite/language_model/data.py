@@ -104,11 +104,13 @@ def build_data(config, corpus, splits, tokenizer, full_batches=False):
               "windows": [int(len(c)) for c in cut],
               "vocabulary_size": tokenizer.vocabulary_size,
               "sequence_length": lm.sequence_length}
+    train = WindowBatches(cut[0], batch, shuffle=True, seed=config.runtime.seed,
+                          drop_remainder=True)
     return LanguageModelData(
-        train=WindowBatches(cut[0], batch, shuffle=True, seed=config.runtime.seed,
-                            drop_remainder=True),
+        train=train,
         val=WindowBatches(cut[1], batch, drop_remainder=full_batches)
         if len(cut[1]) >= (batch if full_batches else 1) else None,
         test_windows=cut[2], train_stream=streams[0], test_stream=streams[2],
-        num_train=len(cut[0]), num_val=len(cut[1]), num_test=len(cut[2]),
+        # The windows an epoch trains on (the partial batch is left out: one shape).
+        num_train=train.num_batches * batch, num_val=len(cut[1]), num_test=len(cut[2]),
         num_classes=tokenizer.vocabulary_size, report=report)

@@ -60,8 +60,11 @@ def score_windows(model, windows, batch_size):
     total, correct, count = 0.0, 0.0, 0
     for start in range(0, len(windows), batch_size):
         batch = windows[start:start + batch_size]
+        rows = len(batch)
+        if rows < batch_size:  # one shape (a device mesh splits whole batches): pad, drop
+            batch = np.concatenate([batch, np.repeat(batch[:1], batch_size - rows, axis=0)])
         out = keras.ops.convert_to_numpy(model.predict_on_batch(
-            {"token_ids": batch[:, :-1], "labels": batch[:, 1:]})).astype(np.float64)
+            {"token_ids": batch[:, :-1], "labels": batch[:, 1:]}))[:rows].astype(np.float64)
         total += out[..., 0].sum()
         correct += out[..., 1].sum()
         count += out[..., 0].size

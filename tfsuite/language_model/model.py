@@ -8,7 +8,6 @@ instead of being kept). It returns, per position, the loss and whether the argma
 right; the Keras loss and metrics average those.
 """
 
-import functools
 import json
 import os
 
@@ -38,14 +37,17 @@ def build_backbone(lm, vocabulary_size, dtype=None):
 
 
 def context_length(lm):
-    """The longest sequence the model takes: the size's, or the preset's."""
+    """The longest sequence the model takes: the size's, or a preset backbone's
+    `max_sequence_length` (None: a rotary-position model such as Llama sets no limit; a
+    preprocessor's sequence_length is only its packing length, not the model's)."""
     if lm.preset:
         path = resolve_preset(lm.preset)
         try:
-            with open(os.path.join(path, "preprocessor.json")) as f:
-                return int(json.load(f)["config"]["sequence_length"])
-        except (OSError, KeyError, ValueError, TypeError):
-            return None  # no preprocessor: nothing to check against
+            with open(os.path.join(path, "config.json")) as f:
+                value = json.load(f)["config"].get("max_sequence_length")
+        except (OSError, KeyError, ValueError, TypeError, AttributeError):
+            return None
+        return int(value) if value else None
     return CONTEXT_LENGTHS.get(lm.size)
 
 
@@ -60,12 +62,10 @@ def output_kernel(embedding, dtype):
     return ops.cast(kernel, dtype)
 
 
-def chunk_loss(hidden, labels, kernel, soft_cap=None):
+def chunk_loss(hidden, labels, kernel):
     """[batch, chunk, 2]: the cross-entropy of each position and whether its argmax is the
     label (the logits are float32 for this chunk only)."""
     logits = ops.cast(ops.matmul(hidden, kernel), "float32")
-    if soft_cap:  # Gemma 2's final logit soft-capping, as the embedding's reverse call does
-        logits = ops.tanh(logits / soft_cap) * soft_cap
     picked = ops.take_along_axis(logits, ops.expand_dims(labels, -1), axis=-1)[..., 0]
     loss = ops.logsumexp(logits, axis=-1) - picked
     correct = ops.cast(ops.equal(ops.argmax(logits, axis=-1), labels), "float32")
@@ -94,8 +94,7 @@ class CausalLMTraining(keras.Model):
         kernel = output_kernel(embedding, hidden.dtype)
         # The weights go in as an argument: a function that closes over a variable would
         # keep the value it was first traced with (JAX).
-        chunk = keras.remat(functools.partial(
-            chunk_loss, soft_cap=getattr(embedding, "logit_soft_cap", None)))
+        chunk = keras.remat(chunk_loss)
         pieces = [chunk(hidden[:, start:start + self.loss_chunk],
                         labels[:, start:start + self.loss_chunk], kernel)
                   for start in range(0, ids.shape[1], self.loss_chunk)]
@@ -170,9 +169,10 @@ def resolve_preset(preset):
         raise user_error("The preset is not on this machine (tfsuite does not download)",
                          "a local KerasHub preset folder (config.json, model.weights.h5, "
                          "tokenizer.json and assets/)", f"language_model.preset={preset!r}",
-                         "Save one with `model.save_to_preset(FOLDER)` (tfsuite's export "
-                         "writes one), or download it on a connected machine with "
-                         "keras_hub and copy the folder here.")
+                         "Save a run's model as one with `keras.saving.load_model("
+                         "'RUN_DIR/model.keras').save_to_preset(FOLDER)`, or download a "
+                         "preset on a connected machine with keras_hub and copy its folder "
+                         "here.")
     if not os.path.isfile(os.path.join(path, "config.json")):
         raise user_error("Not a KerasHub preset folder", "a folder holding config.json "
                          "(written by `save_to_preset` or a KerasHub download)",
@@ -194,9 +194,9 @@ def _load(kind, preset):
 def load_backbone(preset):
     """The backbone of a local decoder preset."""
     backbone = _load("Backbone", preset)
-    if not hasattr(backbone, "token_embedding"):
-        raise user_error("The preset is not a decoder language model", "a KerasHub decoder "
-                         "backbone (Llama, Mistral, Gemma...)",
+    if not isinstance(backbone, keras_hub().models.LlamaBackbone):
+        raise user_error("The preset is not a Llama model", "a KerasHub Llama preset (its "
+                         "model.keras and generation are LlamaCausalLM's)",
                          f"{preset} ({type(backbone).__name__})")
     return backbone
 
@@ -208,8 +208,8 @@ def preset_tokenizer(preset):
         with open(proto, "rb") as f:
             proto = f.read()
     if not proto:
-        raise user_error("The preset's tokenizer is not SentencePiece", "a preset with a "
-                         "SentencePiece tokenizer (Llama, Mistral, Gemma)", f"{preset}")
+        raise user_error("The preset's tokenizer is not SentencePiece", "a Llama preset "
+                         "with a SentencePiece tokenizer", f"{preset}")
     return proto
 
 

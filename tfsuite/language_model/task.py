@@ -37,7 +37,8 @@ class LanguageModelTask(Task):
                if key != "model"},
             **{f"model.{f.name}": "an image model's setting; this task's model is set in "
                "`language_model.*`" for f in dataclasses.fields(ModelConfig)
-               if f.name != "lora_rank"}})
+               if f.name != "lora_rank"},
+            "train.label_smoothing": "the language model's loss is the plain cross-entropy"})
     unit = "sequences"
     run_files = (TOKENIZER_FILE,)
     commands = {"generate": "language models: continue a prompt with a run's model",
@@ -99,6 +100,14 @@ class LanguageModelTask(Task):
                                  config.data.test_split, config.runtime.seed)
         tokenizer = _tokenizer(config, run_dir, splits[0], resuming)
         data = build_data(config, corpus, splits, tokenizer, runtime.needs_full_batches)
+        if data.val is None:
+            import logging
+
+            logging.getLogger("tfsuite").warning(
+                "No validation windows (%d validation documents, %s tokens): the run "
+                "monitors the training loss and the bigram's mix is not tuned. Raise "
+                "data.validation_split for a held-out curve.", len(splits[1]),
+                f"{data.report['tokens'][1]:,}")
         return dataclasses.replace(data, tokenizer=tokenizer, test_documents=splits[2])
 
     def write_run_files(self, run_dir, data, resuming):
@@ -111,7 +120,9 @@ class LanguageModelTask(Task):
         r, lm = data.report, self.config.language_model
         print(f"  data: {r['path']}: {r['documents']:,} documents, {r['characters']:,} "
               f"characters; documents {'/'.join(f'{n:,}' for n in r['split_documents'])} "
-              f"(train/val/test), tokens {'/'.join(f'{n:,}' for n in r['tokens'])}")
+              f"(train/val/test), tokens {'/'.join(f'{n:,}' for n in r['tokens'])}"
+              + (f"; {r['skipped_records']:,} JSONL records without text skipped"
+                 if r["skipped_records"] else ""))
         print(f"  tokenizer: SentencePiece, {r['vocabulary_size']:,} pieces; windows of "
               f"{lm.sequence_length} tokens: {'/'.join(f'{n:,}' for n in r['windows'])}")
         if lm.preset:
@@ -142,9 +153,10 @@ class LanguageModelTask(Task):
         from tfsuite.language_model.evaluation import evaluate
 
         lm = self.config.language_model
-        text_model = self.model_to_save(model, data)
+        # The text model is made only for the samples (after LoRA, a merged copy).
         return evaluate(model, data, data.test_documents, lm, out_dir,
-                        generate=lambda prompts: generate_texts(text_model, prompts, lm))
+                        generate=lambda prompts: generate_texts(
+                            self.model_to_save(model, data), prompts, lm))
 
     def summary(self, fitted, data, runtime):
         return {"data": data.report, "runtime": runtime.report(),
