@@ -64,7 +64,9 @@ def output_kernel(embedding, dtype):
 
 def chunk_loss(hidden, labels, kernel):
     """[batch, chunk, 2]: the cross-entropy of each position and whether its argmax is the
-    label (the logits are float32 for this chunk only)."""
+    label (the logits are float32 for this chunk only). `labels` come as float32 (exact
+    below 2**24): TensorFlow's recompute_grad watches every input and warns on integers."""
+    labels = ops.cast(labels, "int32")
     logits = ops.cast(ops.matmul(hidden, kernel), "float32")
     picked = ops.take_along_axis(logits, ops.expand_dims(labels, -1), axis=-1)[..., 0]
     loss = ops.logsumexp(logits, axis=-1) - picked
@@ -95,6 +97,7 @@ class CausalLMTraining(keras.Model):
         # The weights go in as an argument: a function that closes over a variable would
         # keep the value it was first traced with (JAX).
         chunk = keras.remat(chunk_loss)
+        labels = ops.cast(labels, "float32")
         pieces = [chunk(hidden[:, start:start + self.loss_chunk],
                         labels[:, start:start + self.loss_chunk], kernel)
                   for start in range(0, ids.shape[1], self.loss_chunk)]
