@@ -31,6 +31,13 @@ SMALL = {
     "07_recommender.ipynb": "NUM_USERS = 400\nEPOCHS = 2",
     "08_when_training_goes_wrong.ipynb": ("HEALTHY_EPOCHS = 1\nOVERFIT_EPOCHS = 4\n"
                                           "DIVERGE_EPOCHS = 1\nLR_FIND_STEPS = 20"),
+    "09_language_models.ipynb": (
+        'EPOCHS = 1\nLORA_EPOCHS = 1\nMAX_NEW_TOKENS = 6\nCHAPTERS = 40\nPSALMS = 24\n'
+        'SHORT = {"language_model.sequence_length": 32, "language_model.loss_chunk": 16, '
+        '"language_model.samples": 0, "train.batch_size": 16}\n'
+        'MODEL = {**SHORT, "language_model.num_layers": 2, "language_model.hidden_dim": 32, '
+        '"language_model.intermediate_dim": 64, "language_model.vocab_size": 300}\n'
+        'LORA = SHORT'),
 }
 
 
