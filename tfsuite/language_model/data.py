@@ -63,7 +63,6 @@ class LanguageModelData:
     val: Optional[object]
     test_windows: np.ndarray
     train_stream: np.ndarray
-    test_stream: np.ndarray
     num_train: int  # windows
     num_val: int
     num_test: int
@@ -110,7 +109,7 @@ def build_data(config, corpus, splits, tokenizer, full_batches=False):
         train=train,
         val=WindowBatches(cut[1], batch, drop_remainder=full_batches)
         if len(cut[1]) >= (batch if full_batches else 1) else None,
-        test_windows=cut[2], train_stream=streams[0], test_stream=streams[2],
+        test_windows=cut[2], train_stream=streams[0],
         # The windows an epoch trains on (the partial batch is left out: one shape).
         num_train=train.num_batches * batch, num_val=len(cut[1]), num_test=len(cut[2]),
         num_classes=tokenizer.vocabulary_size, report=report)

@@ -83,7 +83,7 @@ def prompts_of(documents, count, words=4):
     return prompts
 
 
-def evaluate(model, data, test_documents, lm, out_dir, generate=None):
+def evaluate(model, data, lm, out_dir, generate=None):
     """Scores the model and the baseline, writes `out_dir`; returns the metrics.
 
     `generate(prompts)` gives the texts of the samples (None: no samples).
@@ -99,9 +99,9 @@ def evaluate(model, data, test_documents, lm, out_dir, generate=None):
                "bigram_perplexity": bigram, "bigram_mix": baseline.mix,
                "perplexity_vs_bigram": perplexity / bigram,
                "test_tokens": int(data.test_windows[:, 1:].size),
-               "test_documents": len(test_documents)}
+               "test_documents": len(data.test_documents)}
     if generate is not None and lm.samples:
-        prompts = prompts_of(test_documents, lm.samples)
+        prompts = prompts_of(data.test_documents, lm.samples)
         texts = generate(prompts)
         metrics["samples"] = [{"prompt": p, "text": t} for p, t in zip(prompts, texts)]
         write_text(os.path.join(out_dir, "samples.txt"),

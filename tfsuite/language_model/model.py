@@ -27,13 +27,13 @@ def keras_hub():
     return require_module("keras_hub", "The language model", INSTALL)
 
 
-def build_backbone(lm, vocabulary_size, dtype=None):
+def build_backbone(lm, vocabulary_size):
     """A randomly initialised `LlamaBackbone` of the config's shape."""
     layers, heads, kv_heads, hidden, intermediate = model_shape(lm)
     return keras_hub().models.LlamaBackbone(
         vocabulary_size=vocabulary_size, num_layers=layers, num_query_heads=heads,
         num_key_value_heads=kv_heads, hidden_dim=hidden, intermediate_dim=intermediate,
-        dropout=lm.dropout, dtype=dtype)
+        dropout=lm.dropout)
 
 
 def context_length(lm):

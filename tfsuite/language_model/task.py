@@ -13,9 +13,9 @@ import os
 
 from tfsuite.config import TaskSchema, unused_image_keys
 from tfsuite.config.sections import ModelConfig
+from tfsuite.data.sentencepiece import TOKENIZER_FILE
 from tfsuite.errors import user_error
 from tfsuite.language_model import config as lm_config
-from tfsuite.language_model.tokenizer import TOKENIZER_FILE
 from tfsuite.run_dir import SUMMARY
 from tfsuite.task import Task, model_line, register_task
 
@@ -71,9 +71,6 @@ class LanguageModelTask(Task):
         from tfsuite.language_model.model import metrics
 
         return metrics()
-
-    def weighted_metrics(self, num_classes):
-        return None
 
     # ---------------------------------------------------------------- the run
 
@@ -154,7 +151,7 @@ class LanguageModelTask(Task):
 
         lm = self.config.language_model
         # The text model is made only for the samples (after LoRA, a merged copy).
-        return evaluate(model, data, data.test_documents, lm, out_dir,
+        return evaluate(model, data, lm, out_dir,
                         generate=lambda prompts: generate_texts(
                             self.model_to_save(model, data), prompts, lm))
 

@@ -2,12 +2,11 @@
 `</s>` 2 (KerasHub's `LlamaTokenizer` reads the same file; it pads with id 0).
 
 Trained on the training documents (seeded) before the run folder is written, or a
-preset's own. Encoding and decoding run in NumPy through `sentencepiece`, so every Keras
-backend sees the same ids.
+preset's own. Encoding runs in NumPy through `sentencepiece`, so every Keras backend sees
+the same ids (KerasHub's tokenizer decodes what `generate` makes).
 """
 
-from tfsuite.data.sentencepiece import (TOKENIZER_FILE,  # noqa: F401 (the run's file)
-                                        SentencePieceModel, train_sentencepiece)
+from tfsuite.data.sentencepiece import SentencePieceModel, train_sentencepiece
 from tfsuite.packages import install_hint
 
 INSTALL = install_hint("language_model")
@@ -22,7 +21,7 @@ def train_tokenizer(documents, vocab_size, seed):
 
 
 class Tokenizer(SentencePieceModel):
-    """Text <-> ids with Llama's special ids.
+    """Text -> ids with Llama's special ids.
 
     Args:
         proto: serialized SentencePiece model (bytes), or the path of a `.model` file.
@@ -33,9 +32,3 @@ class Tokenizer(SentencePieceModel):
     def encode_many(self, texts):
         return self.processor.encode(list(texts))
 
-    def decode(self, ids):
-        return self.processor.decode([int(i) for i in ids if int(i) not in (BOS_ID, EOS_ID)])
-
-
-def load_tokenizer(run_dir):
-    return Tokenizer.of_run(run_dir)
