@@ -231,6 +231,12 @@ class Task:
     def weighted_metrics(self, num_classes):
         return None
 
+    def layout_map(self, mesh):
+        """The `keras.distribution.LayoutMap` of `runtime.strategy=model_parallel` on `mesh`
+        (a [batch, model] `DeviceMesh`), or None for tfsuite's own: the last axis of large
+        Dense, EinsumDense and Embedding kernels split over `model`."""
+        return None
+
     def start_fine_tuning(self, model):
         """Called before the fine-tuning epochs; by default every weight keeps training."""
 

@@ -42,7 +42,7 @@ def trainer_checks(task, run, probe=False):
 
 def probe_run(task, run, diverged):
     """Times the real pipeline; replays a diverged run to its first non-finite layer."""
-    from tfsuite.training.trainer import Trainer
+    from tfsuite.training.trainer import Trainer, build_task_model
 
     runtime = task.setup_runtime()
     data = task.prepare(runtime, run.run_dir, True)
@@ -52,7 +52,7 @@ def probe_run(task, run, diverged):
         trainer = Trainer(run.config, run.run_dir, runtime, quiet=True)
 
         def build():
-            model = runtime.build_model(lambda: task.build_model(data))
+            model = build_task_model(runtime, task, data)
             trainer.compile(task, model, data)
             return model
 

@@ -33,7 +33,7 @@ def lr_find(config, steps=100, start=1e-7, end=10.0, out_dir=None, quiet=False):
     import dataclasses
 
     from tfsuite.progress import ProgressBar
-    from tfsuite.training.trainer import Trainer
+    from tfsuite.training.trainer import Trainer, build_task_model
 
     task = get_task(config)
     if type(task).fit is not Task.fit:
@@ -52,7 +52,7 @@ def lr_find(config, steps=100, start=1e-7, end=10.0, out_dir=None, quiet=False):
     runtime = task.setup_runtime()
     data = task.prepare(runtime, out_dir, False)
     try:
-        model = runtime.build_model(lambda: task.build_model(data))
+        model = build_task_model(runtime, task, data)
         Trainer(config, out_dir, runtime, quiet=True).compile(task, model, data)
         bar = None if quiet else ProgressBar(len(rates), unit="step", label="lr-find")
         with runtime.scope():

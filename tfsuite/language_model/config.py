@@ -24,6 +24,7 @@ MODEL_SIZES = {
     "7b": (32, 32, 32, 4096, 11008),
 }
 SAMPLERS = ("greedy", "top_k", "top_p")
+TOKENIZER_TYPES = ("unigram", "bpe")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class LanguageModelConfig:
     never downloaded."""
     vocab_size: int = 2000
     """Upper bound of the SentencePiece vocabulary trained on the training documents."""
+    tokenizer_type: str = "unigram"
+    """unigram or bpe (Llama's own tokenizers are BPE; on a small corpus BPE reaches a
+    large vocabulary where unigram stops short)."""
     sequence_length: int = 256
     """Tokens per training window; documents are packed end to end, each ending in </s>."""
     loss_chunk: int = 128

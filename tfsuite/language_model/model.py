@@ -8,6 +8,7 @@ instead of being kept). It returns, per position, the loss and whether the argma
 right; the Keras loss and metrics average those.
 """
 
+import contextlib
 import json
 import os
 
@@ -74,6 +75,31 @@ def chunk_loss(hidden, labels, kernel):
     return ops.stack([loss, ops.stop_gradient(correct)], axis=-1)
 
 
+@contextlib.contextmanager
+def causal_attention():
+    """Inside: KerasHub's Llama attention computes causal attention with `is_causal` and
+    ignores the mask it is given. Valid where no window holds padding (every training
+    and scoring window is full): the mask is then the causal mask alone, and `is_causal`
+    lets the attention kernel (cuDNN's flash attention on GPUs) skip the masked half
+    instead of reading a [batch, length, length] mask as a bias."""
+    try:
+        from keras_hub.src.models.llama.llama_attention import LlamaAttention
+    except ImportError:  # another KerasHub layout: its own (masked) attention
+        yield
+        return
+    masked = LlamaAttention._compute_attention
+
+    def causal(self, query, key, value, attention_mask=None):
+        return ops.dot_product_attention(query, key, value, scale=self._inv_norm_factor,
+                                         is_causal=True)
+
+    LlamaAttention._compute_attention = causal
+    try:
+        yield
+    finally:
+        LlamaAttention._compute_attention = masked
+
+
 @keras.saving.register_keras_serializable(package="tfsuite")
 class CausalLMTraining(keras.Model):
     """A decoder backbone and its loss: `{"token_ids", "labels"}` in, [batch, length, 2]
@@ -91,7 +117,8 @@ class CausalLMTraining(keras.Model):
 
     def call(self, inputs):
         ids, labels = inputs["token_ids"], inputs["labels"]
-        hidden = self.backbone({"token_ids": ids, "padding_mask": ops.ones_like(ids)})
+        with causal_attention():  # the windows are full: no padding to mask
+            hidden = self.backbone({"token_ids": ids, "padding_mask": ops.ones_like(ids)})
         embedding = self.backbone.token_embedding
         kernel = output_kernel(embedding, hidden.dtype)
         # The weights go in as an argument: a function that closes over a variable would

@@ -31,7 +31,8 @@ class LanguageModelTask(Task):
         task=name, data_sources=("kjv", "text"), section="language_model",
         section_class=lm_config.LanguageModelConfig,
         choices={"language_model.size": tuple(lm_config.MODEL_SIZES),
-                 "language_model.sampler": lm_config.SAMPLERS},
+                 "language_model.sampler": lm_config.SAMPLERS,
+                 "language_model.tokenizer_type": lm_config.TOKENIZER_TYPES},
         validate=lm_config.validate, unused={
             **{key: why for key, why in unused_image_keys("language_model").items()
                if key != "model"},
@@ -61,6 +62,14 @@ class LanguageModelTask(Task):
                 backbone.enable_lora(self.config.model.lora_rank)
             return backbone
         return lm_model.build_backbone(lm, data.num_classes)
+
+    def layout_map(self, mesh):
+        """KerasHub's Llama layout (Gemma's recipe): the kernels split over both axes of
+        the [batch, model] mesh, FSDP-style over `batch`, tensor-parallel over `model`."""
+        from tfsuite.language_model.model import keras_hub
+
+        return keras_hub().models.LlamaBackbone.get_layout_map(
+            mesh, model_parallel_dim_name="model", data_parallel_dim_name="batch")
 
     def loss(self):
         from tfsuite.language_model.model import TokenLoss
@@ -156,9 +165,14 @@ class LanguageModelTask(Task):
                             self.model_to_save(model, data), prompts, lm))
 
     def summary(self, fitted, data, runtime):
+        length = self.config.language_model.sequence_length
         return {"data": data.report, "runtime": runtime.report(),
-                "tokens_per_second": round((fitted.throughput or 0)
-                                           * self.config.language_model.sequence_length, 1)}
+                "tokens_per_second": round((fitted.throughput or 0) * length, 1),
+                # Each epoch this process ran, the first (compiling) included.
+                "epoch_tokens_per_second": [
+                    round(r * length, 1)
+                    for r in fitted.trainer.info()["epoch_images_per_second"]],
+                "peak_device_memory_bytes": runtime.peak_memory()}
 
     def model_name(self):
         return "llama"
@@ -176,14 +190,15 @@ class LanguageModelTask(Task):
                 "tokenizer": os.path.join(run_dir, TOKENIZER_FILE)}
 
     def format_summary(self, summary):
-        m = summary["metrics"]
+        m, peak = summary["metrics"], summary.get("peak_device_memory_bytes")
         run_dir = os.path.dirname(summary["model"]["path"])
         lines = [f"Done: {summary['experiment']} - perplexity {m['perplexity']:.2f} "
                  f"(bigram {m['bigram_perplexity']:.2f}, x{m['perplexity_vs_bigram']:.2f}), "
                  f"token accuracy {m['token_accuracy']:.2%} on {m['test_tokens']:,} held-out "
                  f"tokens - {summary['epochs_completed']} epochs - "
                  f"{summary['wall_seconds']:.0f}s - {summary['tokens_per_second']:,.0f} "
-                 "tokens/s"]
+                 "tokens/s" + (f" - peak device memory {peak / 2 ** 30:.1f} GiB" if peak
+                               else "")]
         model = summary["model"]
         if model.get("lora_rank"):
             lines.append(f"  LoRA rank {model['lora_rank']}: {model['trainable_params']:,} of "
@@ -263,4 +278,5 @@ def _tokenizer(config, run_dir, train_documents, resuming):
         from tfsuite.language_model.model import preset_tokenizer
 
         return Tokenizer(preset_tokenizer(lm.preset))
-    return Tokenizer(train_tokenizer(train_documents, lm.vocab_size, config.runtime.seed))
+    return Tokenizer(train_tokenizer(train_documents, lm.vocab_size, lm.tokenizer_type,
+                                     config.runtime.seed))

@@ -13,11 +13,12 @@ INSTALL = install_hint("language_model")
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
 
 
-def train_tokenizer(documents, vocab_size, seed):
-    """A Llama-layout SentencePiece model trained on the documents' lines (bytes)."""
+def train_tokenizer(documents, vocab_size, model_type, seed):
+    """A Llama-layout SentencePiece model (unigram or bpe) trained on the documents'
+    lines (bytes)."""
     lines = [line for document in documents for line in document.split("\n")]
     return train_sentencepiece(lines, vocab_size, "llama", "language_model.vocab_size",
-                               INSTALL, seed=seed)
+                               INSTALL, model_type=model_type, seed=seed)
 
 
 class Tokenizer(SentencePieceModel):

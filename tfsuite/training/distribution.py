@@ -83,12 +83,23 @@ def same_layer_names():
     yield repeat
 
 
-def build_model_parallel(devices, runtime_config, probe_model):
+def build_model_parallel(devices, runtime_config, probe_model, task_layout_map=None):
     """A `ModelParallel` distribution for the variables of `probe_model` (built on the host
-    with the same config, so the sharded model can start from the same weights)."""
+    with the same config, so the sharded model can start from the same weights).
+    `task_layout_map(mesh)`: the task's own LayoutMap (KerasHub's for its decoders), or
+    None for tfsuite's (`shardable_variables`)."""
     shape = mesh_shape(runtime_config, len(devices))
     mesh = keras.distribution.DeviceMesh(shape=tuple(shape), axis_names=("batch", "model"),
                                          devices=devices)
+    own = task_layout_map(mesh) if task_layout_map else None
+    if own is not None:
+        layouts = {}
+        for variable in probe_model.variables:
+            layout = own[variable.path]
+            if layout is not None and any(axis is not None for axis in layout.axes):
+                layouts[variable.path] = tuple(layout.axes)
+        return keras.distribution.ModelParallel(layout_map=own, batch_dim_name="batch"), \
+            layouts
     layout_map = keras.distribution.LayoutMap(mesh)
     layouts = shardable_variables(probe_model, runtime_config, shape[1])
     if not layouts:

@@ -88,9 +88,10 @@ class Runtime:
             return self.distribution.scope()
         return contextlib.nullcontext()
 
-    def build_model(self, builder):
+    def build_model(self, builder, layout_map=None):
         """`builder()` in the strategy's scope. For model_parallel, first on the host: its
-        variables choose the layouts, and the sharded model starts from its weights."""
+        variables choose the layouts (`layout_map(mesh)`: a task's own LayoutMap, or None),
+        and the sharded model starts from its weights."""
         if self.strategy_name != "model_parallel":
             with self.scope():
                 model = builder()
@@ -107,7 +108,7 @@ class Runtime:
             probe = builder()  # on the host: the whole model need not fit one accelerator
             repeat()
         self.distribution, self.sharded = build_model_parallel(
-            _backend_devices(self.backend), self.config, probe)
+            _backend_devices(self.backend), self.config, probe, layout_map)
         with self.distribution.scope():
             model = builder()
         model.set_weights(probe.get_weights())
@@ -183,6 +184,31 @@ class Runtime:
             from jax.experimental import multihost_utils
 
             multihost_utils.sync_global_devices("tfsuite: the chief has finished")
+
+    def peak_memory(self):
+        """The accelerators' peak memory in use since the process started, in bytes (the
+        largest device's), or None on CPUs and where the backend does not say."""
+        peaks = []
+        try:
+            if self.backend == "jax":
+                import jax
+
+                peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use")
+                         for d in jax.local_devices() if d.platform != "cpu"]
+            elif self.backend == "torch":
+                import torch
+
+                peaks = [torch.cuda.max_memory_allocated(i)
+                         for i in range(torch.cuda.device_count())]
+            elif self.has_gpu:
+                import tensorflow as tf
+
+                peaks = [tf.config.experimental.get_memory_info(f"GPU:{i}")["peak"]
+                         for i in range(len(tf.config.list_logical_devices("GPU")))]
+        except Exception:  # noqa: BLE001 - a report, never a failed run
+            return None
+        peaks = [p for p in peaks if p]
+        return max(peaks) if peaks else None
 
     def report(self):
         report = {"backend": self.backend, "strategy": self.strategy_name,

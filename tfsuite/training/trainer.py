@@ -169,7 +169,7 @@ class Trainer:
             # epochs an unbroken one reads (the checkpoint's epoch is their state; DataEpoch
             # keeps them in step), and Keras builds the model from this epoch's first batch.
             data.train.set_epoch(start)
-        model = self.runtime.build_model(lambda: task.build_model(data))
+        model = build_task_model(self.runtime, task, data)
         # Checkpoints (weights and optimizer state, last and best), the model, logs. A disk
         # that fills up later is caught by the stage (`stages.train`).
         needed = 10 * sum(int(np.prod(v.shape)) * 4 for v in model.weights) + 2 ** 20
@@ -274,3 +274,9 @@ class Trainer:
                                             if self.progress else []),
                 "early_stopped": bool(self.early_stopping and (
                     self.early_stopping.stopped_epoch or self.stopped_before))}
+
+
+def build_task_model(runtime, task, data):
+    """The task's model, where the runtime's strategy wants it (with the task's layout map
+    for model_parallel)."""
+    return runtime.build_model(lambda: task.build_model(data), layout_map=task.layout_map)
