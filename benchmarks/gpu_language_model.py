@@ -212,7 +212,8 @@ def tfsuite_cli(size, batch, sequence, vocab, epochs, quick, timeout):
                      f"language_model.sequence_length={sequence}", "language_model.samples=0",
                      f"train.batch_size={batch}", f"train.epochs={epochs}",
                      "train.learning_rate=3e-4", "runtime.precision=mixed_bfloat16",
-                     "data.validation_split=0.01", "data.test_split=0.01"):
+                     "data.validation_split=0.01", "data.test_split=0.01",
+                     "export.formats=[]"):
         command += ["--set", override]
     env = {**os.environ, "KERAS_BACKEND": "jax",
            "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -71,8 +71,13 @@ def test_a_run_trains_scores_and_writes_its_folder(lm_run):
     assert len(losses) == 2 and losses[1] < losses[0]
     assert "val_perplexity" in header
     for name in ("model.keras", "tokenizer.model", "training_curves.png", "config.yaml",
-                 "evaluation/metrics.json", "evaluation/samples.txt"):
+                 "evaluation/metrics.json", "evaluation/samples.txt", "export.json"):
         assert os.path.isfile(os.path.join(run_dir, name)), name
+    with open(os.path.join(run_dir, "export.json")) as f:
+        preset = json.load(f)["formats"]["keras_hub_preset"]
+    assert preset["verified"] and preset["max_logit_difference"] <= 1e-4
+    for name in ("config.json", "tokenizer.json", "preprocessor.json", "model.weights.h5"):
+        assert os.path.isfile(os.path.join(work, preset["path"], name)), name
     assert "perplexity" in printed and "(bigram" in printed and "try it: " in printed
 
 
@@ -91,19 +96,25 @@ def test_generate_continues_the_prompt(lm_run):
 
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
                     reason="one process is enough: the file is the same on every backend")
-def test_model_keras_generates_with_keras_hub_alone(lm_run):
-    """model.keras is KerasHub's LlamaCausalLM with its preprocessor: text in, text out, in
-    a Python where tfsuite cannot be imported."""
-    _, run_dir, _ = lm_run
+def test_model_keras_and_the_preset_generate_with_keras_hub_alone(lm_run):
+    """model.keras and the exported preset folder are KerasHub's LlamaCausalLM with its
+    preprocessor: text in, the same text out, in a Python where tfsuite cannot be imported."""
+    work, run_dir, _ = lm_run
+    with open(os.path.join(run_dir, "export.json")) as f:
+        preset = os.path.join(work, json.load(f)["formats"]["keras_hub_preset"]["path"])
     code = ("import sys; sys.modules['tfsuite'] = None\n"
             "import keras, keras_hub\n"
             f"m = keras.saving.load_model({os.path.join(run_dir, 'model.keras')!r})\n"
-            "m.compile(sampler='greedy')\n"
-            "print(type(m).__name__, m.generate('And God said', max_length=12))")
+            f"p = keras_hub.models.LlamaCausalLM.from_preset({preset!r})\n"
+            "for model in (m, p):\n"
+            "    model.compile(sampler='greedy')\n"
+            "    print(type(model).__name__, model.generate('And God said', max_length=12))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1].startswith("LlamaCausalLM And God said")
+    keras_file, from_preset = result.stdout.strip().splitlines()[-2:]
+    assert keras_file.startswith("LlamaCausalLM And God said")
+    assert from_preset == keras_file
 
 
 def test_chunked_loss_equals_the_full_cross_entropy():
@@ -273,13 +284,14 @@ def test_documents_are_framed_and_the_bigram_mixes_what_it_counted():
     assert tuned.mix == 0.95
 
 
-def test_export_is_refused_before_training(tmp_path):
+def test_other_export_formats_are_refused_before_training(tmp_path):
     path = tmp_path / "corpus.txt"
     path.write_text("In the beginning.\n\nAnd the earth.\n", encoding="utf-8")
     assert_user_error(call_cli("train", "language_model", "--set", "data.source=text",
                                "--set", f"data.path={path}", "--set",
                                "export.formats=[saved_model]", cwd=str(tmp_path)),
-                      "export.formats", "[] for language_model")
+                      "A language model exports as a KerasHub preset folder",
+                      "['keras_hub_preset', 'keras'] or all")
     assert not os.path.exists(tmp_path / "runs")
 
 

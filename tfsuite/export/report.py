@@ -17,6 +17,8 @@ def format_report(report):
         return _format_translation(report)
     if report.get("task") == "recommendation":
         return _format_recommender(report)
+    if report.get("task") == "language_model":
+        return _format_language_model(report)
     reference = report["reference"]
     rebuilt = " rebuilt in float32" if reference["rebuilt_in_float32"] else ""
     inputs = "images" if "color_mode" in report["input"] else "inputs"
@@ -72,6 +74,20 @@ def _format_translation(report):
              "ops: tokenize on the client)"]
     if "keras" in report["formats"]:
         lines.append(f"  keras: {display_path(report['formats']['keras']['path'])}")
+    return "\n".join(lines + _serving_lines(report))
+
+
+def _format_language_model(report):
+    """A language-model export: each artifact loaded back, its logits compared."""
+    reference = report["reference"]
+    lines = [f"Exported {report['name']} version {report['version']} -> "
+             f"{display_path(report['path'])}",
+             f"  checked on {reference['num_samples']} sequences ({reference['inputs']}) "
+             f"against {display_path(reference['model'])}"]
+    for name, result in report["formats"].items():
+        lines.append(f"  {name:<16} {result['size_bytes'] / 1e6:>8.1f}MB  max |logit diff| "
+                     f"{result['max_logit_difference']:.1e}  {display_path(result['path'])}")
+    lines.append(f"  load: {report['load']}")
     return "\n".join(lines + _serving_lines(report))
 
 

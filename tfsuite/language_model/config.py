@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from tfsuite.config import require
+from tfsuite.config.sections import register_export_format
 
 # Llama-style decoder shapes: (num_layers, num_query_heads, num_key_value_heads,
 # hidden_dim, intermediate_dim). "1b" is the ~0.85B configuration of issue 25's bench
@@ -24,6 +25,7 @@ MODEL_SIZES = {
     "7b": (32, 32, 32, 4096, 11008),
 }
 SAMPLERS = ("greedy", "top_k", "top_p")
+register_export_format("keras_hub_preset")  # a KerasHub preset folder (language models)
 TOKENIZER_TYPES = ("unigram", "bpe")
 
 
@@ -111,9 +113,10 @@ def validate(config, check_files):
             "perplexity is measured on held-out documents", config.data.test_split)
     require(not config.compress.methods, "compress.methods", "[] for language_model",
             config.compress.methods)
-    require(not config.export.formats, "export.formats", "[] for language_model (the run "
-            "writes model.keras, a text-in LlamaCausalLM; the export of language models is "
-            "not built yet)", config.export.formats)
+    if config.export.formats:
+        from tfsuite.language_model.export import formats_for
+
+        formats_for(config.export.formats)
     lora = config.model.lora_rank
     require(lora is None or lora >= 1, "model.lora_rank", "null or an int >= 1", lora)
     require(lora is None or lm.preset, "model.lora_rank", "null unless "

@@ -241,6 +241,17 @@ class LanguageModelTask(Task):
         texts = self.generate(run_dir, [inputs] if single else list(inputs), **options)
         return texts[0] if single else texts
 
+    def serving_formats(self, requested):
+        from tfsuite.language_model.export import formats_for
+
+        return formats_for(requested)
+
+    def serving_export(self, run_dir, export_config):
+        from tfsuite.language_model.export import LanguageModelExport
+
+        return LanguageModelExport(run_dir, self.load_model(run_dir),
+                                   export_config.verify_samples)
+
     def evaluate_run(self, run_dir, options):
         raise user_error("`evaluate` does not score language models yet", "a run of "
                          "another task", f"{run_dir} (task={self.name})",

@@ -1,0 +1,95 @@
+"""The language model's export: a KerasHub preset folder (`save_to_preset`: config,
+weights, tokenizer; `keras_hub.models.LlamaCausalLM.from_preset(path)` loads it without
+tfsuite) and, on request, a copy of model.keras. Each is loaded back and its logits
+compared with the run's model on the same token ids before the version is published.
+"""
+
+import os
+import shutil
+import time
+
+import numpy as np
+
+from tfsuite.errors import user_error
+from tfsuite.export import layout
+from tfsuite.run_dir import MODEL
+
+FORMATS = ("keras_hub_preset", "keras")
+PRESET_FOLDER = "preset"
+TOLERANCE = 1e-4  # float32 logits of the same weights: only summation order differs
+
+
+def formats_for(requested):
+    """The language-model formats of `export.formats`: the preset always, .keras on request."""
+    wanted = set(requested or ["all"])
+    if "all" in wanted:
+        return list(FORMATS)
+    other = sorted(wanted - set(FORMATS))
+    if other:
+        raise user_error("A language model exports as a KerasHub preset folder (and .keras)",
+                         f"formats from {list(FORMATS)} or all", f"format={other}",
+                         "SavedModel, ONNX, LiteRT and TensorRT have no KerasHub generation "
+                         "loop here; load the preset with keras_hub.models.LlamaCausalLM."
+                         "from_preset(PATH).")
+    return [f for f in FORMATS if f in wanted | {"keras_hub_preset"}]
+
+
+def logits(causal_lm, ids):
+    """float32 [batch, length, vocabulary] logits of a LlamaCausalLM's backbone."""
+    import keras
+
+    backbone = causal_lm.backbone
+    hidden = backbone({"token_ids": ids, "padding_mask": np.ones_like(ids)})
+    return keras.ops.convert_to_numpy(
+        keras.ops.cast(backbone.token_embedding(hidden, reverse=True), "float32"))
+
+
+class LanguageModelExport:
+    """The run's text-in `LlamaCausalLM` for the shared export flow (`write`)."""
+
+    def __init__(self, run_dir, model, samples):
+        self.run_dir, self.model = run_dir, model
+        vocabulary = model.backbone.vocabulary_size
+        self.ids = np.random.default_rng(0).integers(3, vocabulary, (min(samples, 8), 16),
+                                                     dtype=np.int64).astype("int32")
+        self.expected = logits(model, self.ids)
+
+    def write(self, staging, final, formats, quiet):
+        from tfsuite.language_model.model import keras_hub
+
+        hub = keras_hub()
+        results = {}
+        for fmt in formats:
+            started = time.perf_counter()
+            if fmt == "keras_hub_preset":
+                path = os.path.join(staging, PRESET_FOLDER)
+                self.model.save_to_preset(path)
+                loaded = hub.models.LlamaCausalLM.from_preset(path)
+                size = layout.folder_size(path)
+            else:
+                import keras
+
+                path = os.path.join(staging, MODEL)
+                shutil.copyfile(os.path.join(self.run_dir, MODEL), path)
+                loaded = keras.saving.load_model(path)
+                size = os.path.getsize(path)
+            difference = float(np.abs(logits(loaded, self.ids) - self.expected).max())
+            results[fmt] = {"path": os.path.join(final, os.path.basename(path)),
+                            "size_bytes": size, "max_logit_difference": difference,
+                            "verified": difference <= TOLERANCE,
+                            "export_seconds": round(time.perf_counter() - started, 2)}
+            if not quiet:
+                print(f"  {fmt:<16} written and checked: logits within {difference:.1e} of "
+                      f"the run's model on {len(self.ids)} sequences", flush=True)
+        entries = {"formats": results, "skipped": {},
+                   "reference": {"model": os.path.abspath(os.path.join(self.run_dir, MODEL)),
+                                 "num_samples": len(self.ids),
+                                 "inputs": "random token ids of length 16 (seeded)"},
+                   "load": "keras_hub.models.LlamaCausalLM.from_preset("
+                           f"{os.path.join(final, PRESET_FOLDER)!r})"}
+        failed = [f for f, r in results.items() if not r["verified"]]
+        failure = None if not failed else (
+            f"Export verification failed: {', '.join(failed)} gives other logits than the "
+            f"run's model (max difference {max(results[f]['max_logit_difference'] for f in failed):.2e}, "
+            f"tolerance {TOLERANCE}).")
+        return entries, failure
