@@ -143,8 +143,6 @@ def keras_worker(size, batch, sequence, vocab, lora_rank, warmup, steps, masked=
     peak memory. With LoRA: bf16 weights and KerasHub's `enable_lora`; without:
     mixed_bfloat16. `masked`: KerasHub's own attention (the causal mask as a bias)
     instead of tfsuite's `is_causal` path."""
-    import contextlib
-
     import jax
     import keras
     import numpy as np
@@ -152,14 +150,12 @@ def keras_worker(size, batch, sequence, vocab, lora_rank, warmup, steps, masked=
     from tfsuite.language_model import model as lm_model
     from tfsuite.language_model.config import LanguageModelConfig
 
-    if masked:
-        lm_model.causal_attention = contextlib.nullcontext
     keras.config.set_dtype_policy("bfloat16" if lora_rank else "mixed_bfloat16")
     lm = LanguageModelConfig(size=size)
     backbone = lm_model.build_backbone(lm, vocab)
     if lora_rank:
         backbone.enable_lora(lora_rank)
-    model = lm_model.CausalLMTraining(backbone, lm.loss_chunk)
+    model = lm_model.CausalLMTraining(backbone, lm.loss_chunk, causal=not masked)
     model.compile(optimizer=keras.optimizers.AdamW(1e-4), loss=lm_model.TokenLoss(),
                   jit_compile=True)
     ids = np.random.default_rng(0).integers(3, vocab, (batch, sequence + 1)).astype("int32")

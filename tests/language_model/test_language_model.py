@@ -129,7 +129,7 @@ def test_chunked_loss_equals_the_full_cross_entropy():
                              num_query_heads=2, num_key_value_heads=1)
     backbone = build_backbone(lm, 50)
     ids = np.random.default_rng(0).integers(0, 50, (3, 21)).astype("int32")
-    out = keras.ops.convert_to_numpy(CausalLMTraining(backbone, loss_chunk=8)(
+    out = keras.ops.convert_to_numpy(CausalLMTraining(backbone, loss_chunk=8, causal=True)(
         {"token_ids": ids[:, :-1], "labels": ids[:, 1:]}))
     hidden = backbone({"token_ids": ids[:, :-1], "padding_mask": np.ones_like(ids[:, :-1])})
     logits = keras.ops.convert_to_numpy(

@@ -75,6 +75,24 @@ def chunk_loss(hidden, labels, kernel):
     return ops.stack([loss, ops.stop_gradient(correct)], axis=-1)
 
 
+def on_accelerator():
+    """Whether Keras' backend computes on a GPU or TPU."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.devices()[0].platform in ("gpu", "tpu")
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU"))
+    return False
+
+
 @contextlib.contextmanager
 def causal_attention():
     """Inside: KerasHub's Llama attention computes causal attention with `is_causal` and
@@ -108,16 +126,22 @@ class CausalLMTraining(keras.Model):
     Args:
         backbone: a KerasHub decoder backbone with a reversible `token_embedding`.
         loss_chunk: positions whose logits are made at once.
+        causal: attention with `is_causal` instead of KerasHub's mask (`causal_attention`);
+            None: on GPUs and TPUs, where the fused kernel skips the masked half (on CPUs
+            the mask was faster: 3% on TensorFlow, 8% on JAX, tiny decoder).
     """
 
-    def __init__(self, backbone, loss_chunk, **kwargs):
+    def __init__(self, backbone, loss_chunk, causal=None, **kwargs):
         super().__init__(**kwargs)
         self.backbone = backbone
         self.loss_chunk = loss_chunk
+        self.causal = causal
 
     def call(self, inputs):
         ids, labels = inputs["token_ids"], inputs["labels"]
-        with causal_attention():  # the windows are full: no padding to mask
+        causal = self.causal if self.causal is not None else on_accelerator()
+        # The windows are full: no padding to mask.
+        with causal_attention() if causal else contextlib.nullcontext():
             hidden = self.backbone({"token_ids": ids, "padding_mask": ops.ones_like(ids)})
         embedding = self.backbone.token_embedding
         kernel = output_kernel(embedding, hidden.dtype)
@@ -131,7 +155,7 @@ class CausalLMTraining(keras.Model):
         return pieces[0] if len(pieces) == 1 else ops.concatenate(pieces, axis=1)
 
     def get_config(self):
-        return {**super().get_config(), "loss_chunk": self.loss_chunk,
+        return {**super().get_config(), "loss_chunk": self.loss_chunk, "causal": self.causal,
                 "backbone": keras.saving.serialize_keras_object(self.backbone)}
 
     @classmethod
