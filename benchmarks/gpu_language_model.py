@@ -15,9 +15,10 @@ One run, side by side, every figure on the same GPU:
 - `ablation` (not run by default): the pretraining shape through tfsuite's training model
   with `train_on_batch` (no CLI), with tfsuite's causal attention and with KerasHub's
   masked one.
-- `lora`: the Llama-2-7B shape (hidden 4096, 32 layers, FFN 11008), bf16 weights, LoRA
-  rank 8 on the query and value projections, batch 1 x 2,048 tokens: Hugging Face + PEFT
-  (eager) against tfsuite's training model (`CausalLMTraining`: the KerasHub backbone with
+- `lora`: the Llama-2-7B shape (hidden 4096, 32 layers, FFN 11008), LoRA rank 8 on the
+  query and value projections, batch 1 x 2,048 tokens: Hugging Face + PEFT (bf16 weights,
+  float32 adapters, eager) against tfsuite's training model (mixed_bfloat16: float32
+  weights) (`CausalLMTraining`: the KerasHub backbone with
   `enable_lora`, the chunked loss) compiled by Keras on JAX and stepped with
   `train_on_batch`. Not the CLI: a LoRA run starts from a preset on disk, and a 7B preset,
   its checkpoints and its merged model.keras (about 14 GB each) do not fit the GPU
@@ -140,9 +141,10 @@ def hf_worker(size, batch, sequence, vocab, lora_rank, compiled, warmup, steps):
 
 def keras_worker(size, batch, sequence, vocab, lora_rank, warmup, steps, masked=False):
     """tfsuite's training model on JAX, `train_on_batch` on device arrays: tokens/s and
-    peak memory. With LoRA: bf16 weights and KerasHub's `enable_lora`; without:
-    mixed_bfloat16. `masked`: KerasHub's own attention (the causal mask as a bias)
-    instead of tfsuite's `is_causal` path."""
+    peak memory. mixed_bfloat16 (float32 weights, bf16 compute: what a tfsuite run on a
+    GPU uses; Keras' Adam does not update bf16 weights, see RESULTS.md); with LoRA,
+    KerasHub's `enable_lora`. `masked`: KerasHub's own attention (the causal mask as a
+    bias) instead of tfsuite's `is_causal` path."""
     import jax
     import keras
     import numpy as np
@@ -150,7 +152,7 @@ def keras_worker(size, batch, sequence, vocab, lora_rank, warmup, steps, masked=
     from tfsuite.language_model import model as lm_model
     from tfsuite.language_model.config import LanguageModelConfig
 
-    keras.config.set_dtype_policy("bfloat16" if lora_rank else "mixed_bfloat16")
+    keras.config.set_dtype_policy("mixed_bfloat16")
     lm = LanguageModelConfig(size=size)
     backbone = lm_model.build_backbone(lm, vocab)
     if lora_rank:

@@ -365,4 +365,3 @@ def test_model_parallel_uses_keras_hubs_layout_and_matches_one_device(tmp_path):
         runtime = json.load(f)["runtime"]
     assert runtime["mesh_shape"] == [1, 2]
     assert runtime["sharded_variables"][query] == ["model", "batch", None]
-
