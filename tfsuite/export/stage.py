@@ -135,8 +135,9 @@ def _export_run(run_dir, export_config, task, quiet):
     formats = own if own is not None else resolve_formats(export_config.formats)
     import keras
 
-    if (keras.backend.backend() != "tensorflow" and any(FORMATS[f].needs for f in formats)
-            and has_tensorflow()):
+    # A task's own format (not in FORMATS, e.g. keras_hub_preset) is written on any backend.
+    if (keras.backend.backend() != "tensorflow"
+            and any(FORMATS[f].needs for f in formats if f in FORMATS) and has_tensorflow()):
         return export_in_tensorflow_process(run_dir, export_config, formats, quiet)
     if own is not None:
         serving = task.serving_export(run_dir, export_config)
