@@ -61,24 +61,16 @@ def flop_per_token(params, size, sequence):
 # ---------------------------------------------------------------- workers (own process)
 
 
-def matmul_worker(quick):
-    """The bf16 matrix rate: 8192^3 products, mean of 10 after 3 warm-ups (TFLOP/s)."""
+def matmul_worker():
+    """The bf16 matrix rate in TFLOP/s (gpu_train_throughput's 8192^3 products)."""
     import torch
+
+    from benchmarks.gpu_train_throughput import matmul_tflops
 
     if not torch.cuda.is_available():
         return {"tflops": None, "gpu": "none (CPU)"}
-    n = 1024 if quick else 8192
-    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    torch.cuda.synchronize()
-    started = time.perf_counter()
-    for _ in range(10):
-        a @ b
-    torch.cuda.synchronize()
-    return {"tflops": 2 * n ** 3 * 10 / (time.perf_counter() - started) / 1e12,
-            "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    return {"tflops": matmul_tflops(), "gpu": torch.cuda.get_device_name(0),
+            "torch": torch.__version__}
 
 
 def hf_worker(size, batch, sequence, vocab, lora_rank, compiled, warmup, steps):
@@ -247,7 +239,7 @@ def main():
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     shapes = QUICK if args.quick else PARTS
-    rate = worker("matmul_worker", {"quick": args.quick}, 300)
+    rate = worker("matmul_worker", {}, 300)
     peak = rate.get("tflops")
     results = {"gpu": rate.get("gpu"), "bf16_matmul_tflops": peak, "quick": args.quick,
                "python": platform.python_version(), "torch": rate.get("torch"), "rows": {}}

@@ -200,3 +200,17 @@ register_format(Format("keras", _export_keras))
 # Not a format to ask for: the run's own quantized .tflite (compress --method quantize),
 # added to a version that has LiteRT.
 QUANTIZED_LITERT = Format("litert_quantized", _export_litert_quantized, ("tensorflow",))
+
+
+def task_formats(requested, formats, always, refusal, fix):
+    """A task's own export formats (`formats`) picked by `export.formats` (`requested`):
+    all of them for "all" or nothing, else the requested ones plus `always`; any other
+    name is one clear error (`refusal`, how to `fix` it)."""
+    wanted = set(requested or ["all"])
+    if "all" in wanted:
+        return list(formats)
+    other = sorted(wanted - set(formats))
+    if other:
+        raise user_error(refusal, f"formats from {list(formats)} or all", f"format={other}",
+                         fix)
+    return [f for f in formats if f in wanted | {always}]

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from tfsuite.errors import user_error
 from tfsuite.export import layout
+from tfsuite.export.formats import task_formats
 from tfsuite.run_dir import MODEL
 
 FORMATS = ("keras_hub_preset", "keras")
@@ -21,17 +21,11 @@ TOLERANCE = 1e-4  # float32 logits of the same weights: only summation order dif
 
 def formats_for(requested):
     """The language-model formats of `export.formats`: the preset always, .keras on request."""
-    wanted = set(requested or ["all"])
-    if "all" in wanted:
-        return list(FORMATS)
-    other = sorted(wanted - set(FORMATS))
-    if other:
-        raise user_error("A language model exports as a KerasHub preset folder (and .keras)",
-                         f"formats from {list(FORMATS)} or all", f"format={other}",
-                         "SavedModel, ONNX, LiteRT and TensorRT have no KerasHub generation "
-                         "loop here; load the preset with keras_hub.models.LlamaCausalLM."
-                         "from_preset(PATH).")
-    return [f for f in FORMATS if f in wanted | {"keras_hub_preset"}]
+    return task_formats(requested, FORMATS, "keras_hub_preset",
+                        "A language model exports as a KerasHub preset folder (and .keras)",
+                        "SavedModel, ONNX, LiteRT and TensorRT have no KerasHub generation "
+                        "loop here; load the preset with keras_hub.models.LlamaCausalLM."
+                        "from_preset(PATH).")
 
 
 def logits(causal_lm, ids):

@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from tfsuite.errors import user_error
 from tfsuite.export import layout
+from tfsuite.export.formats import task_formats
 from tfsuite.export.saved_model import SIGNATURE
 from tfsuite.run_dir import MODEL
 from tfsuite.translation.tokenizer import EOS_ID, PAD_ID, TOKENIZER_FILE
@@ -30,16 +30,10 @@ INPUT = "encoder_token_ids"
 
 def formats_for(requested):
     """The translation formats of `export.formats`: SavedModel always, `.keras` on request."""
-    wanted = set(requested or ["all"])
-    if "all" in wanted:
-        return list(FORMATS)
-    other = sorted(wanted - set(FORMATS))
-    if other:
-        raise user_error("A translation model exports as a SavedModel (and .keras)",
-                         f"formats from {list(FORMATS)} or all", f"format={other}",
-                         "ONNX, LiteRT and TensorRT have no KerasHub generation loop; "
-                         "serve the SavedModel (TF Serving) instead.")
-    return [f for f in FORMATS if f in wanted | {"saved_model"}]
+    return task_formats(requested, FORMATS, "saved_model",
+                        "A translation model exports as a SavedModel (and .keras)",
+                        "ONNX, LiteRT and TensorRT have no KerasHub generation loop; "
+                        "serve the SavedModel (TF Serving) instead.")
 
 
 def serving_module(backbone, max_length, sampler_name, num_beams):
