@@ -21,7 +21,7 @@ One run, side by side, every figure on the same GPU:
   weights) (`CausalLMTraining`: the KerasHub backbone with
   `enable_lora`, the chunked loss) compiled by Keras on JAX and stepped with
   `train_on_batch`. Not the CLI: a LoRA run starts from a preset on disk, and a 7B preset,
-  its checkpoints and its merged model.keras (about 14 GB each) do not fit the GPU
+  its checkpoints and its merged model.keras (about 27 GB each in float32) do not fit the GPU
   machine's 64 GB disk.
 
 MFU: (6 N + 12 L H S) FLOP per token (N: every weight, the input embedding included, as
@@ -192,7 +192,7 @@ def worker(name, kwargs, timeout):
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def tfsuite_cli(size, batch, sequence, vocab, epochs, quick, timeout):
+def tfsuite_cli(size, batch, sequence, vocab, epochs, timeout):
     """`train language_model` through the CLI on JAX: the run's tokens/s and memory."""
     work = tempfile.mkdtemp(prefix="tfsuite-lm-gpu-")
     command = [sys.executable, "-m", "tfsuite.run", "train", "language_model", "--run-dir",
@@ -266,7 +266,7 @@ def main():
                 **shape, "lora_rank": None, "compiled": compiled, "warmup": warmup,
                 "steps": args.steps}, 600), size, sequence, batch)
         record("pretrain", "tfsuite CLI, JAX", tfsuite_cli(
-            size, batch, sequence, vocab, args.epochs, args.quick, 900), size, sequence, batch)
+            size, batch, sequence, vocab, args.epochs, 900), size, sequence, batch)
     if "lora" in args.parts:
         size, batch, sequence, vocab, rank = shapes["lora"]
         shape = dict(size=size, batch=batch, sequence=sequence, vocab=vocab, lora_rank=rank)

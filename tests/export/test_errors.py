@@ -113,6 +113,15 @@ def test_an_export_version_is_not_a_run(digits_run, served):
     _fails_cleanly(result, "an exported SavedModel version")
 
 
+def test_another_tasks_format(digits_run, served):
+    """keras_hub_preset is a language model's format: an image run refuses it up front."""
+    before = _listing(served)
+    result = call_cli("export", "run", "--out", str(served), "--format", "keras_hub_preset",
+                      cwd=digits_run[0])
+    _fails_cleanly(result, "does not export in that format", "format=['keras_hub_preset']")
+    assert _listing(served) == before
+
+
 def test_empty_and_misspelled_formats(digits_run, served):
     result = call_cli("export", "run", "--out", str(served), "--format", " ", cwd=digits_run[0])
     _fails_cleanly(result, "--format is empty")

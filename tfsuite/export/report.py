@@ -85,8 +85,10 @@ def _format_language_model(report):
              f"  checked on {reference['num_samples']} sequences ({reference['inputs']}) "
              f"against {display_path(reference['model'])}"]
     for name, result in report["formats"].items():
-        lines.append(f"  {name:<16} {result['size_bytes'] / 1e6:>8.1f}MB  max |logit diff| "
-                     f"{result['max_logit_difference']:.1e}  {display_path(result['path'])}")
+        check = (f"max |logit diff| {result['max_logit_difference']:.1e}"
+                 if "max_logit_difference" in result else result.get("note", ""))
+        lines.append(f"  {name:<16} {result['size_bytes'] / 1e6:>8.1f}MB  {check}  "
+                     f"{display_path(result['path'])}")
     lines.append(f"  load: {report['load']}")
     return "\n".join(lines + _serving_lines(report))
 

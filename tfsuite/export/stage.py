@@ -93,6 +93,11 @@ def resolve_formats(requested):
         wanted = {f.name for f in FORMATS.values() if not missing_modules(f.name)}
     else:
         wanted = set(requested)
+        other = sorted(wanted - set(FORMATS))
+        if other:  # another task's own format (e.g. keras_hub_preset for language models)
+            raise user_error("This model does not export in that format",
+                             f"formats from {['all', *FORMATS]}", f"format={other}",
+                             "Pick formats this task writes (see `export --help`).")
     for name in wanted:
         if missing_modules(name) and FORMATS[name].unavailable is None:
             raise user_error(f"The {name} export needs {', '.join(missing_modules(name))}",

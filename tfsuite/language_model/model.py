@@ -75,8 +75,9 @@ def chunk_loss(hidden, labels, kernel):
     return ops.stack([loss, ops.stop_gradient(correct)], axis=-1)
 
 
-def on_accelerator():
-    """Whether Keras' backend computes on a GPU or TPU."""
+def fused_attention():
+    """Whether Keras' backend runs attention in a fused kernel that can skip the masked
+    half: JAX on a GPU or TPU (cuDNN, Splash), torch on a GPU (SDPA). TensorFlow has none."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -86,10 +87,6 @@ def on_accelerator():
         import torch
 
         return torch.cuda.is_available()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_logical_devices("GPU"))
     return False
 
 
@@ -127,8 +124,9 @@ class CausalLMTraining(keras.Model):
         backbone: a KerasHub decoder backbone with a reversible `token_embedding`.
         loss_chunk: positions whose logits are made at once.
         causal: attention with `is_causal` instead of KerasHub's mask (`causal_attention`);
-            None: on GPUs and TPUs, where the fused kernel skips the masked half (on CPUs
-            the mask was faster: 3% on TensorFlow, 8% on JAX, tiny decoder).
+            None: where a fused kernel skips the masked half (`fused_attention`: JAX on
+            GPUs and TPUs, torch on GPUs); on CPUs the mask was faster (3% on TensorFlow,
+            8% on JAX, tiny decoder).
     """
 
     def __init__(self, backbone, loss_chunk, causal=None, **kwargs):
@@ -139,7 +137,7 @@ class CausalLMTraining(keras.Model):
 
     def call(self, inputs):
         ids, labels = inputs["token_ids"], inputs["labels"]
-        causal = self.causal if self.causal is not None else on_accelerator()
+        causal = self.causal if self.causal is not None else fused_attention()
         # The windows are full: no padding to mask.
         with causal_attention() if causal else contextlib.nullcontext():
             hidden = self.backbone({"token_ids": ids, "padding_mask": ops.ones_like(ids)})

@@ -166,12 +166,13 @@ class LanguageModelTask(Task):
 
     def summary(self, fitted, data, runtime):
         length = self.config.language_model.sequence_length
+        progress = fitted.trainer.progress
         return {"data": data.report, "runtime": runtime.report(),
                 "tokens_per_second": round((fitted.throughput or 0) * length, 1),
                 # Each epoch this process ran, the first (compiling) included.
                 "epoch_tokens_per_second": [
-                    round(r * length, 1)
-                    for r in fitted.trainer.info()["epoch_images_per_second"]],
+                    round(progress.num_examples * length / s, 1)
+                    for s in (progress.epoch_seconds if progress else []) if s > 0],
                 "peak_device_memory_bytes": runtime.peak_memory()}
 
     def model_name(self):
@@ -250,7 +251,7 @@ class LanguageModelTask(Task):
         from tfsuite.language_model.export import LanguageModelExport
 
         return LanguageModelExport(run_dir, self.load_model(run_dir),
-                                   export_config.verify_samples)
+                                   export_config.verify_samples, export_config.atol)
 
     def evaluate_run(self, run_dir, options):
         raise user_error("`evaluate` does not score language models yet", "a run of "

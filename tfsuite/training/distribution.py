@@ -92,15 +92,15 @@ def build_model_parallel(devices, runtime_config, probe_model, task_layout_map=N
     mesh = keras.distribution.DeviceMesh(shape=tuple(shape), axis_names=("batch", "model"),
                                          devices=devices)
     own = task_layout_map(mesh) if task_layout_map else None
-    if own is not None:
-        layouts = {}
-        for variable in probe_model.variables:
-            layout = own[variable.path]
-            if layout is not None and any(axis is not None for axis in layout.axes):
-                layouts[variable.path] = tuple(layout.axes)
-        return keras.distribution.ModelParallel(layout_map=own, batch_dim_name="batch"), \
-            layouts
     layout_map = keras.distribution.LayoutMap(mesh)
+    if own is not None:
+        if runtime_config.model_parallel_layers:
+            logger.warning("runtime.model_parallel_layers is not used: this task shards its "
+                           "model with its own layout map.")
+        layouts = _task_layouts(own, layout_map, probe_model,
+                                dict(zip(("batch", "model"), shape)))
+        return keras.distribution.ModelParallel(layout_map=layout_map,
+                                                batch_dim_name="batch"), layouts
     layouts = shardable_variables(probe_model, runtime_config, shape[1])
     if not layouts:
         logger.warning("runtime.strategy=model_parallel shards nothing in this model: no "
@@ -111,6 +111,29 @@ def build_model_parallel(devices, runtime_config, probe_model, task_layout_map=N
         layout_map[path] = layout  # exact paths: no regex can catch another variable
     return keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch"), \
         layouts
+
+
+def _task_layouts(own, layout_map, probe_model, sizes):
+    """Fills `layout_map` with the task's layout of each variable (by exact path), an axis
+    the mesh does not divide evenly left whole (a warning says which); returns {path:
+    layout} of what is split over more than one device, for the report."""
+    layouts = {}
+    for variable in probe_model.variables:
+        layout = own[variable.path]
+        if layout is None:
+            continue
+        axes = list(layout.axes)
+        for i, axis in enumerate(axes):
+            if axis is not None and variable.shape[i] % sizes[axis]:
+                logger.warning("%s (shape %s) stays whole on axis %d: %d %r devices do not "
+                               "divide %d.", variable.path, tuple(variable.shape), i,
+                               sizes[axis], axis, variable.shape[i])
+                axes[i] = None
+        layout_map[variable.path] = tuple(axes)
+        split = tuple(a if a is not None and sizes[a] > 1 else None for a in axes)
+        if any(split):
+            layouts[variable.path] = split
+    return layouts
 
 
 def variable_shardings(model):
