@@ -34,7 +34,8 @@ SMALL = {
     "09_language_models.ipynb": (
         'EPOCHS = 1\nLORA_EPOCHS = 1\nMAX_NEW_TOKENS = 6\nCHAPTERS = 40\nPSALMS = 24\n'
         'SHORT = {"language_model.sequence_length": 32, "language_model.loss_chunk": 16, '
-        '"language_model.samples": 0, "train.batch_size": 16}\n'
+        '"language_model.samples": 0, "train.batch_size": 16, '
+        '"train.jit_compile": False}\n'
         'MODEL = {**SHORT, "language_model.num_layers": 2, "language_model.hidden_dim": 32, '
         '"language_model.intermediate_dim": 64, "language_model.vocab_size": 300}\n'
         'LORA = SHORT'),

@@ -113,6 +113,10 @@ def test_imagenet_weights_offline_say_where_to_put_the_file(tmp_path, monkeypatc
 @pytest.mark.parametrize("name", ["efficientnetv2b0", "mobilenetv3small"])
 def test_transfer_backbones_take_raw_images(name):
     """They preprocess inside the keras.applications model: raw 0..255 images in."""
+    if name == "efficientnetv2b0" and keras.backend.backend() == "jax":
+        # The same tfsuite wrapping as mobilenetv3small, which runs on JAX; called op by
+        # op, EfficientNetV2's graph cost 67 s of the JAX pass (3 s on TensorFlow).
+        pytest.skip("one transfer backbone on JAX (mobilenetv3small): the suite's time")
     model = build_classifier(ModelConfig(name=name), AugmentConfig(), (32, 32, 3), 3)
     assert model.get_layer("backbone") is not None
     # Called, not `predict`: the same layers, without compiling the whole network (XLA
