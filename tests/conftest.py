@@ -2,7 +2,8 @@
 
 Two ways to drive the CLI:
 - `run_cli` starts `python -m tfsuite.run` in a fresh process (7-15 s each here: Python,
-  TensorFlow and Keras start again). Runs that set process-wide state go this way (logical
+  TensorFlow and Keras start again; in the TensorFlow pass it is forked from a process that
+  imported them once, `tests/zygote.py`). Runs that set process-wide state go this way (logical
   devices, mixed precision, op determinism, another Keras backend), as do the checks of
   what a real process prints and returns.
 - `call_cli` calls the same `tfsuite.run.main` in this process (no start-up cost): for
@@ -138,12 +139,85 @@ def tree_hashes(folder):
 
 
 def run_cli(*args, cwd=None, timeout=600, env=None):
-    """Runs `python -m tfsuite.run ARGS` in a fresh process; returns CompletedProcess."""
+    """Runs `python -m tfsuite.run ARGS` in a fresh process; returns CompletedProcess.
+
+    In the TensorFlow pass the process is forked from a `tests/zygote.py` process that
+    imported TensorFlow, Keras and tfsuite once (a one-epoch MLP run: 15.3 CPU-s as a new
+    interpreter, 4.2 forked), unless the run would import them otherwise: another backend
+    named in `env` or the arguments, or an environment variable read at import (KERAS_*,
+    JAX_*, PYTHON*, ...). Then, and in the JAX pass (five such runs: no gain), it is a new
+    interpreter.
+    """
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = REPO + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.update(env or {})
+    args = [str(a) for a in args]
+    if _forkable(args, env or {}):
+        return _zygote().run(args, cwd or os.getcwd(), full_env, timeout)
     return subprocess.run([sys.executable, "-m", "tfsuite.run", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+_IMPORT_TIME_VARIABLES = ("KERAS_", "JAX_", "PYTHON", "TF_ENABLE_ONEDNN_OPTS",
+                          "TF_USE_LEGACY_KERAS")
+
+
+def _forkable(args, env):
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or not hasattr(os, "fork"):
+        return False
+    if any(key.startswith(_IMPORT_TIME_VARIABLES) for key in env):
+        return False
+    return not any("backend" in arg for arg in args)  # runtime.backend=..., launch --backend
+
+
+class _Zygote:
+    def __init__(self):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+        self.process = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "zygote.py")],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO)
+        self._read()  # {"ready": backend}
+
+    def _read(self, timeout=None):
+        import select
+
+        if timeout is not None and not select.select([self.process.stdout], [], [], timeout)[0]:
+            return None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("tests/zygote.py ended")
+        return json.loads(line)
+
+    def run(self, args, cwd, env, timeout):
+        with tempfile.TemporaryDirectory(prefix="tfsuite-run-cli-") as folder:
+            out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
+            self.process.stdin.write(json.dumps({"args": args, "cwd": str(cwd), "env": env,
+                                                 "stdout": out, "stderr": err}) + "\n")
+            self.process.stdin.flush()
+            pid = self._read()["pid"]
+            reply = self._read(timeout)
+            if reply is None:  # as subprocess.run: the child is killed, then the error
+                os.kill(pid, signal.SIGKILL)
+                self._read()
+                raise subprocess.TimeoutExpired([sys.executable, "-m", "tfsuite.run", *args],
+                                                timeout)
+            with open(out, errors="replace") as f_out, open(err, errors="replace") as f_err:
+                return subprocess.CompletedProcess([sys.executable, "-m", "tfsuite.run", *args],
+                                                   reply["status"], f_out.read(), f_err.read())
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+_ZYGOTES = []
+
+
+def _zygote():
+    if not _ZYGOTES or _ZYGOTES[0].process.poll() is not None:
+        _ZYGOTES[:] = [_Zygote()]
+    return _ZYGOTES[0]
 
 
 def assert_user_error(result, *fragments):
@@ -291,5 +365,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_unconfigure(config):
+    for zygote in _ZYGOTES:
+        zygote.close()
     if _OWN_JAX_CACHE:
         shutil.rmtree(_OWN_JAX_CACHE, ignore_errors=True)
