@@ -131,12 +131,14 @@ def hf_worker(size, batch, sequence, vocab, lora_rank, compiled, warmup, steps):
             "loss_first": first, "loss_last": last, "transformers": transformers.__version__}
 
 
-def keras_worker(size, batch, sequence, vocab, lora_rank, warmup, steps, masked=False):
+def keras_worker(size, batch, sequence, vocab, lora_rank, warmup, steps, masked=False,
+                 remat=False):
     """tfsuite's training model on JAX, `train_on_batch` on device arrays: tokens/s and
     peak memory. mixed_bfloat16 (float32 weights, bf16 compute: what a tfsuite run on a
     GPU uses; Keras' Adam does not update bf16 weights, see RESULTS.md); with LoRA,
     KerasHub's `enable_lora`. `masked`: KerasHub's own attention (the causal mask as a
-    bias) instead of tfsuite's `is_causal` path."""
+    bias) instead of tfsuite's `is_causal` path. `remat`: `train.remat` (each decoder layer
+    rematerialized)."""
     import jax
     import keras
     import numpy as np
@@ -149,7 +151,7 @@ def keras_worker(size, batch, sequence, vocab, lora_rank, warmup, steps, masked=
     backbone = lm_model.build_backbone(lm, vocab)
     if lora_rank:
         backbone.enable_lora(lora_rank)
-    model = lm_model.CausalLMTraining(backbone, lm.loss_chunk, causal=not masked)
+    model = lm_model.CausalLMTraining(backbone, lm.loss_chunk, causal=not masked, remat=remat)
     model.compile(optimizer=keras.optimizers.AdamW(1e-4), loss=lm_model.TokenLoss(),
                   jit_compile=True)
     ids = np.random.default_rng(0).integers(3, vocab, (batch, sequence + 1)).astype("int32")
@@ -232,7 +234,7 @@ def tfsuite_cli(size, batch, sequence, vocab, epochs, timeout):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["pretrain", "lora"],
-                        choices=[*PARTS, "ablation"])
+                        choices=[*PARTS, "ablation", "remat"])
     parser.add_argument("--quick", action="store_true", help="tiny shapes: checks the script")
     parser.add_argument("--epochs", type=int, default=2, help="tfsuite epochs (first compiles)")
     parser.add_argument("--steps", type=int, default=20, help="timed Hugging Face / LoRA steps")
@@ -284,6 +286,17 @@ def main():
                 **shape, "warmup": 2, "steps": args.steps, "masked": masked}, 600),
                 size, sequence, batch)
 
+    if "remat" in args.parts:  # train.remat: memory against compute, and a larger batch
+        size, batch, sequence, vocab, _ = shapes["pretrain"]
+        for name, remat, scale in (("tfsuite model, batch 8", False, 1),
+                                   ("tfsuite model, batch 8, train.remat", True, 1),
+                                   ("tfsuite model, batch 32", False, 4),
+                                   ("tfsuite model, batch 32, train.remat", True, 4)):
+            record("remat", name, worker("keras_worker", {
+                "size": size, "batch": batch * scale, "sequence": sequence, "vocab": vocab,
+                "lora_rank": None, "warmup": 2, "steps": args.steps, "remat": remat}, 600),
+                size, sequence, batch * scale)
+
     print("\n| part | run | tokens/s | vs torch.compile | MFU | peak memory | notes |\n"
           "|---|---|---|---|---|---|---|")
     reference = results["rows"].get("HF transformers torch.compile", {}).get("tokens_per_second")
@@ -296,7 +309,7 @@ def main():
         base = reference if row["part"] == "pretrain" else lora_reference
         ratio = f"{tokens / base:.2f}x" if base else "-"
         mfu = "-"
-        if peak and row["part"] == "pretrain":
+        if peak and row["part"] in ("pretrain", "remat"):
             row["mfu"] = tokens * flop_per_token(row["params"], row["size"],
                                                  row["sequence"]) / (peak * 1e12)
             mfu = f"{row['mfu']:.1%}"

@@ -147,6 +147,77 @@ def test_chunked_loss_equals_the_full_cross_entropy():
     np.testing.assert_array_equal(out[..., 1], logits.argmax(-1) == ids[:, 1:])
 
 
+def _mean_loss(model):
+    """f(trainable weights, batch) -> the mean token loss, stateless (for JAX's transforms)."""
+    def loss(trainable, batch):
+        out, _ = model.stateless_call(trainable, [v.value for v in
+                                                  model.non_trainable_variables], batch)
+        return out[..., 0].mean()
+
+    return loss
+
+
+def _loss_and_gradients(model, inputs):
+    """The mean token loss and its gradients (JAX, compiled)."""
+    import jax
+
+    value, grads = jax.jit(jax.value_and_grad(_mean_loss(model)))([v.value for v in
+                                                      model.trainable_variables],
+                                                     jax.tree.map(jax.numpy.asarray, inputs))
+    return float(value), [np.asarray(g) for g in grads]
+
+
+def test_remat_recomputes_each_decoder_layer_with_the_same_gradients():
+    """`train.remat`: each decoder layer under `keras.remat` gives the loss and gradients of
+    the plain model, and the activations JAX keeps for the backward pass shrink to the
+    layers' inputs (`print_saved_residuals`, the bytes of everything but the weights).
+    On TensorFlow (`recompute_grad`) the LoRA run below trains with it through the CLI."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        pytest.skip("JAX's residuals, in the JAX pass; here the LoRA run trains with remat")
+
+    from tfsuite.language_model.config import LanguageModelConfig
+    from tfsuite.language_model.model import CausalLMTraining, build_backbone
+
+    lm = LanguageModelConfig(num_layers=2, hidden_dim=16, intermediate_dim=32,
+                             num_query_heads=2, num_key_value_heads=1)
+    ids = np.random.default_rng(0).integers(0, 64, (2, 33)).astype("int32")
+    inputs = {"token_ids": ids[:, :-1], "labels": ids[:, 1:]}
+    found = {}
+    for remat in (False, True):
+        keras.utils.set_random_seed(0)
+        model = CausalLMTraining(build_backbone(lm, 64), loss_chunk=16, remat=remat)
+        model(inputs)
+        found[remat] = (*_loss_and_gradients(model, inputs), _residual_bytes(model, inputs))
+    (plain, plain_grads, plain_kept), (remat, remat_grads, remat_kept) = found[False], \
+        found[True]
+    assert remat == pytest.approx(plain, abs=1e-6)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(plain_grads, remat_grads)) < 1e-6
+    assert remat_kept < 0.2 * plain_kept, (plain_kept, remat_kept)
+
+
+def _residual_bytes(model, inputs):
+    """Bytes JAX keeps from the forward pass for the backward one, the weights excluded."""
+    import contextlib
+    import io
+    import re
+
+    from jax.ad_checkpoint import print_saved_residuals
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        print_saved_residuals(_mean_loss(model), [v.value for v in model.trainable_variables], inputs)
+    total = 0
+    for line in printed.getvalue().splitlines():
+        match = re.match(r"(\w+)\[([\d,]*)\]", line)
+        if match and "from the argument" not in line:
+            total += int(np.prod([int(d) for d in match[2].split(",") if d])) * \
+                np.dtype(match[1].replace("f", "float").replace("i", "int")
+                         .replace("bool", "bool_")).itemsize
+    return total
+
+
 def test_bigram_baseline_counts():
     from tfsuite.language_model.evaluation import Bigram
 
@@ -229,9 +300,10 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, setup, overri
 
 
 def test_lora_fine_tunes_a_local_preset_and_merges(lm_run, tmp_path):
-    """The run's model saved as a KerasHub preset, then fine-tuned with LoRA: only the LoRA
-    factors train (the count is recorded), the loss falls, the factors are saved alone, and
-    model.keras (merged) gives the logits of the preset with those factors."""
+    """The run's model saved as a KerasHub preset, then fine-tuned with LoRA (and
+    `train.remat`, as a large model would be): only the LoRA factors train (the count is
+    recorded), the loss falls, the factors are saved alone, and model.keras (merged) gives
+    the logits of the preset with those factors."""
     import keras
     import keras_hub
 
@@ -241,7 +313,7 @@ def test_lora_fine_tunes_a_local_preset_and_merges(lm_run, tmp_path):
     result = call_cli("train", "language_model", "--set", "data.source=text", "--set",
                       f"data.path={work}/corpus/small.txt", "--set",
                       f"language_model.preset={preset}", "--set", "model.lora_rank=4",
-                      *LORA_RUN, *NO_XLA_ON_TENSORFLOW,
+                      "--set", "train.remat=true", *LORA_RUN, *NO_XLA_ON_TENSORFLOW,
                       "--run-dir", str(tmp_path / "lora"), cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "lora" / "summary.json") as f:

@@ -39,7 +39,7 @@ __all__ = [
     "read_run_config", "list_experiments", "validate", "ignored_keys", "parse_override",
     # the schema
     "ExperimentConfig", "TaskSchema", "register_schema", "config_class", "schema_of",
-    "unused_image_keys", "require", "PATH", "RUN_CONFIG",
+    "unused_image_keys", "REMAT_UNUSED", "require", "PATH", "RUN_CONFIG",
     "AugmentConfig", "DataConfig", "ModelConfig", "TrainConfig", "RuntimeConfig",
     "ExportConfig", "CompressConfig", "register_export_format",
     # accepted values
@@ -128,6 +128,11 @@ class TaskSchema:
 
 
 _SCHEMAS = {}
+
+
+# `TaskSchema.unused` of the tasks without decoder layers to rematerialize.
+REMAT_UNUSED = {"train.remat": "rematerialization is built for the decoders of task "
+                               "language_model"}
 
 
 def unused_image_keys(section):

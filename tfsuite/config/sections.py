@@ -104,6 +104,7 @@ class TrainConfig:
     fine_tune_learning_rate: float = 1e-5
     steps_per_execution: int = 1
     jit_compile: Optional[bool] = None  # XLA; null = on for JAX and TF GPUs, off for TF on CPU
+    remat: bool = False  # language models: recompute each decoder layer in the backward pass
     log_every_steps: int = 100  # TensorBoard scalars every N steps too (0: once an epoch)
 
 

@@ -115,6 +115,50 @@ def causal_attention():
         LlamaAttention._compute_attention = masked
 
 
+@contextlib.contextmanager
+def rematerialized_layers(backbone):
+    """Inside: each decoder layer of `backbone` runs under `keras.remat` (`train.remat`):
+    the backward pass computes the layer's activations again from its input instead of
+    keeping them, so a step holds one layer's activations at a time, for about a third more
+    compute.
+
+    `keras.RematScope` fails on KerasHub's layers (it passes `training` into
+    `jax.checkpoint`, which traces it; TensorFlow's `recompute_grad` takes no keyword
+    arguments in a graph): here only tensors go through the rematerialized function, the
+    other arguments are closed over, and a call with a cache (generation) is left as is.
+    """
+    classes = {type(layer) for layer in getattr(backbone, "transformer_layers", [])}
+    originals = {cls: cls.call for cls in classes}
+
+    def wrap(original):
+        def call(self, decoder_sequence, **kwargs):
+            if any(kwargs.get(key) is not None for key in ("self_attention_cache",
+                                                           "cache", "past_key_values")):
+                return original(self, decoder_sequence, **kwargs)
+            names = [key for key, value in kwargs.items() if _is_tensor(value)]
+            static = {key: value for key, value in kwargs.items() if key not in names}
+
+            def layer(sequence, *tensors):  # a new function per trace: nothing stale
+                return original(self, sequence, **static, **dict(zip(names, tensors)))
+
+            return keras.remat(layer)(decoder_sequence, *[kwargs[key] for key in names])
+
+        return call
+
+    for cls, original in originals.items():
+        cls.call = wrap(original)
+    try:
+        yield
+    finally:
+        for cls, original in originals.items():
+            cls.call = original
+
+
+def _is_tensor(value):
+    return value is not None and not isinstance(value, (bool, int, float, str)) and \
+        hasattr(value, "shape")
+
+
 @keras.saving.register_keras_serializable(package="tfsuite")
 class CausalLMTraining(keras.Model):
     """A decoder backbone and its loss: `{"token_ids", "labels"}` in, [batch, length, 2]
@@ -127,19 +171,22 @@ class CausalLMTraining(keras.Model):
             None: where a fused kernel skips the masked half (`fused_attention`: JAX on
             GPUs and TPUs, torch on GPUs); on CPUs the mask was faster (3% on TensorFlow,
             8% on JAX, tiny decoder).
+        remat: each decoder layer rematerialized (`rematerialized_layers`).
     """
 
-    def __init__(self, backbone, loss_chunk, causal=None, **kwargs):
+    def __init__(self, backbone, loss_chunk, causal=None, remat=False, **kwargs):
         super().__init__(**kwargs)
         self.backbone = backbone
         self.loss_chunk = loss_chunk
         self.causal = causal
+        self.remat = remat
 
     def call(self, inputs):
         ids, labels = inputs["token_ids"], inputs["labels"]
         causal = self.causal if self.causal is not None else fused_attention()
         # The windows are full: no padding to mask.
-        with causal_attention() if causal else contextlib.nullcontext():
+        with causal_attention() if causal else contextlib.nullcontext(), \
+                rematerialized_layers(self.backbone) if self.remat else contextlib.nullcontext():
             hidden = self.backbone({"token_ids": ids, "padding_mask": ops.ones_like(ids)})
         embedding = self.backbone.token_embedding
         kernel = output_kernel(embedding, hidden.dtype)
@@ -154,6 +201,7 @@ class CausalLMTraining(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "loss_chunk": self.loss_chunk, "causal": self.causal,
+                "remat": self.remat,
                 "backbone": keras.saving.serialize_keras_object(self.backbone)}
 
     @classmethod

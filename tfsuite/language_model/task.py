@@ -50,7 +50,8 @@ class LanguageModelTask(Task):
     def build_model(self, data):
         from tfsuite.language_model.model import CausalLMTraining
 
-        return CausalLMTraining(self._backbone(data), self.config.language_model.loss_chunk)
+        return CausalLMTraining(self._backbone(data), self.config.language_model.loss_chunk,
+                                remat=self.config.train.remat)
 
     def _backbone(self, data):
         from tfsuite.language_model import model as lm_model
