@@ -190,6 +190,7 @@ class _Zygote:
         return json.loads(line)
 
     def run(self, args, cwd, env, timeout):
+        command = [sys.executable, "-m", "tfsuite.run", *args]  # what the child stands for
         with tempfile.TemporaryDirectory(prefix="tfsuite-run-cli-") as folder:
             out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
             self.process.stdin.write(json.dumps({"args": args, "cwd": str(cwd), "env": env,
@@ -200,11 +201,10 @@ class _Zygote:
             if reply is None:  # as subprocess.run: the child is killed, then the error
                 os.kill(pid, signal.SIGKILL)
                 self._read()
-                raise subprocess.TimeoutExpired([sys.executable, "-m", "tfsuite.run", *args],
-                                                timeout)
+                raise subprocess.TimeoutExpired(command, timeout)
             with open(out, errors="replace") as f_out, open(err, errors="replace") as f_err:
-                return subprocess.CompletedProcess([sys.executable, "-m", "tfsuite.run", *args],
-                                                   reply["status"], f_out.read(), f_err.read())
+                return subprocess.CompletedProcess(command, reply["status"], f_out.read(),
+                                                   f_err.read())
 
     def close(self):
         self.process.stdin.close()

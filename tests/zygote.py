@@ -2,8 +2,8 @@
 tfsuite.run` runs from there (what `run_cli` uses in the TensorFlow pass).
 
 Every fresh `python -m tfsuite.run` pays about 11 CPU-seconds here to import TensorFlow and
-Keras before it reads its arguments; the TensorFlow pass starts some twenty of them. A child forked from
-this process starts with those modules loaded and nothing else: TensorFlow's runtime is not
+Keras before it reads its arguments; the TensorFlow pass starts some twenty of them. A child
+forked from this process starts with those modules loaded and nothing else: TensorFlow's runtime is not
 started (no eager context, no devices, no thread pools), JAX's backends neither, Keras holds
 its defaults. So logical devices, mixed precision, op determinism and XLA flags are set by the
 child as in a new process, and its exit code, signals, files and the output of native
@@ -38,10 +38,11 @@ def _child(request):
     code = 0
     try:
         runpy.run_module("tfsuite.run", run_name="__main__", alter_sys=True)
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        if not isinstance(e.code, (int, type(None))):
-            print(e.code, file=sys.stderr)
+    except SystemExit as e:  # as Python: None is 0, a message is printed and is 1
+        code = 0 if e.code is None else e.code
+        if not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
     except BaseException:  # what Python prints for an uncaught exception, and its exit code
         traceback.print_exc()
         code = 1

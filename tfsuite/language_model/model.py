@@ -155,8 +155,7 @@ def rematerialized_layers(backbone):
 
 
 def _is_tensor(value):
-    return value is not None and not isinstance(value, (bool, int, float, str)) and \
-        hasattr(value, "shape")
+    return hasattr(value, "shape")  # not None, a Python flag or number
 
 
 @keras.saving.register_keras_serializable(package="tfsuite")
