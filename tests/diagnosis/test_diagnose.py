@@ -79,6 +79,8 @@ def test_nan_replayed_to_its_first_layer(tmp_path):
     evidence = verdicts["divergence"]["evidence"]
     assert evidence["loss"] == "nan" and evidence["epoch"] == 1 and evidence["batch"] >= 1
     assert evidence["replay_reproduced"] and evidence["first_nonfinite_layer"]
+    # From the run's initial weights and batch order: the same batch as the run's.
+    assert evidence["replay_batch"] == evidence["batch"], evidence
     assert "first layer whose output is not finite" in text
 
 

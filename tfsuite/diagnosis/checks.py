@@ -56,14 +56,18 @@ def probe_run(task, run, diverged):
             trainer.compile(task, model, data)
             return model
 
-        cached = getattr(run.config.data, "cache", False)
-        timings = probes.step_timings(build(), data.train, PROBE_STEPS, cached=cached)
-        verdicts = [probes.input_bound(timings, _input_fixes(run.config, runtime))]
+        replay = None
         if diverged is not None and run.diverged:
-            verdicts[0].severity = "info"  # a diverged run's speed is not its problem
+            # Built first, as the run built its model right after seeding and preparing the
+            # data: a replay from epoch 0 then starts from the run's initial weights.
             replay = _replay(build(), data, run)
             diverged.evidence.update(replay)
             diverged.summary += _replay_text(replay)
+        cached = getattr(run.config.data, "cache", False)
+        timings = probes.step_timings(build(), data.train, PROBE_STEPS, cached=cached)
+        verdicts = [probes.input_bound(timings, _input_fixes(run.config, runtime))]
+        if replay is not None:
+            verdicts[0].severity = "info"  # a diverged run's speed is not its problem
     return verdicts
 
 
