@@ -23,6 +23,10 @@ One run, side by side, every figure on the same GPU:
   `train_on_batch`. Not the CLI: a LoRA run starts from a preset on disk, and a 7B preset,
   its checkpoints and its merged model.keras (about 27 GB each in float32) do not fit the GPU
   machine's 64 GB disk.
+- `bf16` (not run by default): the pretraining shape through tfsuite's training model with
+  float32 weights (mixed_bfloat16) against bfloat16 weights with float32 and with bfloat16
+  Adam state (`runtime.precision=bfloat16`, `train.optimizer_state`), and the LoRA shape
+  with bfloat16 weights.
 
 MFU: (6 N + 12 L H S) FLOP per token (N: every weight, the input embedding included, as
 issue 25's table counts; L layers, H hidden, S sequence length) over the bf16 matrix rate
@@ -132,10 +136,11 @@ def hf_worker(size, batch, sequence, vocab, lora_rank, compiled, warmup, steps):
 
 
 def keras_worker(size, batch, sequence, vocab, lora_rank, warmup, steps, masked=False,
-                 remat=False):
+                 remat=False, precision="mixed_bfloat16", state=None):
     """tfsuite's training model on JAX, `train_on_batch` on device arrays: tokens/s and
-    peak memory. mixed_bfloat16 (float32 weights, bf16 compute: what a tfsuite run on a
-    GPU uses; Keras' Adam does not update bf16 weights, see RESULTS.md); with LoRA,
+    peak memory. `precision`: mixed_bfloat16 (float32 weights, bf16 compute: what a
+    tfsuite run on a GPU uses by default) or bfloat16 (bf16 weights, tfsuite's AdamW with
+    `state` moments: `runtime.precision=bfloat16`, `train.optimizer_state`); with LoRA,
     KerasHub's `enable_lora`. `masked`: KerasHub's own attention (the causal mask as a
     bias) instead of tfsuite's `is_causal` path. `remat`: `train.remat` (each decoder layer
     rematerialized)."""
@@ -145,15 +150,17 @@ def keras_worker(size, batch, sequence, vocab, lora_rank, warmup, steps, masked=
 
     from tfsuite.language_model import model as lm_model
     from tfsuite.language_model.config import LanguageModelConfig
+    from tfsuite.training.optimizers import build_optimizer
 
-    keras.config.set_dtype_policy("mixed_bfloat16")
+    keras.config.set_dtype_policy(precision)
     lm = LanguageModelConfig(size=size)
     backbone = lm_model.build_backbone(lm, vocab)
     if lora_rank:
         backbone.enable_lora(lora_rank)
     model = lm_model.CausalLMTraining(backbone, lm.loss_chunk, causal=not masked, remat=remat)
-    model.compile(optimizer=keras.optimizers.AdamW(1e-4), loss=lm_model.TokenLoss(),
-                  jit_compile=True)
+    optimizer = build_optimizer("adamw", 1e-4, weight_decay=0.004, bfloat16_state=state
+                                if precision == "bfloat16" else None)
+    model.compile(optimizer=optimizer, loss=lm_model.TokenLoss(), jit_compile=True)
     ids = np.random.default_rng(0).integers(3, vocab, (batch, sequence + 1)).astype("int32")
     x = {"token_ids": jax.device_put(ids[:, :-1]), "labels": jax.device_put(ids[:, 1:])}
     y = x["labels"]
@@ -234,7 +241,7 @@ def tfsuite_cli(size, batch, sequence, vocab, epochs, timeout):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["pretrain", "lora"],
-                        choices=[*PARTS, "ablation", "remat"])
+                        choices=[*PARTS, "ablation", "remat", "bf16"])
     parser.add_argument("--quick", action="store_true", help="tiny shapes: checks the script")
     parser.add_argument("--epochs", type=int, default=2, help="tfsuite epochs (first compiles)")
     parser.add_argument("--steps", type=int, default=20, help="timed Hugging Face / LoRA steps")
@@ -297,6 +304,22 @@ def main():
                 "lora_rank": None, "warmup": 2, "steps": args.steps, "remat": remat}, 600),
                 size, sequence, batch * scale)
 
+    if "bf16" in args.parts:  # bfloat16 weights: float32 or bfloat16 Adam state
+        size, batch, sequence, vocab, _ = shapes["pretrain"]
+        for name, precision, state in (
+                ("tfsuite model, mixed_bfloat16 (float32 weights)", "mixed_bfloat16", None),
+                ("tfsuite model, bfloat16 weights, float32 state", "bfloat16", "float32"),
+                ("tfsuite model, bfloat16 weights, bfloat16 state", "bfloat16", "bfloat16")):
+            record("bf16", name, worker("keras_worker", {
+                "size": size, "batch": batch, "sequence": sequence, "vocab": vocab,
+                "lora_rank": None, "warmup": 2, "steps": args.steps, "precision": precision,
+                "state": state}, 600), size, sequence, batch)
+        size, batch, sequence, vocab, rank = shapes["lora"]
+        record("lora", "tfsuite model LoRA, JAX, bfloat16 weights", worker("keras_worker", {
+            "size": size, "batch": batch, "sequence": sequence, "vocab": vocab,
+            "lora_rank": rank, "warmup": 2, "steps": args.steps, "precision": "bfloat16",
+            "state": "float32"}, 600), size, sequence, batch)
+
     print("\n| part | run | tokens/s | vs torch.compile | MFU | peak memory | notes |\n"
           "|---|---|---|---|---|---|---|")
     reference = results["rows"].get("HF transformers torch.compile", {}).get("tokens_per_second")
@@ -309,7 +332,7 @@ def main():
         base = reference if row["part"] == "pretrain" else lora_reference
         ratio = f"{tokens / base:.2f}x" if base else "-"
         mfu = "-"
-        if peak and row["part"] in ("pretrain", "remat"):
+        if peak and row["part"] in ("pretrain", "remat", "bf16"):
             row["mfu"] = tokens * flop_per_token(row["params"], row["size"],
                                                  row["sequence"]) / (peak * 1e12)
             mfu = f"{row['mfu']:.1%}"

@@ -188,10 +188,14 @@ def test_replace_validates_and_types_are_checked_on_every_construction():
 def test_keys_the_run_will_not_read_draw_a_warning(caplog):
     load_config("digits_mlp", overrides=["model.width=8", "data.path=/tmp"])
     load_config("cartpole_dqn", overrides=["train.epochs=3"])
-    load_config("digits", overrides=["train.remat=true"])
+    load_config("digits", overrides=["train.remat=true", "train.optimizer_state=bfloat16"])
+    with pytest.raises(UserError, match="one of .*Received: runtime.precision='bfloat16'"):
+        load_config("digits", overrides=["runtime.precision=bfloat16"])  # language_model's
     warned = "\n".join(r.getMessage() for r in caplog.records)
     assert "`train.remat` is ignored (rematerialization is built for the decoders of task " \
         "language_model)" in warned
+    assert "`train.optimizer_state` is ignored (the optimizer state's dtype applies to " \
+        "bfloat16 weights" in warned
     assert "`model.width` is ignored" in warned and "model.name=mlp" in warned
     assert "`data.path` is ignored" in warned and "data.source=digits" in warned
     assert "`train.epochs` is ignored (DQN reads `rl.*` instead)" in warned

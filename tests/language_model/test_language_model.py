@@ -281,6 +281,10 @@ def test_write_corpus_writes_the_bible_and_never_overwrites(tmp_path):
                                                          "/no/such/preset"]),
     ("good", ["language_model.sequence_length=4096"], ["beyond the model's", "1024"]),
     ("good", ["model.lora_rank=4"], ["model.lora_rank", "language_model.preset"]),
+    ("good", ["runtime.precision=bfloat16", "train.optimizer=sgd"],
+     ["train.optimizer", "['adam', 'adamw'] with runtime.precision=bfloat16"]),
+    ("good", ["train.optimizer_state=bfloat16"],
+     ["train.optimizer_state", "--set runtime.precision=bfloat16"]),
 ])
 def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, setup, overrides,
                                                          fragments):

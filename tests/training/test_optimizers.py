@@ -63,3 +63,56 @@ def test_label_smoothing_loss_matches_keras_categorical():
     plain = SparseCategoricalCrossentropy()(y, p)
     assert float(plain) == pytest.approx(
         float(keras.losses.SparseCategoricalCrossentropy()(y, p)), rel=1e-6)
+
+
+def test_bfloat16_rounding_is_unbiased():
+    """1 + 2^-10 lies an eighth of the way from 1 to the next bfloat16 (1 + 2^-7)."""
+    from tfsuite.training.bfloat16_optimizers import round_stochastic
+
+    x = keras.ops.full((100_000,), 1 + 2 ** -10, "float32")
+    rounded = keras.ops.convert_to_numpy(keras.ops.cast(
+        round_stochastic(x, keras.random.SeedGenerator(1)), "float32"))
+    assert set(np.unique(rounded)) == {1.0, 1 + 2 ** -7}
+    assert abs(rounded.mean() - (1 + 2 ** -10)) < 2e-5
+    negative = keras.ops.convert_to_numpy(keras.ops.cast(
+        round_stochastic(-x, keras.random.SeedGenerator(2)), "float32"))
+    assert abs(negative.mean() + (1 + 2 ** -10)) < 2e-5
+
+
+@pytest.mark.parametrize("name, state", [("adam", "float32"), ("adamw", "bfloat16")])
+def test_bfloat16_weights_take_steps_keras_adam_rounds_away(name, state):
+    """A bfloat16 weight of 1.0, 50 steps of 1e-3: Keras' Adam (its arithmetic in bfloat16)
+    leaves it at 1.0; tfsuite's moves it by 0.05 on average, its moments in `state`."""
+    def trained(optimizer):
+        weight = keras.Variable(np.ones(4096, "float32"), dtype="bfloat16")
+        optimizer.build([weight])
+        for _ in range(50):
+            optimizer.apply([keras.ops.ones(4096, "bfloat16")], [weight])
+        return optimizer, float(keras.ops.mean(keras.ops.cast(weight, "float32")))
+
+    _, plain = trained(keras.optimizers.Adam(1e-3))
+    assert plain == 1.0
+    optimizer, moved = trained(build_optimizer(name, 1e-3, weight_decay=0.0,
+                                               bfloat16_state=state))
+    assert moved == pytest.approx(0.95, abs=2e-3)
+    moments = [v for v in optimizer.variables if v.shape == (4096,)]
+    assert len(moments) == 2 and {str(v.dtype) for v in moments} == {state}
+
+
+def test_a_bfloat16_model_fits_like_float32():
+    """The same small regression with float32 weights (tfsuite's AdamW hands them to
+    Keras' update) and with bfloat16 weights (its float32 update): both fit it."""
+    x = np.random.default_rng(0).normal(size=(512, 8)).astype("float32")
+    y = x @ np.linspace(-1, 1, 8).astype("float32")[:, None]
+    losses = {}
+    for policy in ("float32", "bfloat16"):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, dtype=policy),
+                                  keras.layers.Dense(1, dtype=policy)])
+        optimizer = get_optimizer(TrainConfig(optimizer="adamw", learning_rate=0.01,
+                                              weight_decay=1e-4), bfloat16_weights=True)
+        model.compile(optimizer=optimizer, loss="mse")
+        history = model.fit(x, y, batch_size=64, epochs=8, verbose=0).history["loss"]
+        losses[policy] = history[-1]
+        assert history[-1] < 0.1 * history[0], (policy, history)
+    assert losses["bfloat16"] < 0.05 and losses["float32"] < 0.05, losses

@@ -24,10 +24,11 @@ from tfsuite.config.checks import require, validate_core
 from tfsuite.config.parsing import (apply_overrides, build, check_types, flatten, merge,
                                     parse_override, read_yaml, read_yaml_file, type_error,
                                     shown, valid_keys)
-from tfsuite.config.sections import (APPLICATION_MODELS, CHOICES, COMPRESS_METHODS,
-                                     EXPORT_FORMATS,
+from tfsuite.config.sections import (APPLICATION_MODELS, BFLOAT16_OPTIMIZERS, CHOICES,
+                                     COMPRESS_METHODS, EXPORT_FORMATS,
                                      FILL_MODES, IMAGE_SOURCES, INTERPOLATIONS, MONITORS,
-                                     OPTIMIZERS, PATH, QUANTIZATIONS, SCHEDULES, STRATEGIES,
+                                     OPTIMIZERS, PATH, PRECISIONS, QUANTIZATIONS, SCHEDULES,
+                                     STRATEGIES,
                                      TENSORRT_PRECISIONS, AugmentConfig, CompressConfig,
                                      DataConfig, ExportConfig, ModelConfig, RuntimeConfig,
                                      TrainConfig, register_export_format)
@@ -39,13 +40,13 @@ __all__ = [
     "read_run_config", "list_experiments", "validate", "ignored_keys", "parse_override",
     # the schema
     "ExperimentConfig", "TaskSchema", "register_schema", "config_class", "schema_of",
-    "unused_image_keys", "REMAT_UNUSED", "require", "PATH", "RUN_CONFIG",
+    "unused_image_keys", "LANGUAGE_MODEL_ONLY", "require", "PATH", "RUN_CONFIG",
     "AugmentConfig", "DataConfig", "ModelConfig", "TrainConfig", "RuntimeConfig",
     "ExportConfig", "CompressConfig", "register_export_format",
     # accepted values
-    "APPLICATION_MODELS", "CHOICES", "COMPRESS_METHODS", "EXPORT_FORMATS", "FILL_MODES",
+    "APPLICATION_MODELS", "BFLOAT16_OPTIMIZERS", "CHOICES", "COMPRESS_METHODS", "EXPORT_FORMATS", "FILL_MODES",
     "IMAGE_SOURCES",
-    "INTERPOLATIONS", "MONITORS", "OPTIMIZERS", "QUANTIZATIONS", "SCHEDULES", "STRATEGIES",
+    "INTERPOLATIONS", "MONITORS", "OPTIMIZERS", "PRECISIONS", "QUANTIZATIONS", "SCHEDULES", "STRATEGIES",
     "TENSORRT_PRECISIONS"]
 
 EXPERIMENTS_PACKAGE = "tfsuite.experiments"
@@ -130,9 +131,12 @@ class TaskSchema:
 _SCHEMAS = {}
 
 
-# `TaskSchema.unused` of the tasks without decoder layers to rematerialize.
-REMAT_UNUSED = {"train.remat": "rematerialization is built for the decoders of task "
-                               "language_model"}
+# `TaskSchema.unused` of the tasks other than language_model: its decoder layers are the
+# ones rematerialized, its bfloat16 weights the ones whose optimizer state has a dtype.
+LANGUAGE_MODEL_ONLY = {
+    "train.remat": "rematerialization is built for the decoders of task language_model",
+    "train.optimizer_state": "the optimizer state's dtype applies to bfloat16 weights "
+                             "(runtime.precision=bfloat16, task language_model)"}
 
 
 def unused_image_keys(section):

@@ -105,6 +105,8 @@ class TrainConfig:
     steps_per_execution: int = 1
     jit_compile: Optional[bool] = None  # XLA; null = on for JAX and TF GPUs, off for TF on CPU
     remat: bool = False  # language models: recompute each decoder layer in the backward pass
+    optimizer_state: str = "float32"  # language models with runtime.precision=bfloat16: the
+    # dtype of Adam's moments (float32 or bfloat16); the update itself runs in float32
     log_every_steps: int = 100  # TensorBoard scalars every N steps too (0: once an epoch)
 
 
@@ -186,6 +188,8 @@ IMAGE_SOURCES = ("digits", "folder", "npz", "tfds", "synthetic")
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("nearest", "bilinear")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "lion")
+BFLOAT16_OPTIMIZERS = ("adam", "adamw")  # those with a float32 update of bfloat16 weights
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
 EXPORT_FORMATS = []  # filled by `register_export_format` (tfsuite.export.formats)
 TENSORRT_PRECISIONS = ("fp32", "fp16", "int8")
@@ -204,7 +208,8 @@ CHOICES = {
     "train.schedule": SCHEDULES,
     "runtime.backend": ("auto", "tensorflow", "jax", "torch"),
     "runtime.strategy": STRATEGIES,
-    "runtime.precision": ("float32", "mixed_float16", "mixed_bfloat16", "auto"),
+    "train.optimizer_state": ("float32", "bfloat16"),
+    "runtime.precision": PRECISIONS,
     "export.tensorrt_precision": TENSORRT_PRECISIONS,
     "compress.pruning_backend": ("native", "tfmot"),
     "compress.pruning_schedule": ("polynomial_decay", "constant"),

@@ -4,7 +4,7 @@ import logging
 import os
 import sys
 
-from tfsuite.config import IMAGE_SOURCES, REMAT_UNUSED, TaskSchema
+from tfsuite.config import IMAGE_SOURCES, LANGUAGE_MODEL_ONLY, TaskSchema
 from tfsuite.errors import UserError
 from tfsuite.io import read_json
 from tfsuite.run_dir import EVALUATION, SUMMARY
@@ -23,7 +23,7 @@ class ImageClassificationTask(Task):
     noun = "image classifiers"
     schema = TaskSchema(task=name, data_sources=IMAGE_SOURCES,
                         unused={"model.lora_rank": "LoRA fine-tunes decoder language models "
-                                "(task language_model)", **REMAT_UNUSED})
+                                "(task language_model)", **LANGUAGE_MODEL_ONLY})
     unit = "images"
     multi_worker = True
     compression_methods = ("prune", "quantize", "low_rank", "distill")

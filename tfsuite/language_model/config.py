@@ -10,7 +10,7 @@ LoRA is `model.lora_rank`.
 from dataclasses import dataclass
 from typing import Optional
 
-from tfsuite.config import require
+from tfsuite.config import BFLOAT16_OPTIMIZERS, require
 from tfsuite.config.sections import register_export_format
 
 # Llama-style decoder shapes: (num_layers, num_query_heads, num_key_value_heads,
@@ -117,6 +117,14 @@ def validate(config, check_files):
         from tfsuite.language_model.export import formats_for
 
         formats_for(config.export.formats)
+    if config.runtime.precision == "bfloat16":
+        require(config.train.optimizer in BFLOAT16_OPTIMIZERS, "train.optimizer",
+                f"one of {list(BFLOAT16_OPTIMIZERS)} with runtime.precision=bfloat16 (their "
+                "update of bfloat16 weights runs in float32)", config.train.optimizer)
+    require(config.train.optimizer_state == "float32" or config.runtime.precision == "bfloat16",
+            "train.optimizer_state", "float32 unless runtime.precision=bfloat16 (float32 "
+            "weights keep float32 state)", config.train.optimizer_state,
+            "Add --set runtime.precision=bfloat16 for bfloat16 weights and state.")
     lora = config.model.lora_rank
     require(lora is None or lora >= 1, "model.lora_rank", "null or an int >= 1", lora)
     require(lora is None or lm.preset, "model.lora_rank", "null unless "

@@ -11,7 +11,7 @@ from text. Training resumes after its last completed epoch.
 import dataclasses
 import os
 
-from tfsuite.config import TaskSchema, unused_image_keys
+from tfsuite.config import PRECISIONS, TaskSchema, unused_image_keys
 from tfsuite.config.sections import ModelConfig
 from tfsuite.data.sentencepiece import TOKENIZER_FILE
 from tfsuite.errors import user_error
@@ -32,7 +32,9 @@ class LanguageModelTask(Task):
         section_class=lm_config.LanguageModelConfig,
         choices={"language_model.size": tuple(lm_config.MODEL_SIZES),
                  "language_model.sampler": lm_config.SAMPLERS,
-                 "language_model.tokenizer_type": lm_config.TOKENIZER_TYPES},
+                 "language_model.tokenizer_type": lm_config.TOKENIZER_TYPES,
+                 # bfloat16: the weights too (Adam's update in float32, bfloat16_optimizers)
+                 "runtime.precision": (*PRECISIONS, "bfloat16")},
         validate=lm_config.validate, unused={
             **{key: why for key, why in unused_image_keys("language_model").items()
                if key != "model"},

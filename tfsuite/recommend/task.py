@@ -10,7 +10,7 @@ recommendations.csv (the top k of some test users, hits marked).
 
 import os
 
-from tfsuite.config import REMAT_UNUSED, TaskSchema, unused_image_keys
+from tfsuite.config import LANGUAGE_MODEL_ONLY, TaskSchema, unused_image_keys
 from tfsuite.errors import user_error
 from tfsuite.io import display_path
 from tfsuite.recommend import config as recommend_config
@@ -30,7 +30,7 @@ class RecommendationTask(Task):
         choices={"recommend.model": recommend_config.RECOMMENDER_MODELS,
                  "recommend.ranking_loss": recommend_config.RANKING_LOSSES},
         validate=recommend_config.validate,
-        unused={**unused_image_keys("recommend"), **REMAT_UNUSED})
+        unused={**unused_image_keys("recommend"), **LANGUAGE_MODEL_ONLY})
     compression_methods = ()
     run_files = ("users.txt", "items.tsv", "rated.npz")  # the index (tfsuite.recommend.serve)
     commands = {"recommend": "top-k items for users, from a recommendation run",

@@ -6,8 +6,9 @@ optimizer instance, like Keras' own `get()` resolvers.
 
 import keras
 
-from tfsuite.config import OPTIMIZERS, SCHEDULES
+from tfsuite.config import BFLOAT16_OPTIMIZERS, OPTIMIZERS, SCHEDULES
 from tfsuite.errors import user_error
+from tfsuite.training.bfloat16_optimizers import Bfloat16Adam, Bfloat16AdamW
 
 
 def get_schedule(name, learning_rate, steps_per_epoch, epochs, warmup_epochs=0,
@@ -41,11 +42,18 @@ def get_schedule(name, learning_rate, steps_per_epoch, epochs, warmup_epochs=0,
 
 
 def build_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clipnorm=None,
-                    gradient_accumulation_steps=None, ema=False, ema_momentum=0.99):
-    """Builds a Keras optimizer by name with the shared options."""
+                    gradient_accumulation_steps=None, ema=False, ema_momentum=0.99,
+                    bfloat16_state=None):
+    """Builds a Keras optimizer by name with the shared options.
+
+    `bfloat16_state` ("float32" or "bfloat16"): the weights are bfloat16, and Adam or AdamW
+    update them in float32 with moments of this dtype (`bfloat16_optimizers`).
+    """
     common = {"weight_decay": weight_decay or None, "global_clipnorm": clipnorm,
               "gradient_accumulation_steps": gradient_accumulation_steps,
               "use_ema": ema, "ema_momentum": ema_momentum}
+    if bfloat16_state is not None:
+        return _bfloat16_optimizer(name, learning_rate, weight_decay, bfloat16_state, common)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, **common)
     if name in ("momentum", "nesterov"):
@@ -63,7 +71,18 @@ def build_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clipnor
     raise user_error("Unknown optimizer", f"one of {list(OPTIMIZERS)}", f"optimizer={name!r}")
 
 
-def get_optimizer(identifier, steps_per_epoch=1, epochs=1, learning_rate=None):
+def _bfloat16_optimizer(name, learning_rate, weight_decay, state_dtype, common):
+    if name not in BFLOAT16_OPTIMIZERS:  # the config check refuses it first
+        raise user_error("Unsupported optimizer for bfloat16 weights",
+                         f"one of {list(BFLOAT16_OPTIMIZERS)}", f"optimizer={name!r}")
+    if name == "adamw":
+        common["weight_decay"] = weight_decay
+        return Bfloat16AdamW(learning_rate, state_dtype=state_dtype, **common)
+    return Bfloat16Adam(learning_rate, state_dtype=state_dtype, **common)
+
+
+def get_optimizer(identifier, steps_per_epoch=1, epochs=1, learning_rate=None,
+                  bfloat16_weights=False):
     """Resolves an optimizer from a `TrainConfig`, a name, a config dict or an instance.
 
     Args:
@@ -71,6 +90,8 @@ def get_optimizer(identifier, steps_per_epoch=1, epochs=1, learning_rate=None):
         steps_per_epoch: steps per epoch, for schedules. Defaults to `1`.
         epochs: epochs the schedule spans. Defaults to `1`.
         learning_rate: overrides the config's rate (fine-tuning). Defaults to `None`.
+        bfloat16_weights: the model's weights are bfloat16 (`runtime.precision=bfloat16`):
+            the update runs in float32, the moments are `train.optimizer_state`.
 
     Returns:
         A `keras.optimizers.Optimizer`.
@@ -87,4 +108,5 @@ def get_optimizer(identifier, steps_per_epoch=1, epochs=1, learning_rate=None):
                             config.warmup_epochs, config.step_epochs, config.step_gamma)
     return build_optimizer(config.optimizer, schedule, config.momentum, config.weight_decay,
                            config.clipnorm, config.gradient_accumulation_steps, config.ema,
-                           config.ema_momentum)
+                           config.ema_momentum,
+                           config.optimizer_state if bfloat16_weights else None)

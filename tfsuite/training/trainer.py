@@ -84,7 +84,8 @@ class Trainer:
 
     def _compile(self, task, model, steps_per_epoch, phase_epochs, learning_rate, num_classes):
         optimizer = get_optimizer(self.config.train, steps_per_epoch, phase_epochs,
-                                  learning_rate=learning_rate)
+                                  learning_rate=learning_rate,
+                                  bfloat16_weights=self.runtime.precision == "bfloat16")
         jit_compile = self.config.train.jit_compile
         if jit_compile is None:  # JAX always compiles; TF's XLA pays off on GPUs only
             jit_compile = self.runtime.backend == "jax" or (

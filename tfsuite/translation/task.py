@@ -11,7 +11,7 @@ keras_hub` and takes text. Training resumes after its last completed epoch.
 import dataclasses
 import os
 
-from tfsuite.config import REMAT_UNUSED, TaskSchema, unused_image_keys
+from tfsuite.config import LANGUAGE_MODEL_ONLY, TaskSchema, unused_image_keys
 from tfsuite.errors import user_error
 from tfsuite.io import display_path
 from tfsuite.run_dir import EVALUATION, SUMMARY
@@ -35,7 +35,7 @@ class TranslationTask(Task):
                  "translation.sampler": translation_config.SAMPLERS,
                  "translation.tokenizer_type": ("unigram", "bpe")},
         validate=translation_config.validate,
-        unused={**unused_image_keys("translation"), **REMAT_UNUSED})
+        unused={**unused_image_keys("translation"), **LANGUAGE_MODEL_ONLY})
     unit = "pairs"
     run_files = (TOKENIZER_FILE, CORPUS_FILE)
     compression_methods = ("quantize",)
