@@ -77,6 +77,14 @@ def test_bfloat16_rounding_is_unbiased():
     negative = keras.ops.convert_to_numpy(keras.ops.cast(
         round_stochastic(-x, keras.random.SeedGenerator(2)), "float32"))
     assert abs(negative.mean() + (1 + 2 ** -10)) < 2e-5
+    # NaN stays NaN (a diverged step must not pass for a finite one), inf stays inf.
+    # 0x7FFFFFFF is the NaN GPUs make, whose low bits carry over into the sign.
+    gpu_nan = np.array([0x7FFFFFFF], "uint32").view("float32")[0]
+    special = keras.ops.convert_to_tensor(np.array([gpu_nan, -np.nan, np.inf, -np.inf, 0.0],
+                                                   "float32"))
+    kept = keras.ops.convert_to_numpy(keras.ops.cast(
+        round_stochastic(special, keras.random.SeedGenerator(3)), "float32"))
+    assert np.isnan(kept[:2]).all() and list(kept[2:]) == [np.inf, -np.inf, 0.0]
 
 
 @pytest.mark.parametrize("name, state", [("adam", "float32"), ("adamw", "bfloat16")])
@@ -99,9 +107,21 @@ def test_bfloat16_weights_take_steps_keras_adam_rounds_away(name, state):
     assert len(moments) == 2 and {str(v.dtype) for v in moments} == {state}
 
 
+def test_bfloat16_weight_decay_is_applied_once_in_float32():
+    """A zero gradient leaves AdamW's decay alone: 50 steps multiply by 1 - 0.01 x 0.1."""
+    weight = keras.Variable(np.ones(4096, "float32"), dtype="bfloat16")
+    optimizer = build_optimizer("adamw", 0.01, weight_decay=0.1, bfloat16_state="float32")
+    optimizer.build([weight])
+    for _ in range(50):
+        optimizer.apply([keras.ops.zeros(4096, "bfloat16")], [weight])
+    mean = float(keras.ops.mean(keras.ops.cast(weight, "float32")))
+    assert mean == pytest.approx(0.999 ** 50, abs=1e-3)
+
+
 def test_a_bfloat16_model_fits_like_float32():
     """The same small regression with float32 weights (tfsuite's AdamW hands them to
-    Keras' update) and with bfloat16 weights (its float32 update): both fit it."""
+    Keras' update) and with bfloat16 weights (its float32 update): both fit it, with
+    gradient accumulation and the weights' moving average (EMA) on."""
     x = np.random.default_rng(0).normal(size=(512, 8)).astype("float32")
     y = x @ np.linspace(-1, 1, 8).astype("float32")[:, None]
     losses = {}
@@ -109,10 +129,12 @@ def test_a_bfloat16_model_fits_like_float32():
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, dtype=policy),
                                   keras.layers.Dense(1, dtype=policy)])
-        optimizer = get_optimizer(TrainConfig(optimizer="adamw", learning_rate=0.01,
-                                              weight_decay=1e-4), bfloat16_weights=True)
+        optimizer = get_optimizer(TrainConfig(optimizer="adamw", learning_rate=0.02,
+                                              weight_decay=1e-4, gradient_accumulation_steps=2,
+                                              ema=True, ema_momentum=0.9),
+                                  bfloat16_weights=True)
         model.compile(optimizer=optimizer, loss="mse")
-        history = model.fit(x, y, batch_size=64, epochs=8, verbose=0).history["loss"]
+        history = model.fit(x, y, batch_size=32, epochs=8, verbose=0).history["loss"]
         losses[policy] = history[-1]
         assert history[-1] < 0.1 * history[0], (policy, history)
     assert losses["bfloat16"] < 0.05 and losses["float32"] < 0.05, losses

@@ -120,7 +120,9 @@ def validate(config, check_files):
     if config.runtime.precision == "bfloat16":
         require(config.train.optimizer in BFLOAT16_OPTIMIZERS, "train.optimizer",
                 f"one of {list(BFLOAT16_OPTIMIZERS)} with runtime.precision=bfloat16 (their "
-                "update of bfloat16 weights runs in float32)", config.train.optimizer)
+                "update of bfloat16 weights runs in float32)", config.train.optimizer,
+                "Use --set train.optimizer=adamw, or --set runtime.precision=mixed_bfloat16 "
+                "(float32 weights) for this optimizer.")
     require(config.train.optimizer_state == "float32" or config.runtime.precision == "bfloat16",
             "train.optimizer_state", "float32 unless runtime.precision=bfloat16 (float32 "
             "weights keep float32 state)", config.train.optimizer_state,

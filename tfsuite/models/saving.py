@@ -8,9 +8,10 @@ from tfsuite.run_dir import MODEL
 
 
 def register_custom_objects():
-    """Imports the modules whose layers and losses saved models refer to."""
+    """Imports the modules whose layers, losses and optimizers saved models refer to."""
     import tfsuite.data.augment  # noqa: F401
     import tfsuite.models.preprocessing  # noqa: F401
+    import tfsuite.training.bfloat16_optimizers  # noqa: F401
     import tfsuite.training.losses  # noqa: F401
 
 

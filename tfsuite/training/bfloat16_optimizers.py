@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 STATE_DTYPES = ("float32", "bfloat16")
+MOMENTS = ("momentum", "velocity")  # Adam's variables kept in `state_dtype`
 
 
 def round_stochastic(x, seed):
@@ -24,10 +25,14 @@ def round_stochastic(x, seed):
     them carries into the kept bits with that probability (in magnitude: the float's bits
     are sign and magnitude).
     """
-    bits = ops.view(ops.cast(x, "float32"), "int32")
+    x = ops.cast(x, "float32")
+    bits = ops.view(x, "int32")
     noise = keras.random.randint(ops.shape(bits), 0, 1 << 16, dtype="int32", seed=seed)
     kept = ops.bitwise_and(ops.add(bits, noise), ops.convert_to_tensor(-(1 << 16), "int32"))
-    return ops.cast(ops.view(kept, "float32"), "bfloat16")
+    # A NaN's low bits can carry out of the int32 (GPUs make 0x7FFFFFFF): it would become
+    # a zero, and a diverged step would pass for a finite one. NaN stays NaN.
+    return ops.where(ops.isnan(x), ops.cast(x, "bfloat16"),
+                     ops.cast(ops.view(kept, "float32"), "bfloat16"))
 
 
 class _Bfloat16Updates:
@@ -36,10 +41,11 @@ class _Bfloat16Updates:
     def __init__(self, *args, state_dtype="float32", seed=None, **kwargs):
         if state_dtype not in STATE_DTYPES:
             raise ValueError(f"state_dtype must be one of {STATE_DTYPES}. "
-                             f"Received: state_dtype={state_dtype!r}")
+                             f"Received: state_dtype={state_dtype!r}. Pass one of those.")
         if kwargs.get("amsgrad"):
             raise ValueError("amsgrad is not supported for bfloat16 weights. "
-                             "Received: amsgrad=True")
+                             "Received: amsgrad=True. Use amsgrad=False, or float32 "
+                             "weights with keras.optimizers.Adam.")
         super().__init__(*args, **kwargs)
         self.state_dtype = state_dtype
         self.seed = seed
@@ -55,7 +61,10 @@ class _Bfloat16Updates:
         super().build(var_list)
 
     def add_variable_from_reference(self, reference_variable, name=None, initializer="zeros"):
-        self._reference_dtype = keras.backend.standardize_dtype(reference_variable.dtype)
+        # The moments only: Keras' gradient accumulators and moving averages add to and
+        # assign the weights in their dtype.
+        if name in MOMENTS:
+            self._reference_dtype = keras.backend.standardize_dtype(reference_variable.dtype)
         try:
             return super().add_variable_from_reference(reference_variable, name=name,
                                                        initializer=initializer)
@@ -65,7 +74,7 @@ class _Bfloat16Updates:
     def add_variable(self, shape, initializer="zeros", dtype=None, aggregation="none",
                      layout=None, name=None):
         if self._reference_dtype == "bfloat16":
-            dtype = self.state_dtype  # moments (and accumulated gradients) of a bf16 weight
+            dtype = self.state_dtype  # a bf16 weight's moment
         return super().add_variable(shape, initializer=initializer, dtype=dtype,
                                     aggregation=aggregation, layout=layout, name=name)
 
