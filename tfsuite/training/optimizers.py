@@ -52,33 +52,28 @@ def build_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clipnor
     common = {"weight_decay": weight_decay or None, "global_clipnorm": clipnorm,
               "gradient_accumulation_steps": gradient_accumulation_steps,
               "use_ema": ema, "ema_momentum": ema_momentum}
+    adam, adamw = keras.optimizers.Adam, keras.optimizers.AdamW
     if bfloat16_state is not None:
-        return _bfloat16_optimizer(name, learning_rate, weight_decay, bfloat16_state, common)
+        if name not in BFLOAT16_OPTIMIZERS:  # the config check refuses it first
+            raise user_error("Unsupported optimizer for bfloat16 weights",
+                             f"one of {list(BFLOAT16_OPTIMIZERS)}", f"optimizer={name!r}")
+        adam, adamw = Bfloat16Adam, Bfloat16AdamW
+        common["state_dtype"] = bfloat16_state
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, **common)
     if name in ("momentum", "nesterov"):
         return keras.optimizers.SGD(learning_rate, momentum=momentum,
                                     nesterov=name == "nesterov", **common)
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate, **common)
+        return adam(learning_rate, **common)
     if name == "adamw":
         common["weight_decay"] = weight_decay
-        return keras.optimizers.AdamW(learning_rate, **common)
+        return adamw(learning_rate, **common)
     if name == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate, momentum=0.0, **common)
     if name == "lion":
         return keras.optimizers.Lion(learning_rate, **common)
     raise user_error("Unknown optimizer", f"one of {list(OPTIMIZERS)}", f"optimizer={name!r}")
-
-
-def _bfloat16_optimizer(name, learning_rate, weight_decay, state_dtype, common):
-    if name not in BFLOAT16_OPTIMIZERS:  # the config check refuses it first
-        raise user_error("Unsupported optimizer for bfloat16 weights",
-                         f"one of {list(BFLOAT16_OPTIMIZERS)}", f"optimizer={name!r}")
-    if name == "adamw":
-        common["weight_decay"] = weight_decay
-        return Bfloat16AdamW(learning_rate, state_dtype=state_dtype, **common)
-    return Bfloat16Adam(learning_rate, state_dtype=state_dtype, **common)
 
 
 def get_optimizer(identifier, steps_per_epoch=1, epochs=1, learning_rate=None,
