@@ -36,9 +36,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # step, and op by op each operation it runs outside one. The suite's models are tiny, so
 # their steps gain little from optimized machine code; at level 0 the same programs compile
 # in about half the time (the JAX pass: 600 -> 470 s, tests/README.md).
-if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_backend_optimization_level=0").strip()
+_XLA_FLAGS = os.environ.get("XLA_FLAGS", "")
+if "--xla_backend_optimization_level" not in _XLA_FLAGS:  # a level the caller set stays
+    os.environ["XLA_FLAGS"] = f"{_XLA_FLAGS} --xla_backend_optimization_level=0".strip()
 
 # One JAX compilation cache for the test session: every xdist worker and every process the
 # tests start inherit it (set before any of them imports JAX). Many tests compile the same
